@@ -1,0 +1,47 @@
+//! Project policy: what a project's rules say, and which policy governs a namespace.
+//!
+//! A *project* is a set of namespaces. Its policy says how strictly secrets are checked
+//! (`mode`), which secret rules apply (`secrets`) and what is injected into pods. Where no
+//! project policy selects a namespace, the embedded default policy applies.
+
+mod default;
+mod spec;
+
+pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
+pub use spec::*;
+
+use std::sync::Arc;
+
+/// The policy in force for one review, resolved before any rule runs.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// Name of the project policy, or `default` for the embedded one.
+    pub name: Arc<str>,
+    pub spec: Arc<ProjectPolicySpec>,
+}
+
+/// An immutable view of every policy the server knows. Reviews read one snapshot from
+/// start to finish, so a policy update never shows half-applied.
+#[derive(Debug)]
+pub struct Snapshot {
+    default: Resolved,
+}
+
+impl Snapshot {
+    /// A snapshot holding only the embedded default policy.
+    pub fn with_default() -> Self {
+        Self {
+            default: Resolved {
+                name: Arc::from(DEFAULT_POLICY_NAME),
+                spec: Arc::new(default_policy()),
+            },
+        }
+    }
+
+    /// The policy that governs `namespace`.
+    pub fn for_namespace(&self, _namespace: &str) -> &Resolved {
+        // Project policies (CRD and file) arrive with the policy store; until one selects a
+        // namespace, the embedded default governs it.
+        &self.default
+    }
+}

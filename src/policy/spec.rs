@@ -1,0 +1,248 @@
+//! The ProjectPolicy spec: the document a security team writes, and its defaults.
+//!
+//! Every field has a default, so `{}` is a valid (and permissive) spec. Names follow
+//! Kubernetes API conventions (camelCase, `Enforce`/`Warn`/`Audit` enums).
+
+use serde::{Deserialize, Serialize};
+
+/// What happens to a secret that breaks a rule (like Pod Security Admission's modes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// Refuse the request with 403 Forbidden and every violation in the message.
+    #[default]
+    Enforce,
+    /// Admit the request; each violation becomes a warning kubectl prints.
+    Warn,
+    /// Admit the request silently; violations are only logged and counted.
+    Audit,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "Enforce",
+            Mode::Warn => "Warn",
+            Mode::Audit => "Audit",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProjectPolicySpec {
+    /// Namespaces selected by name.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub secrets: SecretRules,
+}
+
+/// Rules for Secrets (SPEC §3). Each sub-rule has its own defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRules {
+    /// Secret types allowed in the project. Empty means every built-in type
+    /// (`Opaque`, `kubernetes.io/*`).
+    #[serde(default)]
+    pub allowed_types: Vec<String>,
+    /// Whether types outside the built-in set (e.g. `example.com/git-credentials`) are
+    /// allowed in addition to `allowedTypes`.
+    #[serde(default = "yes")]
+    pub allow_custom_types: bool,
+    #[serde(default)]
+    pub name: NameRule,
+    /// Label keys every secret must carry (with a non-empty value).
+    #[serde(default)]
+    pub required_labels: Vec<String>,
+    /// Annotation keys every secret must carry (with a non-empty value), e.g.
+    /// `secretgate.io/display-name`.
+    #[serde(default)]
+    pub required_annotations: Vec<String>,
+    #[serde(default)]
+    pub image_pull: ImagePullRules,
+    #[serde(default)]
+    pub tls: TlsRules,
+    #[serde(default)]
+    pub ssh: SshRules,
+    #[serde(default)]
+    pub basic_auth: BasicAuthRules,
+    /// What to do when an annotation (such as `kubectl.kubernetes.io/last-applied-configuration`)
+    /// carries the secret's `data` or `stringData`.
+    #[serde(default)]
+    pub values_in_annotations: Severity,
+}
+
+impl Default for SecretRules {
+    fn default() -> Self {
+        Self {
+            allowed_types: Vec::new(),
+            allow_custom_types: true,
+            name: NameRule::default(),
+            required_labels: Vec::new(),
+            required_annotations: Vec::new(),
+            image_pull: ImagePullRules::default(),
+            tls: TlsRules::default(),
+            ssh: SshRules::default(),
+            basic_auth: BasicAuthRules::default(),
+            values_in_annotations: Severity::Warn,
+        }
+    }
+}
+
+/// How a finding counts. `Deny` findings follow the policy mode; `Warn` findings are at most
+/// warnings, whatever the mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Severity {
+    Deny,
+    #[default]
+    Warn,
+}
+
+/// A name rule stricter than the API server's DNS-1123 subdomain check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NameRule {
+    /// Every secret name must start with this prefix.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// A regular expression the whole name must match (anchored).
+    #[serde(default)]
+    pub pattern: Option<Pattern>,
+    /// Maximum length of the name (the API server allows 253).
+    #[serde(default)]
+    pub max_length: Option<u32>,
+    /// Forbid `.` in names (lowercase letters, digits and `-` only, a DNS-1123 label).
+    #[serde(default)]
+    pub forbid_dots: bool,
+}
+
+/// Rules for `kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImagePullRules {
+    /// Registries a pull secret may hold credentials for: exact hosts (`ghcr.io`),
+    /// `host:port`, or wildcard subdomains (`*.example.com`). Empty means any registry.
+    #[serde(default)]
+    pub allowed_registries: Vec<String>,
+}
+
+/// Rules for `kubernetes.io/tls`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsRules {
+    /// Refuse a leaf certificate whose notAfter is in the past (or notBefore in the future).
+    #[serde(default = "yes")]
+    pub reject_expired: bool,
+    /// Refuse a leaf certificate that expires in fewer than this many days (0: no minimum).
+    #[serde(default)]
+    pub min_days_remaining: u32,
+}
+
+impl Default for TlsRules {
+    fn default() -> Self {
+        Self {
+            reject_expired: true,
+            min_days_remaining: 0,
+        }
+    }
+}
+
+/// Rules for `kubernetes.io/ssh-auth` secrets and Opaque git-sync key secrets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SshRules {
+    /// Allow passphrase-protected keys (git-sync cannot use them).
+    #[serde(default)]
+    pub allow_passphrase: bool,
+    /// Allowed key algorithms: `ed25519`, `ecdsa`, `rsa`. Empty means all three.
+    #[serde(default)]
+    pub allowed_algorithms: Vec<String>,
+    /// Minimum RSA modulus size in bits.
+    #[serde(default = "default_min_rsa_bits")]
+    pub min_rsa_bits: u32,
+    /// Data keys of Opaque secrets that hold a git-sync SSH private key (git-sync v4 reads
+    /// `ssh`); those keys get the same checks as `ssh-privatekey`.
+    #[serde(default = "default_git_sync_key_fields")]
+    pub git_sync_key_fields: Vec<String>,
+}
+
+impl Default for SshRules {
+    fn default() -> Self {
+        Self {
+            allow_passphrase: false,
+            allowed_algorithms: Vec::new(),
+            min_rsa_bits: default_min_rsa_bits(),
+            git_sync_key_fields: default_git_sync_key_fields(),
+        }
+    }
+}
+
+/// Rules for `kubernetes.io/basic-auth`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuthRules {
+    /// Require both `username` and `password`, non-empty (the API server requires one).
+    #[serde(default)]
+    pub require_username_and_password: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_min_rsa_bits() -> u32 {
+    2048
+}
+
+fn default_git_sync_key_fields() -> Vec<String> {
+    vec!["ssh".to_owned()]
+}
+
+/// A regular expression from a policy, compiled when the policy is read, so that a bad
+/// pattern is refused with the policy and never costs time on the request path.
+/// It must match the whole value (it is anchored).
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    source: String,
+    regex: regex::Regex,
+}
+
+impl Pattern {
+    pub fn new(source: &str) -> Result<Self, regex::Error> {
+        let regex = regex::Regex::new(&format!("^(?:{source})$"))?;
+        Ok(Self {
+            source: source.to_owned(),
+            regex,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub fn is_match(&self, value: &str) -> bool {
+        self.regex.is_match(value)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(d)?;
+        Pattern::new(&source)
+            .map_err(|e| serde::de::Error::custom(format!("invalid pattern {source:?}: {e}")))
+    }
+}

@@ -1,0 +1,174 @@
+//! Secret validation: every rule of SPEC §3, as pure functions of (secret, rules, now).
+//!
+//! `validate` runs the rules that apply to every type (`metadata`), then dispatches on
+//! the secret type to one module per type. Each type module exposes the same shape:
+//! `fn validate(input: &Input<'_>, out: &mut Vec<Violation>)`.
+//!
+//! A finding is a value (`Violation`), never an error: `admission` decides what the
+//! policy mode makes of it. Messages never contain a secret value or any part of one.
+
+mod basic_auth;
+mod dockerconfig;
+mod metadata;
+mod ssh;
+mod tls;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use time::OffsetDateTime;
+
+use crate::policy::{SecretRules, Severity};
+
+/// One broken rule, with the field it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Field path in kubectl's style, e.g. `data[.dockerconfigjson].auths["ghcr.io"].auth`.
+    pub field: String,
+    /// What is wrong, lowercase and without any secret value.
+    pub message: String,
+    pub severity: Severity,
+}
+
+impl Violation {
+    /// A finding that follows the policy mode (denied under Enforce).
+    pub fn deny(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            severity: Severity::Deny,
+        }
+    }
+
+    /// A finding that is never more than a warning.
+    pub fn warn(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            severity: Severity::Warn,
+        }
+    }
+
+    /// A finding whose severity the policy chose.
+    pub fn with_severity(
+        severity: Severity,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            severity,
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// What every rule gets to look at.
+pub struct Input<'a> {
+    pub secret: &'a Secret,
+    pub rules: &'a SecretRules,
+    /// The time expiry rules compare against (passed in so tests are deterministic).
+    pub now: OffsetDateTime,
+}
+
+impl<'a> Input<'a> {
+    /// The secret type as the API server defaults it (`Opaque` when absent or empty).
+    pub fn secret_type(&self) -> &'a str {
+        match self.secret.type_.as_deref() {
+            None | Some("") => OPAQUE,
+            Some(t) => t,
+        }
+    }
+
+    /// The decoded bytes of `data[key]`. At admission time `stringData` has already been
+    /// folded into `data` by the API server.
+    pub fn data(&self, key: &str) -> Option<&'a [u8]> {
+        self.secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| b.0.as_slice())
+    }
+
+    /// All data entries, in key order.
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.secret
+            .data
+            .iter()
+            .flat_map(|d: &'a BTreeMap<String, ByteString>| d.iter())
+            .map(|(k, v)| (k.as_str(), v.0.as_slice()))
+    }
+}
+
+/// Field path of a data key, as the API server writes it: `data[tls.key]`.
+pub fn data_field(key: &str) -> String {
+    format!("data[{key}]")
+}
+
+pub const OPAQUE: &str = "Opaque";
+pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
+pub const DOCKER_CFG: &str = "kubernetes.io/dockercfg";
+pub const TLS: &str = "kubernetes.io/tls";
+pub const SSH_AUTH: &str = "kubernetes.io/ssh-auth";
+pub const BASIC_AUTH: &str = "kubernetes.io/basic-auth";
+pub const SERVICE_ACCOUNT_TOKEN: &str = "kubernetes.io/service-account-token";
+pub const BOOTSTRAP_TOKEN: &str = "bootstrap.kubernetes.io/token";
+
+/// The types Kubernetes defines; every other type is a custom type.
+pub const BUILT_IN_TYPES: &[&str] = &[
+    OPAQUE,
+    SERVICE_ACCOUNT_TOKEN,
+    DOCKER_CFG,
+    DOCKER_CONFIG_JSON,
+    BASIC_AUTH,
+    SSH_AUTH,
+    TLS,
+    BOOTSTRAP_TOKEN,
+];
+
+/// Every violation of `rules` by `secret`, in a stable order: metadata rules first, then
+/// the type's content rules.
+pub fn validate(secret: &Secret, rules: &SecretRules, now: OffsetDateTime) -> Vec<Violation> {
+    let input = Input { secret, rules, now };
+    let mut out = Vec::new();
+    metadata::validate(&input, &mut out);
+    match input.secret_type() {
+        DOCKER_CONFIG_JSON => dockerconfig::validate_config_json(&input, &mut out),
+        DOCKER_CFG => dockerconfig::validate_legacy_cfg(&input, &mut out),
+        TLS => tls::validate(&input, &mut out),
+        SSH_AUTH => ssh::validate(&input, &mut out),
+        BASIC_AUTH => basic_auth::validate(&input, &mut out),
+        // An Opaque secret may carry a git-sync key under the fields the policy names.
+        OPAQUE => ssh::validate_git_sync_fields(&input, &mut out),
+        _ => {}
+    }
+    out
+}
+
+/// Validation of an UPDATE, ratcheted so users can always fix or relabel a secret that
+/// broke a rule introduced after it was created: a violation that the old object already
+/// had is reported as a warning, not a denial. Only what the update makes worse is denied.
+pub fn validate_update(
+    old: &Secret,
+    new: &Secret,
+    rules: &SecretRules,
+    now: OffsetDateTime,
+) -> Vec<Violation> {
+    let before = validate(old, rules, now);
+    let mut after = validate(new, rules, now);
+    for v in &mut after {
+        if v.severity == Severity::Deny && before.contains(v) {
+            v.severity = Severity::Warn;
+            v.message.push_str(" (already present before this update)");
+        }
+    }
+    after
+}
