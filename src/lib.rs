@@ -1,5 +1,30 @@
-//! secretgate: a Kubernetes admission webhook for Secrets and Pods.
+//! secretgate: a Kubernetes admission webhook that refuses Secrets breaking a project's
+//! rules and injects image pull secrets and git-sync keys into Pods.
+//!
+//! # Layout
+//!
+//! The request path, top to bottom:
+//!
+//! - [`server`]: the axum routers, the TLS accept loop, graceful shutdown.
+//! - [`tls`]: rustls configuration and the certificate that reloads from disk.
+//! - [`admission`]: the only module that knows AdmissionReview: decode, route by kind and
+//!   operation, turn findings or patches into the response.
+//! - [`secrets`]: secret validation, one module per secret type.
+//! - [`pods`]: pod mutation as JSON Patch.
+//! - [`policy`]: project policies, the embedded default, which one governs a namespace.
+//!
+//! Around it: [`cli`] (flags), [`certs`] (development certificates), [`metrics`]
+//! (Prometheus registry), [`telemetry`] (logging), [`signal`] (SIGTERM/SIGINT).
 #![forbid(unsafe_code)]
 
+pub mod admission;
+pub mod certs;
+pub mod cli;
+pub mod metrics;
+pub mod pods;
 pub mod policy;
 pub mod secrets;
+pub mod server;
+pub mod signal;
+pub mod telemetry;
+pub mod tls;

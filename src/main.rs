@@ -1,1 +1,125 @@
-fn main() {}
+//! The `secretgate` binary: wiring only.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use clap::Parser as _;
+use secretgate::cli::{CertsArgs, Cli, Command, ServeArgs};
+use secretgate::server::{AppState, Config, Server};
+use secretgate::{certs, metrics, policy, signal, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Certs(args) => write_certs(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.print_default_policy {
+        print!("{}", policy::default_policy_yaml());
+        return Ok(());
+    }
+    telemetry::init(args.log_format);
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider is already installed"))?;
+
+    let (tls_cert, tls_key) = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => (cert, key),
+        _ => dev_certificates(&args.dev_certs_dir)?,
+    };
+    let config = Config {
+        listen: args.listen,
+        metrics_listen: args.metrics_listen,
+        tls_cert,
+        tls_key,
+        client_ca: args.client_ca,
+        cert_reload_interval: seconds(args.cert_reload_seconds, "--cert-reload-seconds")?,
+        max_body_bytes: args.max_body_bytes,
+        header_read_timeout: seconds(args.header_timeout_seconds, "--header-timeout-seconds")?,
+        drain_timeout: seconds(args.drain_timeout_seconds, "--drain-timeout-seconds")?,
+    };
+    let metrics = Arc::new(metrics::Metrics::new(prometheus::Registry::new())?);
+    metrics
+        .policy_last_reload
+        .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+    let state = AppState {
+        policies: Arc::new(ArcSwap::from_pointee(policy::Snapshot::with_default())),
+        metrics,
+        // File and default policies are in force as soon as they are read.
+        ready: Arc::new(AtomicBool::new(true)),
+        max_body_bytes: config.max_body_bytes,
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(config, state).await?;
+        tracing::info!(
+            listen = %server.local_addr()?,
+            metrics = %server.metrics_addr()?,
+            "secretgate serving"
+        );
+        server.run(signal::shutdown()).await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// The development pair under `dir`, created on first use.
+fn dev_certificates(
+    dir: &std::path::Path,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let cert = dir.join(certs::TLS_CERT);
+    let key = dir.join(certs::TLS_KEY);
+    if !cert.exists() || !key.exists() {
+        certs::DevCertificates::generate(&certs::default_names())?.write_to(dir)?;
+        tracing::info!(dir = %dir.display(), "created development certificates");
+    }
+    Ok((cert, key))
+}
+
+fn write_certs(args: &CertsArgs) -> anyhow::Result<()> {
+    let target = args.out_dir.join(certs::TLS_CERT);
+    if target.exists() && !args.force {
+        anyhow::bail!(
+            "{} already exists; pass --force to replace it",
+            target.display()
+        );
+    }
+    let names = if args.names.is_empty() {
+        certs::default_names()
+    } else {
+        args.names.clone()
+    };
+    let generated = certs::DevCertificates::generate(&names)?;
+    generated.write_to(&args.out_dir)?;
+    eprintln!(
+        "wrote {}/{{ca.crt,ca.key,tls.crt,tls.key}} for {} (development only)",
+        args.out_dir.display(),
+        names.join(", ")
+    );
+    eprintln!("caBundle for the webhook configurations:");
+    println!("{}", generated.ca_bundle());
+    Ok(())
+}
+
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds"))
+}

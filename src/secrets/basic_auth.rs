@@ -12,7 +12,10 @@ pub fn validate(input: &Input<'_>, out: &mut Vec<Violation>) {
     }
     for key in [USERNAME, PASSWORD] {
         match input.data(key) {
-            None => out.push(Violation::deny(data_field(key), "required value is missing")),
+            None => out.push(Violation::deny(
+                data_field(key),
+                "required value is missing",
+            )),
             Some(v) if v.iter().all(u8::is_ascii_whitespace) => {
                 out.push(Violation::deny(data_field(key), "must not be empty"))
             }

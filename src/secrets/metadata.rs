@@ -21,7 +21,10 @@ fn name_rule(input: &Input<'_>, out: &mut Vec<Violation>) {
     let rule = &input.rules.name;
     // A generateName create has no name yet at admission time; the name rule then
     // applies to the prefix the API server will extend.
-    let (field, name) = match (&input.secret.metadata.name, &input.secret.metadata.generate_name) {
+    let (field, name) = match (
+        &input.secret.metadata.name,
+        &input.secret.metadata.generate_name,
+    ) {
         (Some(name), _) if !name.is_empty() => ("metadata.name", name.as_str()),
         (_, Some(prefix)) if !prefix.is_empty() => ("metadata.generateName", prefix.as_str()),
         _ => return,
@@ -54,7 +57,10 @@ fn name_rule(input: &Input<'_>, out: &mut Vec<Violation>) {
         {
             out.push(Violation::deny(
                 field,
-                format!("{name:?} is {} characters long; at most {max} are allowed", name.len()),
+                format!(
+                    "{name:?} is {} characters long; at most {max} are allowed",
+                    name.len()
+                ),
             ));
         }
     }

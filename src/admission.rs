@@ -1,0 +1,537 @@
+//! The only module that knows AdmissionReview: decode a body, route it by kind and
+//! operation to `secrets` or `pods`, and turn the result into the response body.
+//!
+//! Decoding happens in two steps. A light envelope read checks apiVersion, kind, uid and
+//! the object's kind without building the object, so a malformed review gets a precise
+//! 400 and a kind the route does not handle is allowed without parsing it as the wrong
+//! type. Only then is the typed `AdmissionReview<Secret>` / `<Pod>` decoded.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{Resource, Status};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::pods;
+use crate::policy::{Mode, Resolved, Severity, Snapshot};
+use crate::secrets::{self, Violation};
+
+const API_VERSION: &str = "admission.k8s.io/v1";
+const KIND: &str = "AdmissionReview";
+
+/// The two webhooks secretgate serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Webhook {
+    /// ValidatingWebhook for Secrets (`POST /validate`).
+    Validate,
+    /// MutatingWebhook for Pods (`POST /mutate`).
+    Mutate,
+}
+
+impl Webhook {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Webhook::Validate => "validate",
+            Webhook::Mutate => "mutate",
+        }
+    }
+}
+
+/// Why a body could not be reviewed. Messages name the field; they never quote a value.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("request body is not a valid AdmissionReview: {0}")]
+    Json(String),
+    #[error(
+        "apiVersion {0:?} is not supported: secretgate speaks admission.k8s.io/v1 \
+         (set admissionReviewVersions: [\"v1\"])"
+    )]
+    ApiVersion(String),
+    #[error("kind {0:?} is not AdmissionReview")]
+    Kind(String),
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+    #[error("request.uid is missing or empty")]
+    NoUid,
+    #[error("request.object is required for {0}")]
+    NoObject(&'static str),
+}
+
+impl DecodeError {
+    /// A bounded label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Json(_) => "malformed_json",
+            DecodeError::ApiVersion(_) => "wrong_api_version",
+            DecodeError::Kind(_) => "wrong_kind",
+            DecodeError::NoRequest => "no_request",
+            DecodeError::NoUid => "no_uid",
+            DecodeError::NoObject(_) => "no_object",
+        }
+    }
+}
+
+/// How a review ended, for logs and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Admitted with nothing to say.
+    Allowed,
+    /// Admitted with warnings (Warn mode, or findings that are only warnings).
+    Warned,
+    /// Admitted with a JSON Patch.
+    Patched,
+    /// Refused by policy (403).
+    Denied,
+    /// Not a well-formed review (400).
+    Invalid,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Allowed => "allowed",
+            Verdict::Warned => "warned",
+            Verdict::Patched => "patched",
+            Verdict::Denied => "denied",
+            Verdict::Invalid => "invalid",
+        }
+    }
+}
+
+/// What a review was about and how it ended: everything the log line and metrics need,
+/// and nothing from the object's data.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub uid: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub operation: String,
+    pub dry_run: bool,
+    pub policy: Option<Arc<str>>,
+    pub mode: Option<Mode>,
+    /// Findings with their field paths (never values), for the audit log.
+    pub findings: Vec<Violation>,
+    pub verdict: Option<Verdict>,
+    /// Injections made, by kind label.
+    pub injections: Vec<&'static str>,
+}
+
+impl Summary {
+    pub fn verdict(&self) -> Verdict {
+        self.verdict.unwrap_or(Verdict::Allowed)
+    }
+}
+
+/// The HTTP answer to one review.
+#[derive(Debug)]
+pub struct Answer {
+    /// 200 for every decoded review (allowed or denied), 400 for a malformed one.
+    pub http_status: u16,
+    pub body: Vec<u8>,
+    pub summary: Summary,
+    pub error: Option<DecodeError>,
+}
+
+/// Everything a review reads besides the body.
+pub struct Context<'a> {
+    pub policies: &'a Snapshot,
+    pub now: OffsetDateTime,
+}
+
+/// Reviews one AdmissionReview body for `webhook`.
+pub fn review(webhook: Webhook, body: &[u8], ctx: &Context<'_>) -> Answer {
+    let head = match Envelope::read(body) {
+        Ok(head) => head,
+        Err(e) => return invalid("", Summary::default(), e),
+    };
+    let handled = match webhook {
+        Webhook::Validate => head.is_core_v1("Secret"),
+        Webhook::Mutate => head.is_core_v1("Pod"),
+    };
+    let result = match (webhook, handled) {
+        (Webhook::Validate, true) => validate_secret(body, ctx),
+        (Webhook::Mutate, true) => mutate_pod(body, ctx),
+        (_, false) => Ok(pass_through(&head)),
+    };
+    match result {
+        Ok((response, summary)) => Answer {
+            http_status: 200,
+            body: encode(&response),
+            summary,
+            error: None,
+        },
+        Err(e) => invalid(&head.uid, head.summary(), e),
+    }
+}
+
+fn validate_secret(
+    body: &[u8],
+    ctx: &Context<'_>,
+) -> Result<(AdmissionResponse, Summary), DecodeError> {
+    let req = decode::<Secret>(body)?;
+    let mut summary = summary_of(&req);
+    let response = AdmissionResponse::from(&req);
+    let findings = match req.operation {
+        Operation::Create => {
+            let secret = req.object.as_ref().ok_or(DecodeError::NoObject("CREATE"))?;
+            let policy = ctx.policies.for_namespace(&summary.namespace);
+            summary.policy = Some(policy.name.clone());
+            summary.mode = Some(policy.spec.mode);
+            Some((
+                policy,
+                secrets::validate(secret, &policy.spec.secrets, ctx.now),
+            ))
+        }
+        Operation::Update => {
+            let secret = req.object.as_ref().ok_or(DecodeError::NoObject("UPDATE"))?;
+            let policy = ctx.policies.for_namespace(&summary.namespace);
+            summary.policy = Some(policy.name.clone());
+            summary.mode = Some(policy.spec.mode);
+            let rules = &policy.spec.secrets;
+            let findings = match &req.old_object {
+                Some(old) => secrets::validate_update(old, secret, rules, ctx.now),
+                None => secrets::validate(secret, rules, ctx.now),
+            };
+            Some((policy, findings))
+        }
+        // Deleting is always allowed: a user must be able to get rid of a bad secret.
+        Operation::Delete | Operation::Connect => None,
+    };
+    let response = match findings {
+        Some((policy, findings)) => apply_findings(response, policy, findings, &mut summary),
+        None => response,
+    };
+    Ok((response, summary))
+}
+
+/// Applies the policy mode to the findings: Enforce denies on any `Deny` finding, Warn
+/// turns every finding into a warning, Audit only records them.
+fn apply_findings(
+    mut response: AdmissionResponse,
+    policy: &Resolved,
+    findings: Vec<Violation>,
+    summary: &mut Summary,
+) -> AdmissionResponse {
+    let mode = policy.spec.mode;
+    let denied: Vec<&Violation> = findings
+        .iter()
+        .filter(|v| mode == Mode::Enforce && v.severity == Severity::Deny)
+        .collect();
+    let warnings: Vec<String> = match mode {
+        Mode::Audit => Vec::new(),
+        Mode::Warn => findings.iter().map(ToString::to_string).collect(),
+        Mode::Enforce => findings
+            .iter()
+            .filter(|v| v.severity == Severity::Warn)
+            .map(ToString::to_string)
+            .collect(),
+    };
+    summary.verdict = Some(if !denied.is_empty() {
+        Verdict::Denied
+    } else if !warnings.is_empty() {
+        Verdict::Warned
+    } else {
+        Verdict::Allowed
+    });
+    if !denied.is_empty() {
+        let list: Vec<String> = denied.iter().map(ToString::to_string).collect();
+        response = deny(
+            response,
+            format!(
+                "secret violates policy {:?}: {}",
+                policy.name.as_ref(),
+                list.join("; ")
+            ),
+        );
+    }
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    summary.findings = findings;
+    response
+}
+
+fn mutate_pod(body: &[u8], ctx: &Context<'_>) -> Result<(AdmissionResponse, Summary), DecodeError> {
+    let req = decode::<Pod>(body)?;
+    let mut summary = summary_of(&req);
+    let mut response = AdmissionResponse::from(&req);
+    // Pods are mutated when created; an UPDATE cannot change the fields we inject.
+    if req.operation != Operation::Create {
+        return Ok((response, summary));
+    }
+    let pod = req.object.as_ref().ok_or(DecodeError::NoObject("CREATE"))?;
+    let policy = ctx.policies.for_namespace(&summary.namespace);
+    summary.policy = Some(policy.name.clone());
+    summary.mode = Some(policy.spec.mode);
+    let mutation = pods::mutate(pod, &policy.spec);
+    let pods::Mutation {
+        patch,
+        warnings,
+        injections,
+    } = mutation;
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+        summary.verdict = Some(Verdict::Warned);
+    }
+    if !patch.0.is_empty() {
+        response = with_patch(response, patch)?;
+        summary.verdict = Some(Verdict::Patched);
+    }
+    summary.injections = injections;
+    Ok((response, summary))
+}
+
+/// A review the route does not handle (another kind): allowed unchanged.
+fn pass_through(head: &Envelope) -> (AdmissionResponse, Summary) {
+    let mut response = AdmissionResponse::invalid("");
+    response.uid = head.uid.clone();
+    response.allowed = true;
+    response.result = Status::default();
+    (response, head.summary())
+}
+
+/// Sets the 403 Forbidden status kubectl prints as `denied the request: <message>`.
+fn deny(response: AdmissionResponse, message: String) -> AdmissionResponse {
+    let mut response = response.deny(message);
+    response.result.code = 403;
+    response.result.reason = "Forbidden".to_owned();
+    response
+}
+
+fn with_patch(
+    response: AdmissionResponse,
+    patch: json_patch::Patch,
+) -> Result<AdmissionResponse, DecodeError> {
+    // Serialising a Patch of JSON values cannot fail; map it anyway rather than panic.
+    response
+        .with_patch(patch)
+        .map_err(|e| DecodeError::Json(format!("cannot encode the patch: {e}")))
+}
+
+fn invalid(uid: &str, summary: Summary, error: DecodeError) -> Answer {
+    let mut response = AdmissionResponse::invalid(error.to_string());
+    response.uid = uid.to_owned();
+    response.result.code = 400;
+    response.result.reason = "BadRequest".to_owned();
+    Answer {
+        http_status: 400,
+        body: encode(&response),
+        summary: Summary {
+            verdict: Some(Verdict::Invalid),
+            ..summary
+        },
+        error: Some(error),
+    }
+}
+
+fn decode<K>(body: &[u8]) -> Result<AdmissionRequest<K>, DecodeError>
+where
+    K: Resource + for<'de> Deserialize<'de>,
+{
+    let review: AdmissionReview<K> = serde_json::from_slice(body).map_err(describe)?;
+    review.try_into().map_err(|_| DecodeError::NoRequest)
+}
+
+/// Describes a JSON error by position and category. serde's own text for a wrong type or
+/// value quotes the input (`invalid type: string "…"`), and the input may be a secret.
+fn describe(e: serde_json::Error) -> DecodeError {
+    use serde_json::error::Category;
+    let at = format!("line {}, column {}", e.line(), e.column());
+    let msg = e.to_string();
+    DecodeError::Json(match e.classify() {
+        Category::Syntax => format!("not valid JSON ({at})"),
+        Category::Eof => format!("JSON ends early ({at})"),
+        Category::Io => format!("cannot read the body ({at})"),
+        Category::Data if msg.starts_with("missing field") => {
+            // "missing field `uid` at line 1 column 40" names only the field.
+            msg
+        }
+        Category::Data => format!("a field has the wrong type or value ({at})"),
+    })
+}
+
+fn summary_of<K: Resource<DynamicType = ()>>(req: &AdmissionRequest<K>) -> Summary {
+    let name = if !req.name.is_empty() {
+        req.name.clone()
+    } else {
+        // generateName creates and deletecollection DELETEs carry no request.name.
+        let meta = req
+            .object
+            .as_ref()
+            .or(req.old_object.as_ref())
+            .map(|o| o.meta());
+        match meta {
+            Some(m) => m
+                .name
+                .clone()
+                .or_else(|| m.generate_name.as_ref().map(|g| format!("{g}*")))
+                .unwrap_or_default(),
+            None => String::new(),
+        }
+    };
+    Summary {
+        uid: req.uid.clone(),
+        kind: req.kind.kind.clone(),
+        namespace: req.namespace.clone().unwrap_or_default(),
+        name,
+        operation: operation_str(&req.operation).to_owned(),
+        dry_run: req.dry_run,
+        ..Summary::default()
+    }
+}
+
+fn operation_str(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
+
+/// The fields of a review read before deciding how to decode the rest.
+#[derive(Debug, Default)]
+struct Envelope {
+    uid: String,
+    group: String,
+    version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    operation: String,
+    dry_run: bool,
+}
+
+impl Envelope {
+    fn read(body: &[u8]) -> Result<Self, DecodeError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Head {
+            #[serde(default)]
+            api_version: Option<String>,
+            #[serde(default)]
+            kind: Option<String>,
+            #[serde(default)]
+            request: Option<RequestHead>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RequestHead {
+            #[serde(default)]
+            uid: Option<String>,
+            #[serde(default)]
+            kind: Option<Gvk>,
+            #[serde(default)]
+            namespace: Option<String>,
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            operation: Option<String>,
+            #[serde(default)]
+            dry_run: Option<bool>,
+        }
+        #[derive(Deserialize, Default)]
+        struct Gvk {
+            #[serde(default)]
+            group: String,
+            #[serde(default)]
+            version: String,
+            #[serde(default)]
+            kind: String,
+        }
+
+        let head: Head = serde_json::from_slice(body).map_err(describe)?;
+        match head.api_version.as_deref() {
+            Some(API_VERSION) => {}
+            other => return Err(DecodeError::ApiVersion(other.unwrap_or("").to_owned())),
+        }
+        match head.kind.as_deref() {
+            Some(KIND) => {}
+            other => return Err(DecodeError::Kind(other.unwrap_or("").to_owned())),
+        }
+        let req = head.request.ok_or(DecodeError::NoRequest)?;
+        let uid = req
+            .uid
+            .filter(|u| !u.is_empty())
+            .ok_or(DecodeError::NoUid)?;
+        let gvk = req.kind.unwrap_or_default();
+        Ok(Self {
+            uid,
+            group: gvk.group,
+            version: gvk.version,
+            kind: gvk.kind,
+            namespace: req.namespace.unwrap_or_default(),
+            name: req.name.unwrap_or_default(),
+            operation: req.operation.unwrap_or_default(),
+            dry_run: req.dry_run.unwrap_or(false),
+        })
+    }
+
+    fn is_core_v1(&self, kind: &str) -> bool {
+        self.group.is_empty() && self.version == "v1" && self.kind == kind
+    }
+
+    fn summary(&self) -> Summary {
+        Summary {
+            uid: self.uid.clone(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            operation: self.operation.clone(),
+            dry_run: self.dry_run,
+            ..Summary::default()
+        }
+    }
+}
+
+/// The response body. kube-core serialises `patch` as an array of numbers; the
+/// Kubernetes API documents (and every other tool expects) a base64 string, so the wire
+/// form is written here from the response's public fields.
+fn encode(response: &AdmissionResponse) -> Vec<u8> {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct WireReview<'a> {
+        api_version: &'static str,
+        kind: &'static str,
+        response: WireResponse<'a>,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct WireResponse<'a> {
+        uid: &'a str,
+        allowed: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<&'a Status>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patch_type: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        patch: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        warnings: Option<&'a Vec<String>>,
+        #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
+        audit_annotations: &'a std::collections::HashMap<String, String>,
+    }
+    let patch = response
+        .patch
+        .as_ref()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    let wire = WireReview {
+        api_version: API_VERSION,
+        kind: KIND,
+        response: WireResponse {
+            uid: &response.uid,
+            allowed: response.allowed,
+            status: (!response.allowed).then_some(&response.result),
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            warnings: response.warnings.as_ref(),
+            audit_annotations: &response.audit_annotations,
+        },
+    };
+    // Serialising strings, bools and numbers into a Vec cannot fail.
+    serde_json::to_vec(&wire).unwrap_or_default()
+}

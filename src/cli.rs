@@ -1,0 +1,107 @@
+//! Command line: `serve`, `certs`. Every flag of `serve` can also be set from the
+//! environment (`SECRETGATE_*`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "secretgate",
+    version,
+    about = "Kubernetes admission webhook for Secrets and Pods"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the admission webhooks over HTTPS.
+    ///
+    /// With no flags: listens on 127.0.0.1:8443 (metrics on 127.0.0.1:9090), creates
+    /// development certificates under certs/ if absent, and applies the embedded default
+    /// policy.
+    #[command(
+        after_help = "Examples:\n  secretgate serve\n  secretgate serve --listen 0.0.0.0:8443 --tls-cert /tls/tls.crt --tls-key /tls/tls.key --log-format json\n  secretgate serve --print-default-policy"
+    )]
+    Serve(ServeArgs),
+    /// Write a development CA and serving certificate, and print the caBundle.
+    ///
+    /// For development only: the CA key is written beside the certificates.
+    #[command(
+        after_help = "Examples:\n  secretgate certs\n  secretgate certs --out-dir /tmp/certs --name webhook.example.test --name 10.0.0.5"
+    )]
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTPS webhook port.
+    #[arg(long, env = "SECRETGATE_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP port for /metrics, /healthz and /readyz.
+    #[arg(
+        long,
+        env = "SECRETGATE_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Serving certificate (PEM chain). Without it, development certificates under
+    /// --dev-certs-dir are used, and created if absent.
+    #[arg(long, env = "SECRETGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, env = "SECRETGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, env = "SECRETGATE_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// Where development certificates live when --tls-cert is not given.
+    #[arg(long, env = "SECRETGATE_DEV_CERTS_DIR", default_value = "certs")]
+    pub dev_certs_dir: PathBuf,
+    /// Seconds between checks of the certificate files for a new pair.
+    #[arg(long, env = "SECRETGATE_CERT_RELOAD_SECONDS", default_value_t = 5.0)]
+    pub cert_reload_seconds: f64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "SECRETGATE_MAX_BODY_BYTES", default_value_t = crate::server::Config::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Seconds a client has to complete the TLS handshake and send request headers.
+    #[arg(
+        long,
+        env = "SECRETGATE_HEADER_TIMEOUT_SECONDS",
+        default_value_t = 10.0
+    )]
+    pub header_timeout_seconds: f64,
+    /// Seconds in-flight reviews get to finish after SIGTERM.
+    #[arg(long, env = "SECRETGATE_DRAIN_TIMEOUT_SECONDS", default_value_t = 20.0)]
+    pub drain_timeout_seconds: f64,
+    /// Log format.
+    #[arg(long, env = "SECRETGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Print the embedded default policy as a ProjectPolicy YAML document and exit.
+    #[arg(long)]
+    pub print_default_policy: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, ca.key, tls.crt and tls.key into.
+    #[arg(long, default_value = "certs")]
+    pub out_dir: PathBuf,
+    /// DNS name or IP address of the serving certificate (repeatable). Default:
+    /// localhost, 127.0.0.1, ::1 and the chart's in-cluster service names.
+    #[arg(long = "name")]
+    pub names: Vec<String>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}

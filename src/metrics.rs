@@ -1,0 +1,121 @@
+//! Prometheus metrics, registered in a registry passed in (no globals). Labels are
+//! bounded: webhook, operation, verdict, mode, kind — never an object name or a value.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Reviews answered, by webhook (`validate`/`mutate`), operation and verdict.
+    pub reviews: IntCounterVec,
+    /// Server time per review, from the first body byte to the encoded answer.
+    pub review_duration: HistogramVec,
+    /// Bodies refused before evaluation, by reason (`too_large`, `malformed`, ...).
+    pub invalid_requests: IntCounterVec,
+    /// Policy findings, by policy mode and what became of them (`denied`, `warned`, `audited`).
+    pub findings: IntCounterVec,
+    /// Injections made into pods, by kind (`image_pull_secret`, `git_sync_key`).
+    pub injections: IntCounterVec,
+    /// Project policies in force (the embedded default not counted).
+    pub policies: IntGauge,
+    /// When the policy set was last (re)loaded, as a Unix timestamp.
+    pub policy_last_reload: Gauge,
+    /// Serving certificate notAfter, as a Unix timestamp.
+    pub certificate_expiry: Gauge,
+    /// Certificate reload attempts that found a change, by result.
+    pub certificate_reloads: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Creates every metric and registers it in `registry`.
+    pub fn new(registry: Registry) -> prometheus::Result<Self> {
+        let reviews = IntCounterVec::new(
+            Opts::new("secretgate_reviews_total", "Admission reviews answered."),
+            &["webhook", "operation", "verdict"],
+        )?;
+        let review_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "secretgate_review_duration_seconds",
+                "Server time to answer one admission review.",
+            )
+            .buckets(vec![
+                0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01,
+                0.025, 0.1,
+            ]),
+            &["webhook"],
+        )?;
+        let invalid_requests = IntCounterVec::new(
+            Opts::new(
+                "secretgate_invalid_requests_total",
+                "Requests refused before evaluation (malformed, too large, wrong content type).",
+            ),
+            &["webhook", "reason"],
+        )?;
+        let findings = IntCounterVec::new(
+            Opts::new(
+                "secretgate_policy_findings_total",
+                "Rule violations found in secrets, by policy mode and outcome.",
+            ),
+            &["mode", "outcome"],
+        )?;
+        let injections = IntCounterVec::new(
+            Opts::new("secretgate_injections_total", "Injections made into pods."),
+            &["kind"],
+        )?;
+        let policies = IntGauge::new("secretgate_policies", "Project policies in force.")?;
+        let policy_last_reload = Gauge::new(
+            "secretgate_policy_last_reload_timestamp_seconds",
+            "Unix time of the last policy load.",
+        )?;
+        let certificate_expiry = Gauge::new(
+            "secretgate_certificate_expiry_timestamp_seconds",
+            "Unix time at which the serving certificate expires.",
+        )?;
+        let certificate_reloads = IntCounterVec::new(
+            Opts::new(
+                "secretgate_certificate_reloads_total",
+                "Serving certificate reloads after a change on disk, by result.",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(reviews.clone()))?;
+        registry.register(Box::new(review_duration.clone()))?;
+        registry.register(Box::new(invalid_requests.clone()))?;
+        registry.register(Box::new(findings.clone()))?;
+        registry.register(Box::new(injections.clone()))?;
+        registry.register(Box::new(policies.clone()))?;
+        registry.register(Box::new(policy_last_reload.clone()))?;
+        registry.register(Box::new(certificate_expiry.clone()))?;
+        registry.register(Box::new(certificate_reloads.clone()))?;
+        Ok(Self {
+            registry,
+            reviews,
+            review_duration,
+            invalid_requests,
+            findings,
+            injections,
+            policies,
+            policy_last_reload,
+            certificate_expiry,
+            certificate_reloads,
+        })
+    }
+
+    /// The Prometheus text exposition of every registered metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

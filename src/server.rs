@@ -1,0 +1,430 @@
+//! The HTTP side: the webhook router (`app`), the operations router (`ops_app`), and the
+//! TLS accept loop with graceful shutdown.
+//!
+//! Request path: TLS accept → hyper (h2 or http/1.1) → `app` → `admission::review` →
+//! `secrets` | `pods`, reading the current policy snapshot.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::BodyExt as _;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::{self, Answer, Context, Webhook};
+use crate::metrics::Metrics;
+use crate::policy::Snapshot;
+use crate::tls::{self, CertStore};
+
+/// How the server listens and what it tolerates.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Verify client certificates against this CA (API servers can present one).
+    pub client_ca: Option<PathBuf>,
+    /// How often the certificate files are compared with the pair in force.
+    pub cert_reload_interval: Duration,
+    /// Bodies above this size get 413. The API server stores at most ~1.5 MiB per
+    /// object and a review carries two objects.
+    pub max_body_bytes: usize,
+    /// A client that has not sent its request headers (or TLS handshake) by then is
+    /// disconnected.
+    pub header_read_timeout: Duration,
+    /// After SIGTERM, in-flight reviews get this long to finish.
+    pub drain_timeout: Duration,
+}
+
+impl Config {
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The policy snapshot in force; swapped whole when policy changes.
+    pub policies: Arc<ArcSwap<Snapshot>>,
+    pub metrics: Arc<Metrics>,
+    /// Set once certificates are loaded and policy has synced.
+    pub ready: Arc<AtomicBool>,
+    pub max_body_bytes: usize,
+}
+
+/// The webhook router: `/validate`, `/mutate`, and the health endpoints.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// The operations router, on its own plain-HTTP port: `/metrics` and health.
+pub fn ops_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn validate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    handle(Webhook::Validate, &state, &headers, body).await
+}
+
+async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    handle(Webhook::Mutate, &state, &headers, body).await
+}
+
+async fn handle(webhook: Webhook, state: &AppState, headers: &HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let bytes = match read_body(headers, body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err((status, reason, message)) => {
+            state
+                .metrics
+                .invalid_requests
+                .with_label_values(&[webhook.as_str(), reason])
+                .inc();
+            tracing::warn!(webhook = webhook.as_str(), status = status.as_u16(), %message, "request refused");
+            return status_response(status, reason, &message);
+        }
+    };
+    let policies = state.policies.load();
+    let ctx = Context {
+        policies: &policies,
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let answer = admission::review(webhook, &bytes, &ctx);
+    record(webhook, state, &answer, started.elapsed());
+    let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response()
+}
+
+type Refusal = (StatusCode, &'static str, String);
+
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, Refusal> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("content-type {essence:?} is not supported; send application/json"),
+            ));
+        }
+    }
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err((
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            format!("cannot read the request body: {e}"),
+        )),
+    }
+}
+
+/// One log line and the metrics for a review. Only names, never data.
+fn record(webhook: Webhook, state: &AppState, answer: &Answer, elapsed: Duration) {
+    let s = &answer.summary;
+    let verdict = s.verdict();
+    let metrics = &state.metrics;
+    let operation = match s.operation.as_str() {
+        op @ ("CREATE" | "UPDATE" | "DELETE" | "CONNECT") => op,
+        _ => "unknown",
+    };
+    metrics
+        .reviews
+        .with_label_values(&[webhook.as_str(), operation, verdict.as_str()])
+        .inc();
+    metrics
+        .review_duration
+        .with_label_values(&[webhook.as_str()])
+        .observe(elapsed.as_secs_f64());
+    if let Some(error) = &answer.error {
+        metrics
+            .invalid_requests
+            .with_label_values(&[webhook.as_str(), error.reason()])
+            .inc();
+    }
+    for kind in &s.injections {
+        metrics.injections.with_label_values(&[kind]).inc();
+    }
+    if let Some(mode) = s.mode
+        && !s.findings.is_empty()
+    {
+        let outcome = match verdict {
+            admission::Verdict::Denied => "denied",
+            _ if mode == crate::policy::Mode::Audit => "audited",
+            _ => "warned",
+        };
+        metrics
+            .findings
+            .with_label_values(&[mode.as_str(), outcome])
+            .inc_by(s.findings.len() as u64);
+    }
+    let findings: Vec<String> = s.findings.iter().map(ToString::to_string).collect();
+    tracing::info!(
+        webhook = webhook.as_str(),
+        uid = %s.uid,
+        kind = %s.kind,
+        namespace = %s.namespace,
+        name = %s.name,
+        operation = %s.operation,
+        dry_run = s.dry_run,
+        policy = s.policy.as_deref().unwrap_or(""),
+        mode = s.mode.map(|m| m.as_str()).unwrap_or(""),
+        verdict = verdict.as_str(),
+        findings = ?findings,
+        error = answer.error.as_ref().map(ToString::to_string),
+        duration_us = elapsed.as_micros() as u64,
+        "review"
+    );
+}
+
+/// A Kubernetes-style `Status` body for requests refused before review.
+fn status_response(status: StatusCode, reason: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": status.as_u16(),
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: policy not synced",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A bound server: sockets open, certificate loaded, not yet serving.
+pub struct Server {
+    config: Config,
+    state: AppState,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    certs: Arc<CertStore>,
+    tls: Arc<rustls::ServerConfig>,
+}
+
+impl Server {
+    /// Loads the certificate and binds both ports (port 0 picks a free one).
+    pub async fn bind(config: Config, state: AppState) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let certs = Arc::new(CertStore::load(&config.tls_cert, &config.tls_key)?);
+        if let Some(t) = certs.not_after() {
+            state.metrics.certificate_expiry.set(t as f64);
+        }
+        let tls = Arc::new(tls::server_config(
+            certs.clone(),
+            config.client_ca.as_deref(),
+        )?);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let metrics_listener = TcpListener::bind(config.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.metrics_listen))?;
+        Ok(Self {
+            config,
+            state,
+            listener,
+            metrics_listener,
+            certs,
+            tls,
+        })
+    }
+
+    /// Where the webhook (HTTPS) port listens.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Where the metrics (HTTP) port listens.
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight reviews
+    /// finish (bounded by the drain timeout) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let Server {
+            config,
+            state,
+            listener,
+            metrics_listener,
+            certs,
+            tls,
+        } = self;
+        let reload = tokio::spawn(
+            certs
+                .clone()
+                .watch(config.cert_reload_interval, state.metrics.clone()),
+        );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let ops = {
+            let mut stop = stop_rx.clone();
+            let app = ops_app(state.clone());
+            tokio::spawn(async move {
+                let served = axum::serve(metrics_listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics server failed");
+                }
+            })
+        };
+        let mut stop = stop_rx;
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        tokio::spawn(signal);
+        serve_tls(listener, tls, app(state), &config, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+        reload.abort();
+        let _ = ops.await;
+    }
+}
+
+/// The accept loop: TLS handshake (bounded by the header timeout), then hyper's
+/// auto-detecting connection (h2 or http/1.1), watched for graceful shutdown.
+async fn serve_tls(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Bounds what one client can ask for at once on a single connection.
+        .max_concurrent_streams(256)
+        .max_pending_accept_reset_streams(64)
+        .max_header_list_size(64 * 1024);
+    let handshake_timeout = config.header_read_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Without TCP_NODELAY, small h2 frames wait for delayed ACKs (tens of ms at p99).
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections; finishing in-flight reviews");
+    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?config.drain_timeout, "drain timed out; closing remaining connections");
+    }
+}
