@@ -30,10 +30,15 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot holding only the embedded default policy.
     pub fn with_default() -> Self {
+        Self::with_fallback(DEFAULT_POLICY_NAME, default_policy())
+    }
+
+    /// A snapshot whose policy for every namespace is `spec`, named `name`.
+    pub fn with_fallback(name: &str, spec: ProjectPolicySpec) -> Self {
         Self {
             default: Resolved {
-                name: Arc::from(DEFAULT_POLICY_NAME),
-                spec: Arc::new(default_policy()),
+                name: Arc::from(name),
+                spec: Arc::new(spec),
             },
         }
     }
