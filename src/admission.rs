@@ -535,3 +535,67 @@ fn encode(response: &AdmissionResponse) -> Vec<u8> {
     // Serialising strings, bools and numbers into a Vec cannot fail.
     serde_json::to_vec(&wire).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response_for(uid: &str) -> AdmissionResponse {
+        let mut response = AdmissionResponse::invalid("");
+        response.uid = uid.to_owned();
+        response.allowed = true;
+        response.result = Status::default();
+        response
+    }
+
+    #[test]
+    fn a_patch_is_sent_as_base64_json_patch() {
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "regcred"}]}
+        ]))
+        .expect("patch");
+        let response = with_patch(response_for("u-1"), patch).expect("patch");
+        let wire: serde_json::Value = serde_json::from_slice(&encode(&response)).expect("JSON");
+        assert_eq!(wire["response"]["patchType"], "JSONPatch");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(wire["response"]["patch"].as_str().expect("a base64 string"))
+            .expect("base64");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&decoded).expect("JSON"),
+            serde_json::json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "regcred"}]}])
+        );
+        assert!(wire["response"].get("status").is_none(), "no status when allowed");
+    }
+
+    #[test]
+    fn an_allowed_answer_has_only_uid_and_allowed() {
+        let wire: serde_json::Value =
+            serde_json::from_slice(&encode(&response_for("u-2"))).expect("JSON");
+        assert_eq!(
+            wire,
+            serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": "u-2", "allowed": true}})
+        );
+    }
+
+    #[test]
+    fn json_errors_never_quote_the_input() {
+        // A wrong type inside the object makes serde quote the value; we must not.
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Secret"},"resource":{"group":"","version":"v1","resource":"secrets"},"operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"k":"PLANTED-not-base64!!"}}}}"#;
+        let ctx = Context {
+            policies: &Snapshot::with_default(),
+            now: OffsetDateTime::now_utc(),
+        };
+        let answer = review(Webhook::Validate, body, &ctx);
+        assert_eq!(answer.http_status, 400);
+        let text = String::from_utf8(answer.body).expect("utf-8");
+        assert!(!text.contains("PLANTED"), "{text}");
+        assert!(text.contains("a field has the wrong type or value"), "{text}");
+        assert_eq!(uid_in(&text), "u", "the uid is echoed when it was readable");
+    }
+
+    fn uid_in(text: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(text).expect("JSON");
+        v["response"]["uid"].as_str().unwrap_or_default().to_owned()
+    }
+}
