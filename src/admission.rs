@@ -564,7 +564,10 @@ mod tests {
             serde_json::from_slice::<serde_json::Value>(&decoded).expect("JSON"),
             serde_json::json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "regcred"}]}])
         );
-        assert!(wire["response"].get("status").is_none(), "no status when allowed");
+        assert!(
+            wire["response"].get("status").is_none(),
+            "no status when allowed"
+        );
     }
 
     #[test]
@@ -590,7 +593,10 @@ mod tests {
         assert_eq!(answer.http_status, 400);
         let text = String::from_utf8(answer.body).expect("utf-8");
         assert!(!text.contains("PLANTED"), "{text}");
-        assert!(text.contains("a field has the wrong type or value"), "{text}");
+        assert!(
+            text.contains("a field has the wrong type or value"),
+            "{text}"
+        );
         assert_eq!(uid_in(&text), "u", "the uid is echoed when it was readable");
     }
 

@@ -39,12 +39,18 @@ fn planted_values(marker: &str) -> Vec<String> {
     vec![
         marker.to_owned(),
         format!("{marker}\n{marker} with spaces"),
-        format!(r#"{{"auths":{{"registry.example.com":{{"auth":"{marker}","username":"{marker}","password":"{marker} x"}}}}}}"#),
-        format!(r#"{{"auths":{{"registry.example.com":{{"auth":"{auth}","username":"u","password":"p"}}}}}}"#),
+        format!(
+            r#"{{"auths":{{"registry.example.com":{{"auth":"{marker}","username":"{marker}","password":"{marker} x"}}}}}}"#
+        ),
+        format!(
+            r#"{{"auths":{{"registry.example.com":{{"auth":"{auth}","username":"u","password":"p"}}}}}}"#
+        ),
         format!(r#"{{"registry.example.com":{{"auth":"{marker}","email":"{marker}"}}}}"#),
         format!("-----BEGIN PRIVATE KEY-----\n{marker}\n-----END PRIVATE KEY-----\n"),
         format!("-----BEGIN CERTIFICATE-----\n{marker}\n-----END CERTIFICATE-----\n"),
-        format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{marker}\n-----END OPENSSH PRIVATE KEY-----\n"),
+        format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{marker}\n-----END OPENSSH PRIVATE KEY-----\n"
+        ),
         format!("ssh-ed25519 {marker} user@host"),
         format!("github.com ssh-ed25519 {marker}\n{marker}"),
     ]
@@ -56,7 +62,12 @@ async fn post(app: &axum::Router, path: &str, body: Vec<u8>) -> Vec<u8> {
         .body(Body::from(body))
         .expect("request");
     let res = app.clone().oneshot(req).await.expect("infallible");
-    res.into_body().collect().await.expect("body").to_bytes().to_vec()
+    res.into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec()
 }
 
 #[tokio::test]
@@ -76,7 +87,8 @@ async fn no_secret_value_reaches_responses_logs_or_metrics() {
             ..ProjectPolicySpec::default()
         };
         spec.secrets.basic_auth.require_username_and_password = true;
-        spec.secrets.ssh.git_sync_key_fields = vec!["ssh".into(), "id_ed25519".into(), "token".into()];
+        spec.secrets.ssh.git_sync_key_fields =
+            vec!["ssh".into(), "id_ed25519".into(), "token".into()];
         let state = common::state(Snapshot::with_fallback("p", spec), 4 << 20);
         let app = secretgate::server::app(state.clone());
 
@@ -148,5 +160,8 @@ async fn no_secret_value_reaches_responses_logs_or_metrics() {
     }
     leaks.sort();
     leaks.dedup();
-    assert!(leaks.is_empty(), "secret values found in outputs: {leaks:?}");
+    assert!(
+        leaks.is_empty(),
+        "secret values found in outputs: {leaks:?}"
+    );
 }

@@ -1,4 +1,791 @@
-//! `kubernetes.io/ssh-auth` and git-sync key content checks.
-use super::{Input, Violation};
-pub fn validate(_input: &Input<'_>, _out: &mut Vec<Violation>) {}
-pub fn validate_git_sync_fields(_input: &Input<'_>, _out: &mut Vec<Violation>) {}
+//! `kubernetes.io/ssh-auth` and git-sync key checks (SPEC §3): the private key parses
+//! (OpenSSH, or legacy PEM as `ssh-keygen -m PEM` writes it), is not a public key pasted
+//! by mistake, is not passphrase-protected unless the policy allows it (git-sync cannot
+//! prompt for one), uses an allowed algorithm and RSA size; an optional `known_hosts`
+//! parses line by line.
+//!
+//! Messages carry line numbers, algorithm names and sizes only, never the text of a parser
+//! error, so no part of a key can leak into a response or a log.
+
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+use ssh_key::known_hosts::Entry;
+use ssh_key::public::KeyData;
+use ssh_key::{Algorithm, PrivateKey};
+
+use super::tls::{self, KeyAlg};
+use super::{Input, Violation, data_field};
+
+const PRIVATE_KEY: &str = "ssh-privatekey";
+const KNOWN_HOSTS: &str = "known_hosts";
+
+/// What `allowedAlgorithms: []` means.
+const ALL_ALGORITHMS: &[&str] = &["ed25519", "ecdsa", "rsa"];
+
+/// More bad `known_hosts` lines than this are summarised in one violation, so a large
+/// garbage file cannot blow up the response.
+const MAX_LINE_VIOLATIONS: usize = 10;
+
+const NOT_A_KEY: &str = "is not an SSH private key (expected OpenSSH or PEM format)";
+
+pub fn validate(input: &Input<'_>, out: &mut Vec<Violation>) {
+    match input.data(PRIVATE_KEY) {
+        Some(value) => check_private_key(input, PRIVATE_KEY, value, out),
+        // The API server refuses this before any webhook; reported for completeness.
+        None => out.push(Violation::deny(
+            data_field(PRIVATE_KEY),
+            "required value is missing",
+        )),
+    }
+    if let Some(value) = input.data(KNOWN_HOSTS) {
+        check_known_hosts(value, out);
+    }
+}
+
+/// Opaque secrets: the keys the policy names as git-sync key fields get the same checks as
+/// `ssh-privatekey`; `known_hosts` is checked only in a secret that has such a key, since
+/// elsewhere it is not ours to judge.
+pub fn validate_git_sync_fields(input: &Input<'_>, out: &mut Vec<Violation>) {
+    let fields = &input.rules.ssh.git_sync_key_fields;
+    let mut found = false;
+    for (i, name) in fields.iter().enumerate() {
+        if fields[..i].contains(name) || name == KNOWN_HOSTS {
+            continue;
+        }
+        if let Some(value) = input.data(name) {
+            found = true;
+            check_private_key(input, name, value, out);
+        }
+    }
+    if !found {
+        return;
+    }
+    if let Some(value) = input.data(KNOWN_HOSTS) {
+        check_known_hosts(value, out);
+    }
+}
+
+/// What the checks need to know about a private key.
+struct KeyFacts {
+    /// `ed25519`, `ecdsa`, `rsa`, `dsa`, …; `None` when encryption hides it.
+    algorithm: Option<&'static str>,
+    rsa_bits: Option<usize>,
+    encrypted: bool,
+}
+
+fn check_private_key(input: &Input<'_>, name: &str, value: &[u8], out: &mut Vec<Violation>) {
+    let rules = &input.rules.ssh;
+    let field = data_field(name);
+    let facts = match read_key(name, value) {
+        Ok(facts) => facts,
+        Err(message) => return out.push(Violation::deny(field, message)),
+    };
+    if facts.encrypted && !rules.allow_passphrase {
+        out.push(Violation::deny(
+            field.clone(),
+            "is passphrase-protected; git-sync needs an unencrypted key",
+        ));
+    }
+    if let Some(algorithm) = facts.algorithm {
+        let allowed: Vec<&str> = if rules.allowed_algorithms.is_empty() {
+            ALL_ALGORITHMS.to_vec()
+        } else {
+            rules
+                .allowed_algorithms
+                .iter()
+                .map(String::as_str)
+                .collect()
+        };
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(algorithm)) {
+            out.push(Violation::deny(
+                field.clone(),
+                format!(
+                    "key algorithm {algorithm} is not allowed (allowed: {})",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    let too_small = facts
+        .rsa_bits
+        .filter(|bits| *bits < rules.min_rsa_bits as usize);
+    if let Some(bits) = too_small {
+        out.push(Violation::deny(
+            field,
+            format!(
+                "RSA key is {bits} bits; policy requires at least {}",
+                rules.min_rsa_bits
+            ),
+        ));
+    }
+}
+
+/// Classifies the value; the error is the whole message for the field.
+fn read_key(name: &str, value: &[u8]) -> Result<KeyFacts, String> {
+    if tls::is_blank(value) {
+        return Err("must not be empty".into());
+    }
+    let labels = tls::pem_labels(value);
+    if labels.contains(&"OPENSSH PRIVATE KEY") {
+        return read_openssh(value);
+    }
+    if labels.iter().any(|l| l.ends_with("PRIVATE KEY")) {
+        return read_legacy_pem(value, &labels);
+    }
+    if is_public_key(value, &labels) {
+        return Err(format!("is a public key; {name} needs the private key"));
+    }
+    Err(NOT_A_KEY.into())
+}
+
+/// An `ssh-keygen` `.pub` line, an RFC 4716 (`---- BEGIN SSH2 PUBLIC KEY ----`) block, or a
+/// PEM public key: what people paste when they grab the wrong file.
+fn is_public_key(value: &[u8], labels: &[&str]) -> bool {
+    if labels.iter().any(|l| l.ends_with("PUBLIC KEY")) {
+        return true;
+    }
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let text = text.trim_start();
+    let first = text.split_ascii_whitespace().next().unwrap_or("");
+    text.starts_with("---- BEGIN SSH2 PUBLIC KEY ----")
+        || ["ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"]
+            .iter()
+            .any(|p| first.starts_with(p))
+}
+
+fn read_openssh(value: &[u8]) -> Result<KeyFacts, String> {
+    let text = std::str::from_utf8(value).map_err(|_| NOT_A_KEY.to_string())?;
+    let key = PrivateKey::from_openssh(text.trim())
+        .map_err(|_| "is not a valid OpenSSH private key (truncated or corrupted)".to_string())?;
+    // The public half is stored in clear even in an encrypted key, so the algorithm and the
+    // RSA size are known either way.
+    let rsa_bits = match key.public_key().key_data() {
+        KeyData::Rsa(rsa) => Some(tls::bit_length(rsa.n.as_bytes())),
+        _ => None,
+    };
+    let algorithm = match key.algorithm() {
+        Algorithm::Ed25519 => "ed25519",
+        Algorithm::Ecdsa { .. } => "ecdsa",
+        Algorithm::Rsa { .. } => "rsa",
+        Algorithm::Dsa => "dsa",
+        Algorithm::SkEd25519 => "sk-ed25519",
+        Algorithm::SkEcdsaSha2NistP256 => "sk-ecdsa",
+        // The name comes from the secret itself: do not echo it.
+        _ => "unknown",
+    };
+    Ok(KeyFacts {
+        algorithm: Some(algorithm),
+        rsa_bits,
+        encrypted: key.is_encrypted(),
+    })
+}
+
+/// `BEGIN RSA|EC|DSA PRIVATE KEY` (traditional), `BEGIN [ENCRYPTED] PRIVATE KEY` (PKCS#8):
+/// OpenSSH reads all of them through libcrypto, ssh-key reads none.
+fn read_legacy_pem(value: &[u8], labels: &[&str]) -> Result<KeyFacts, String> {
+    let by_label = |label: &str| match label {
+        "RSA PRIVATE KEY" => Some("rsa"),
+        "EC PRIVATE KEY" => Some("ecdsa"),
+        "DSA PRIVATE KEY" => Some("dsa"),
+        _ => None,
+    };
+    let first = labels.iter().find(|l| l.ends_with("PRIVATE KEY")).copied();
+    let first = first.unwrap_or_default();
+    if tls::is_legacy_encrypted(value) || first == "ENCRYPTED PRIVATE KEY" {
+        return Ok(KeyFacts {
+            algorithm: by_label(first),
+            rsa_bits: None,
+            encrypted: true,
+        });
+    }
+    if first == "DSA PRIVATE KEY" {
+        // No DSA parser here; DSA is refused unless a policy lists it, and OpenSSH itself
+        // no longer accepts it by default.
+        return Ok(KeyFacts {
+            algorithm: Some("dsa"),
+            rsa_bits: None,
+            encrypted: false,
+        });
+    }
+    let invalid = || "is not a valid PEM private key".to_string();
+    if !tls::is_plain_key_label(first) {
+        return Err(NOT_A_KEY.into());
+    }
+    let key = PrivateKeyDer::from_pem_slice(value).map_err(|_| invalid())?;
+    let (algorithm, rsa_bits) = match tls::inspect_key(&key).ok_or_else(invalid)? {
+        KeyAlg::Rsa { bits } => ("rsa", Some(bits)),
+        KeyAlg::Ec { .. } => ("ecdsa", None),
+        KeyAlg::Ed25519 => ("ed25519", None),
+        KeyAlg::Other => ("unknown", None),
+    };
+    Ok(KeyFacts {
+        algorithm: Some(algorithm),
+        rsa_bits,
+        encrypted: false,
+    })
+}
+
+/// Every non-empty, non-comment line must be a known_hosts entry (markers such as
+/// `@cert-authority` and hashed `|1|…` hosts included).
+fn check_known_hosts(value: &[u8], out: &mut Vec<Violation>) {
+    let field = data_field(KNOWN_HOSTS);
+    let Ok(text) = std::str::from_utf8(value) else {
+        out.push(Violation::deny(field, "is not valid UTF-8 text"));
+        return;
+    };
+    let mut entries = 0;
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.parse::<Entry>() {
+            Ok(_) => entries += 1,
+            Err(_) => bad.push(i + 1),
+        }
+    }
+    for line in bad.iter().take(MAX_LINE_VIOLATIONS) {
+        out.push(Violation::deny(
+            field.clone(),
+            format!("line {line} is not a valid known_hosts entry"),
+        ));
+    }
+    if bad.len() > MAX_LINE_VIOLATIONS {
+        out.push(Violation::deny(
+            field.clone(),
+            format!(
+                "{} more lines are not valid known_hosts entries",
+                bad.len() - MAX_LINE_VIOLATIONS
+            ),
+        ));
+    }
+    if entries == 0 && bad.is_empty() {
+        // Not fatal, but git-sync verifies host keys by default and would fail to connect.
+        out.push(Violation::warn(field, "has no host keys"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ED25519, PublicKeyData};
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::policy::SecretRules;
+
+    // Throwaway test keys generated for these tests with OpenSSH 9.2 `ssh-keygen`
+    // (`-t ed25519|ecdsa -b 384|rsa -b 2048|rsa -b 1024|dsa`, `-m PEM` for the legacy ones,
+    // `-N throwaway` for the encrypted one) and `openssl genrsa -aes128 -traditional`. They
+    // protect nothing. ssh-key cannot generate keys without its heavier crypto features.
+    const ED25519: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACBqdGA7p50caz4is+j7NwdrP8RFqvi6EmSGcb2lvctj/AAAAJiHe3RCh3t0
+QgAAAAtzc2gtZWQyNTUxOQAAACBqdGA7p50caz4is+j7NwdrP8RFqvi6EmSGcb2lvctj/A
+AAAEA96tctuBXxK6gVTZZFAZoeNBlhG0R7Qw/wJ097iPQaM2p0YDunnRxrPiKz6Ps3B2s/
+xEWq+LoSZIZxvaW9y2P8AAAADnRocm93YXdheS10ZXN0AQIDBAUGBw==
+-----END OPENSSH PRIVATE KEY-----";
+    const ED25519_ENCRYPTED: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAACmFlczI1Ni1jdHIAAAAGYmNyeXB0AAAAGAAAABBSQ35J19
+4wYoss6t07FWbXAAAAEAAAAAEAAAAzAAAAC3NzaC1lZDI1NTE5AAAAIOS88lskzd/nur5O
+85N1LoDfibATmTsApPkcq8YhnGWCAAAAoO5ucIN1vvAXcPaRsJnToygQgm7fb52lHqk4Xr
+DqH3VDYlJMrNoUYUcLIX4BGAV49dlzsEG5BGAVSh+pFWGUlMzBxUcAGZgW/GNMUDNLCVQm
+ZFRY/ICp8+mnx+WsCr4dXQrtzuLy5MgQ430Vw+mFHtJN37J67oiF0DduXqQUHqUaCO7YcR
+bYsvT6+PCIlRnqmuh6p1yGIdVirlBpi9NjOdE=
+-----END OPENSSH PRIVATE KEY-----";
+    const ECDSA_P384: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAiAAAABNlY2RzYS
+1zaGEyLW5pc3RwMzg0AAAACG5pc3RwMzg0AAAAYQTIL6SEL50Nikau0P2tctEyAzeupIcP
+SeUnhedY8i9Yl/Ol8/xUKBMpLNO7j4JtMaQCNL7hFwawJbMDsFvu1U6dWZmFzvOBsEA+qK
+Cerkcuxmy95c98TQBElohes3kr9+cAAADYJEDv8SRA7/EAAAATZWNkc2Etc2hhMi1uaXN0
+cDM4NAAAAAhuaXN0cDM4NAAAAGEEyC+khC+dDYpGrtD9rXLRMgM3rqSHD0nlJ4XnWPIvWJ
+fzpfP8VCgTKSzTu4+CbTGkAjS+4RcGsCWzA7Bb7tVOnVmZhc7zgbBAPqignq5HLsZsveXP
+fE0ARJaIXrN5K/fnAAAAMQDY4Wa4byuyNlHQ8qU12nRpfFy8uF0Ku6JTWI58wfvznYuNWO
+S5Af38OgpZ7sTstvAAAAAOdGhyb3dhd2F5LXRlc3QB
+-----END OPENSSH PRIVATE KEY-----";
+    const RSA_2048: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAABFwAAAAdzc2gtcn
+NhAAAAAwEAAQAAAQEAs7WPjn8N6zb0/rFrXhF8Srsn+iQwFSUhZSBy17y1erzqSasnO88L
+KIyxLf+T4OaHOLkQ+7NLc/iCKK+u2MsYZwyVBWWsRZ9jPB2V88tVNAn2p6pXabS5P4VaVu
+pxyoBmeGDvWrNeZ7AwCC+tAI3s1sy96yJSYpg4n8c4YM+DiQ0yxI+mJGrikXahK3AgFKMZ
+8MpSffQnaSt9Ii7vr2wawlRfyA6+jDuGRSWpvc7HiOMrDCDF5QjsK12lWeCw6OFviGlGAW
+JmgxwUJhJ6fpxUOh/t727Lv75CUZlmK3K/fIENlKpruLgyzjWyjH0oFi74VMPhahGy9UIe
+ECxMRQcVEQAAA8g4l+LWOJfi1gAAAAdzc2gtcnNhAAABAQCztY+Ofw3rNvT+sWteEXxKuy
+f6JDAVJSFlIHLXvLV6vOpJqyc7zwsojLEt/5Pg5oc4uRD7s0tz+IIor67YyxhnDJUFZaxF
+n2M8HZXzy1U0CfanqldptLk/hVpW6nHKgGZ4YO9as15nsDAIL60AjezWzL3rIlJimDifxz
+hgz4OJDTLEj6YkauKRdqErcCAUoxnwylJ99CdpK30iLu+vbBrCVF/IDr6MO4ZFJam9zseI
+4ysMIMXlCOwrXaVZ4LDo4W+IaUYBYmaDHBQmEnp+nFQ6H+3vbsu/vkJRmWYrcr98gQ2Uqm
+u4uDLONbKMfSgWLvhUw+FqEbL1Qh4QLExFBxURAAAAAwEAAQAAAQAOxeiouqoewXRPca9V
+WtOgYxVMu2fWfShrI0k9ke5LSjdqWe8OPB17NmGkWePCs8C++Xu7bUhRHsc4aATUHpIBeq
+fPe0W3rXwfZ4E5uufksML9koPAFVK7NY+xIHG9R2PlFnbmumMS3Al+ysiKiKBFIiykpTwn
+jcLt45cvYi+6dt87nIhfdsAyzx35Y4ToZC6KN9pBXoqX/vQnwyeDGtOtpoTeSACsIf3bOs
+5QAFyqxlm2VVLTBMQHyYgBb68uLi7BanC5mjQv/LHNl/sD7d86tnA4Syjlztfvp+nZPPS5
+1TuoPY+bVVIBtSKyPkyE45gRcFhZ/Hr444s5DcIGcfY/AAAAgQDg7/ULwKLjkh6gtVSJxI
+4LXupIzV3hU5iveZw2ifOA/5HKq4FAKmfg1QHWXUsheS0mLI+GP5blzzo4LY6UYhbWx6iM
+YCpCa6MwmwR0RKJWwazxNMs8pR7zNPVG+lxacThGUuO7kk9mrOKJLv4O6mzMiAx7/WUPKd
+gONacSVwlAkwAAAIEA9Bp7QLNQGiz/RLUvlKefX6v+0KTcZusrux+OWjbB0nbhphb659Ze
+8qFjQmbRr7KS6sC1Z5tnyGjSV9iueBxOhsm1FXJp/NQRrhPu9iibrnJ+/kwQsAVuwyg7bx
+UKwtHHVezZ8prlM7cVRMK4QqmmPF5cTJxN7hpUtLlcgoBFAEcAAACBALx3rML0yxCLdoo4
+jRTBYKCdNMiFBTjN8eAmWHynquL9GziexAL9fH8+hA8Pxoj+TG02rSYO6txQpFqxOiztGy
+UEHhNVT7ZYEMy+BPtY+kvliGuZm8bc/J1h96j2Mt0+gavNGuqX1B7m48cIFqMs/3t0wev7
+ghoVd9MJdEompQPnAAAADnRocm93YXdheS10ZXN0AQIDBA==
+-----END OPENSSH PRIVATE KEY-----";
+    const RSA_1024: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAlwAAAAdzc2gtcn
+NhAAAAAwEAAQAAAIEAuIrr/4Px04bsjS123pWvQxDGzQCM2sVpeyZdUQvaprdbvtRCKBPt
+JIeofXKQeLDz6AKVuOMsPkuEFxrgUxYDvSVqs+yJgas7SmCEe2/Pth9ppNSTrZFuBrlV2S
+LNE/U2h55hVa2yUbiv09lM5fBkIk2bNBCzzyDkqedqg3E+TksAAAIIzbXX9c211/UAAAAH
+c3NoLXJzYQAAAIEAuIrr/4Px04bsjS123pWvQxDGzQCM2sVpeyZdUQvaprdbvtRCKBPtJI
+eofXKQeLDz6AKVuOMsPkuEFxrgUxYDvSVqs+yJgas7SmCEe2/Pth9ppNSTrZFuBrlV2SLN
+E/U2h55hVa2yUbiv09lM5fBkIk2bNBCzzyDkqedqg3E+TksAAAADAQABAAAAgFF34t+WXD
+fJpLxeic+RvSGaUmlGCOi7pelb8m5JEWnwIGyKP/p5cYNi8BsRbH4bgFG4cmiAwZNuuw2I
+K+gCG/uwTuVdJA11jRjKDI3AXc5LlDs31GQQi4IEp5yFTyZ076M0kTczXCnltyPPoB8gpI
+qQQwnP7L7s/FvVcyIrxjnBAAAAQG+8uWbaQe8Dzj/vsipKE76Z4scH51RPv22VCudbTVc1
+oUhHMzX5HNCVD55Lq5Kd+5eRbSZ1pbo3SnoMJYKgSOoAAABBAOUz38wgbmeOVvE5u1WUUp
+Sg28xSjFt9UPvZykVYUSR3kKj004SpJSpy6uQBftQgIC2NxVrZEF5g2U2Pf3rB5iMAAABB
+AM4eW2ZMvNHT+BQte1xHpZLnBZb2u98NrKSEk9Rl9/m2gSHo2Od+NWw3O8odgjcGpK4AP2
+8dryLTlYyFeR/bdbkAAAAOdGhyb3dhd2F5LXRlc3QBAgMEBQ==
+-----END OPENSSH PRIVATE KEY-----";
+    const RSA_1024_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIICXQIBAAKBgQCzZvcfV9/+lZQKi7dWF+NcVvKDoNhjidTvSWi9Q1uXh1nab5Fi
+CM2evIUEHqkBayN62sODPq32Bo4XbA6PukYY2Bx6HbfstqUa+LpC4ltln/0qVa4N
+xTcR0Qid6CmBHlUanr1u5Sywfn/wKV3XfomRFZGkEUeLekP7cCAuJNbBGwIDAQAB
+AoGASH68L+M/tc3V8+j/nf+rNZ5BA6XUq2yAKm3csFZuxa3BRn69HgN2q8V8buzA
+2LzlqniKdxe2DmwZsSdOPxBD0IsBGUUpUMc5FkN3/AsTmv3IfMMEA9mi1LcJhOaY
+rruG+CHY2KrzR53Lj5Mb3litwOmp19Bc3pQBUSYbKS/iqVECQQDdYI2JufFKkBmm
+T/NwnbLFmkbWSYAFZIdkxkDOeaCi7dNb2llosx2bAkMjWVzB6JoibBdwqJUy9J3D
+QpAQUhgzAkEAz3XUQSTVKpUmeZJ6zF5bRSYl9c0Fj2zJc0PmuOjFbFr+1NVQUamB
+PxR9gXwDDy4tj9qcAUU8xzMqwd5ArmRreQJAJA/6fpkfyXm38/PKQGowGSiMqZPH
+mxlJRQ1WuUvu8xuy9p+XOQsUo4+2yCdiiOQPV9Qr7VpJE8fte0V4mnAFKQJBAJQg
+FEnjC5SY49y/uo/6+v3XbBkhpsuuJ/P10mHKSVPBcNvz5qI3/cFVVvtB2UlYdk2V
+D/hUQD4WiXvcvaAGsTkCQQDVWzu7IX6daIOlYQ4uBuSpCgjaOjoiRUt0WnF3saE+
+Pt7jN3n+Vc6KWEqXwUC2YxArFjxiARrGXGHsJTsRbKpJ
+-----END RSA PRIVATE KEY-----";
+    const EC_PEM: &str = "-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIACO7WhfmFsNvIt3qY8w5sjsP+a7UqUWOcGyQvcFHHL0oAoGCCqGSM49
+AwEHoUQDQgAENcuqctZWaKad4c0UBZ4GmLIVsOzGt0PWwGtdh9PaEmoz62vzz0as
+eTU0VaNMBY3PXIDuaAo22cw/+7Ei0FWSRw==
+-----END EC PRIVATE KEY-----";
+    const DSA: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAABsQAAAAdzc2gtZH
+NzAAAAgQC894mFoH+7DIUv6FWFAlKgUByWR6b95y46brCamt/2Oq0v08Ro2LkqlDkhhXtI
+gKo5Zj38Z4zY7knF3sgE8bFl7K9wcAjaAbqHk30E0pqoa8rDM9k49bknLu87AFXhAGqZWi
+D/mhTyHB4unMD9a217P61c3skKmTrmOI6XLq4gxQAAABUA9ZaxYHVUAwPN2v8KZoyORW0U
+iosAAACAB7+k1Ky12HzcvXJyYjVmElvqo5Y4pCw5QgiOdAqrjUoMygyMoaOpFRRl6Xju31
+QUoQEUMO7HZHGgW1wt3es1QMPzfinyurTdCixg2Hvmvt6qF1Sg5sSBML+7SizhGhmAjLTm
+yxSSqZ3Cgt8nzI8cY9pMDdGCp0BDqiWzf5zIqU0AAACAEwmc3kv//LwVYXIS7oCvP+KPpw
+FWuuWsrTU58jjktaEhnO+xWVUYI92Olp3UQAiJkNPC188KvWjbT9UfZ9SWyhWNoqhvDqFh
+YTjiiq93I6/3MTEGQ54a/2wYzHGnWusVnwQ3kUWFz1h3WTXtkvZczzfiILR5OrqfmtMvac
+nbda0AAAHgFE0z4hRNM+IAAAAHc3NoLWRzcwAAAIEAvPeJhaB/uwyFL+hVhQJSoFAclkem
+/ecuOm6wmprf9jqtL9PEaNi5KpQ5IYV7SICqOWY9/GeM2O5Jxd7IBPGxZeyvcHAI2gG6h5
+N9BNKaqGvKwzPZOPW5Jy7vOwBV4QBqmVog/5oU8hweLpzA/Wttez+tXN7JCpk65jiOly6u
+IMUAAAAVAPWWsWB1VAMDzdr/CmaMjkVtFIqLAAAAgAe/pNSstdh83L1ycmI1ZhJb6qOWOK
+QsOUIIjnQKq41KDMoMjKGjqRUUZel47t9UFKEBFDDux2RxoFtcLd3rNUDD834p8rq03Qos
+YNh75r7eqhdUoObEgTC/u0os4RoZgIy05ssUkqmdwoLfJ8yPHGPaTA3RgqdAQ6ols3+cyK
+lNAAAAgBMJnN5L//y8FWFyEu6Arz/ij6cBVrrlrK01OfI45LWhIZzvsVlVGCPdjpad1EAI
+iZDTwtfPCr1o20/VH2fUlsoVjaKobw6hYWE44oqvdyOv9zExBkOeGv9sGMxxp1rrFZ8EN5
+FFhc9Yd1k17ZL2XM834iC0eTq6n5rTL2nJ23WtAAAAFQCFFTALlEuxA5G239MjN5MgqdOT
+9gAAAAdyb290QHZtAQID
+-----END OPENSSH PRIVATE KEY-----";
+    const RSA_PEM_ENCRYPTED: &str = "-----BEGIN RSA PRIVATE KEY-----
+Proc-Type: 4,ENCRYPTED
+DEK-Info: AES-128-CBC,C61CCEFDE4DB4692F194BDF62F032226
+
+ktauWW/glAxhxpCTNri/EBjjs007hgCzQDhf6MRcorZ0CpAeB6xrxqzqt9kYRSXK
+TZXF+G8lfM1nNT3nm9cqt3NU2gVXW7ZUafNn4F5S5j5A7fGAG/1F0kXr6oK4QGYC
+Bh4GZ1HC8XNbchsBgeNfrwaJxsJz/aQaa0qbXOUlhNUZbG/uT7/2KkQ2XCRJ2S40
+fg+rFbSYUH5LFdMx6TAUEOTbKIdCuWinKc9XbNVW7k57rZxuiuLnEmQOhjtlPp8B
+4N+nQJPXt6+zwEYXr9QlAMhvS+5YWK+ANTAnEDMK+6VUaSJDO4X4VRzXD0mAqNVs
+jKLUOZ0DdqapY9iWkfaogVCLUtUzhKLNs3POq8rDS7OSoswnq7DjUyDGvbVxm5gT
+AuHIkKcD3v6IZkgtcrEeSuIXpGiOt52gpp1v5V9pnsl17ne+KNPZ5G3fv/If0WiC
+2OesYxcPN1QIGf/AyHkreSSb3HMNfGJoa0U8KwKriV+if0hFaFWbLPQLrFGOjcB8
++Yut52sVVzX/4tclkNIfoBnIHeMaOWqA7Zlsn7T/r+/EwulbZsRcX8nPIeVK244W
+EeJsXQVKdeJGKQ+xe8+06Q32UeAkNylOOwCeCPek+zQgGDG3ITqMPOa5ZXK3FDic
+zhsQqMOTNCGbB2l/UPD0lJ6VnebhLb1lpctb+8EPcM5v2fOlmCNOcy+SYB+ldYq7
+hmu2/OW8q1S4qbYMx9PmvJTLhUVqplQZOBBNfw3xjK+Y9Nv4jq1F6KR2GXVkqO7Z
+9GjkRQIdfa1ouxp6NhB7Zb6z6GpwPhulPXcQc9Dm8TPfCL+38JBtUcW/ohLXe4/D
+-----END RSA PRIVATE KEY-----";
+    const PKCS8_ENCRYPTED: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhM5nMpOk5wXQICCAAw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEAQIEEGCe35FM1zRMRxtdGjonl5YEgZBL
+32sglt98k4YmbpSv8TJW4IYPK9HVtyshVA/74z5oR/sK573/9HYS4qhZSglKjwxs
+POrZx2ziyaXCtnt9Q68jjTSHa//6uQ+iq2nGgqhsYuGK5j2rV57m8Pgpy1B0z8w6
+sP8cF00bhrnRaZkGo6vX9m+0h2YFCDVDfkDPNnqjIizB16fhXj9K3slzGIVrfr8=
+-----END ENCRYPTED PRIVATE KEY-----";
+    const ED25519_PUB: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILRyL9ifwQ06tsDEu3OiXKfYqD537Bl+VmurQ47b35Ih";
+    const ECDSA_PUB: &str = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBMgvpIQvnQ2KRq7Q/a1y0TIDN66khw9J5SeF51jyL1iX86Xz/FQoEyks07uPgm0xpAI0vuEXBrAlswOwW+7VTp1ZmYXO84GwQD6ooJ6uRy7GbL3lz3xNAESWiF6zeSv35w==";
+    /// A planted value that must never show up in a violation.
+    const PLANTED: &str = "PLANTEDsecretVALUE0123456789abcd";
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 18:00 UTC);
+
+    fn secret(type_: &str, data: &[(&str, &str)]) -> Secret {
+        let data: BTreeMap<String, ByteString> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+            .collect();
+        Secret {
+            type_: Some(type_.into()),
+            data: Some(data),
+            ..Secret::default()
+        }
+    }
+
+    /// `Deny data[ssh-privatekey]: …` lines: severity, field and message at once.
+    fn check(secret: &Secret, rules: &SecretRules) -> Vec<String> {
+        let input = Input {
+            secret,
+            rules,
+            now: NOW,
+        };
+        let mut out = Vec::new();
+        if input.secret_type() == super::super::SSH_AUTH {
+            validate(&input, &mut out);
+        } else {
+            validate_git_sync_fields(&input, &mut out);
+        }
+        out.iter()
+            .map(|v| format!("{:?} {v}", v.severity))
+            .collect()
+    }
+
+    struct Case {
+        name: &'static str,
+        type_: &'static str,
+        data: Vec<(&'static str, String)>,
+        rules: SecretRules,
+        want: Vec<String>,
+    }
+
+    /// An ssh-auth secret whose `ssh-privatekey` is `key`.
+    fn key_case(name: &'static str, key: &str, want: &[&str]) -> Case {
+        case(name, &[("ssh-privatekey", key)], want)
+    }
+
+    fn case(name: &'static str, data: &[(&'static str, &str)], want: &[&str]) -> Case {
+        Case {
+            name,
+            type_: "kubernetes.io/ssh-auth",
+            data: data.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            rules: SecretRules::default(),
+            want: want.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+
+    fn with_rules(mut c: Case, f: impl FnOnce(&mut SecretRules)) -> Case {
+        f(&mut c.rules);
+        c
+    }
+
+    fn opaque(mut c: Case) -> Case {
+        c.type_ = "Opaque";
+        c
+    }
+
+    fn cases() -> Vec<Case> {
+        let passphrase =
+            "Deny data[ssh-privatekey]: is passphrase-protected; git-sync needs an unencrypted key";
+        let small =
+            "Deny data[ssh-privatekey]: RSA key is 1024 bits; policy requires at least 2048";
+        let invalid_line =
+            |n: usize| format!("Deny data[known_hosts]: line {n} is not a valid known_hosts entry");
+        let ed_pkcs8 = KeyPair::generate_for(&PKCS_ED25519).unwrap();
+        let p256 = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let spki_pem = {
+            let der = p256.subject_public_key_info();
+            let body = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+            format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n")
+        };
+        // Half of the body lines, as when a copy-paste stops early.
+        let truncated: String = {
+            let lines: Vec<&str> = RSA_2048.lines().collect();
+            let mut cut = lines[..lines.len() / 2].to_vec();
+            cut.push("-----END OPENSSH PRIVATE KEY-----");
+            cut.join("\n")
+        };
+        let corrupt_pem = RSA_1024_PEM.replace("MIICXQIBAAKBgQ", "MIICXQIBAAKBgA");
+        let good_hosts = format!(
+            "# team-a git servers\n\
+             github.com {ED25519_PUB}\n\n\
+             \t[git.example.com]:2222,10.0.0.7 {ECDSA_PUB} host key\n\
+             |1|I6sfVQWu8hMFAsZpBQYtxMx3kcU=|0SuKClT62pilIhurbq4AfxLH96Q= {ED25519_PUB}\n\
+             @cert-authority *.example.com {ED25519_PUB}\n\
+             @revoked old.example.com {ECDSA_PUB}\n"
+        );
+        let bad_hosts = format!(
+            "github.com {ED25519_PUB}\n\
+             # comment\n\
+             github.com ssh-ed25519 {PLANTED}\n\
+             {PLANTED}\n\
+             @{PLANTED} github.com {ED25519_PUB}\n\
+             github.com {ED25519_PUB}\n"
+        );
+        let many_bad = format!("{PLANTED}\n").repeat(12);
+        let line_errors: Vec<String> = (1..=10).map(invalid_line).collect();
+        let mut many_want: Vec<&str> = line_errors.iter().map(String::as_str).collect();
+        many_want.push("Deny data[known_hosts]: 2 more lines are not valid known_hosts entries");
+        let bad_hosts_want = [invalid_line(3), invalid_line(4), invalid_line(5)];
+        let bad_hosts_want: Vec<&str> = bad_hosts_want.iter().map(String::as_str).collect();
+        let git_sync_want = [
+            "Deny data[ssh]: is passphrase-protected; git-sync needs an unencrypted key"
+                .to_string(),
+            invalid_line(1),
+        ];
+        let git_sync_want: Vec<&str> = git_sync_want.iter().map(String::as_str).collect();
+
+        vec![
+            key_case("ed25519", ED25519, &[]),
+            key_case("ecdsa P-384", ECDSA_P384, &[]),
+            key_case("rsa 2048", RSA_2048, &[]),
+            key_case(
+                "key with CRLF line ends",
+                &ED25519.replace('\n', "\r\n"),
+                &[],
+            ),
+            key_case("rsa 1024", RSA_1024, &[small]),
+            with_rules(key_case("rsa 1024, policy allows it", RSA_1024, &[]), |r| {
+                r.ssh.min_rsa_bits = 1024
+            }),
+            key_case("rsa 1024, legacy PEM", RSA_1024_PEM, &[small]),
+            key_case("ecdsa, legacy PEM", EC_PEM, &[]),
+            key_case("ed25519, PKCS#8 PEM", &ed_pkcs8.serialize_pem(), &[]),
+            key_case("ecdsa, PKCS#8 PEM", &p256.serialize_pem(), &[]),
+            key_case(
+                "legacy PEM that does not parse",
+                &corrupt_pem,
+                &["Deny data[ssh-privatekey]: is not a valid PEM private key"],
+            ),
+            key_case("encrypted OpenSSH key", ED25519_ENCRYPTED, &[passphrase]),
+            with_rules(
+                key_case("encrypted, policy allows it", ED25519_ENCRYPTED, &[]),
+                |r| r.ssh.allow_passphrase = true,
+            ),
+            key_case("encrypted legacy PEM", RSA_PEM_ENCRYPTED, &[passphrase]),
+            key_case("encrypted PKCS#8", PKCS8_ENCRYPTED, &[passphrase]),
+            key_case(
+                "public key line",
+                &format!("{ED25519_PUB} me@laptop\n"),
+                &[
+                    "Deny data[ssh-privatekey]: is a public key; ssh-privatekey needs the private key",
+                ],
+            ),
+            key_case(
+                "PEM public key",
+                &spki_pem,
+                &[
+                    "Deny data[ssh-privatekey]: is a public key; ssh-privatekey needs the private key",
+                ],
+            ),
+            key_case(
+                "RFC 4716 public key",
+                "---- BEGIN SSH2 PUBLIC KEY ----\nAAAA\n---- END SSH2 PUBLIC KEY ----\n",
+                &[
+                    "Deny data[ssh-privatekey]: is a public key; ssh-privatekey needs the private key",
+                ],
+            ),
+            key_case(
+                "truncated key",
+                &truncated,
+                &[
+                    "Deny data[ssh-privatekey]: is not a valid OpenSSH private key (truncated or corrupted)",
+                ],
+            ),
+            with_rules(
+                key_case(
+                    "algorithm not allowed",
+                    ED25519,
+                    &[
+                        "Deny data[ssh-privatekey]: key algorithm ed25519 is not allowed (allowed: rsa)",
+                    ],
+                ),
+                |r| r.ssh.allowed_algorithms = vec!["rsa".into()],
+            ),
+            with_rules(
+                key_case("algorithm allowed, any case", ECDSA_P384, &[]),
+                |r| r.ssh.allowed_algorithms = vec!["ECDSA".into()],
+            ),
+            key_case(
+                "dsa is not among the defaults",
+                DSA,
+                &[
+                    "Deny data[ssh-privatekey]: key algorithm dsa is not allowed (allowed: ed25519, ecdsa, rsa)",
+                ],
+            ),
+            with_rules(
+                key_case(
+                    "encrypted, small and not allowed",
+                    RSA_PEM_ENCRYPTED,
+                    &[
+                        passphrase,
+                        "Deny data[ssh-privatekey]: key algorithm rsa is not allowed (allowed: ed25519)",
+                    ],
+                ),
+                |r| r.ssh.allowed_algorithms = vec!["ed25519".into()],
+            ),
+            key_case(
+                "garbage",
+                PLANTED,
+                &[
+                    "Deny data[ssh-privatekey]: is not an SSH private key (expected OpenSSH or PEM format)",
+                ],
+            ),
+            key_case(
+                "empty",
+                "\n",
+                &["Deny data[ssh-privatekey]: must not be empty"],
+            ),
+            case(
+                "missing",
+                &[("known_hosts", &good_hosts)],
+                &["Deny data[ssh-privatekey]: required value is missing"],
+            ),
+            case(
+                "good known_hosts",
+                &[("ssh-privatekey", ED25519), ("known_hosts", &good_hosts)],
+                &[],
+            ),
+            case(
+                "bad known_hosts lines",
+                &[("ssh-privatekey", ED25519), ("known_hosts", &bad_hosts)],
+                &bad_hosts_want,
+            ),
+            case(
+                "many bad known_hosts lines",
+                &[("ssh-privatekey", ED25519), ("known_hosts", &many_bad)],
+                &many_want,
+            ),
+            case(
+                "known_hosts without entries",
+                &[("ssh-privatekey", ED25519), ("known_hosts", "# none yet\n")],
+                &["Warn data[known_hosts]: has no host keys"],
+            ),
+            opaque(case(
+                "git-sync secret",
+                &[("ssh", ED25519), ("known_hosts", &good_hosts)],
+                &[],
+            )),
+            opaque(case(
+                "git-sync secret, bad key and known_hosts",
+                &[("ssh", ED25519_ENCRYPTED), ("known_hosts", PLANTED)],
+                &git_sync_want,
+            )),
+            opaque(case(
+                "git-sync secret, public key",
+                &[("ssh", ED25519_PUB)],
+                &["Deny data[ssh]: is a public key; ssh needs the private key"],
+            )),
+            opaque(case(
+                "Opaque secret without git-sync key",
+                &[("id_rsa", PLANTED), ("known_hosts", PLANTED)],
+                &[],
+            )),
+            opaque(with_rules(
+                case(
+                    "policy names more git-sync fields",
+                    &[("ssh", RSA_1024), ("identity", PLANTED)],
+                    &[
+                        "Deny data[ssh]: RSA key is 1024 bits; policy requires at least 2048",
+                        "Deny data[identity]: is not an SSH private key (expected OpenSSH or PEM format)",
+                    ],
+                ),
+                |r| r.ssh.git_sync_key_fields = vec!["ssh".into(), "identity".into(), "ssh".into()],
+            )),
+        ]
+    }
+
+    #[test]
+    fn table() {
+        for c in cases() {
+            let data: Vec<(&str, &str)> = c.data.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(
+                check(&secret(c.type_, &data), &c.rules),
+                c.want,
+                "case {:?}",
+                c.name
+            );
+        }
+    }
+
+    /// No violation quotes any part of a value: every 16-character window of every
+    /// non-armour line of every input is looked for in every field and message.
+    #[test]
+    fn messages_never_contain_secret_material() {
+        for c in cases() {
+            let data: Vec<(&str, &str)> = c.data.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let text = check(&secret(c.type_, &data), &c.rules).join("\n");
+            assert!(!text.contains("PLANTED"), "case {:?}: {text}", c.name);
+            for (_, value) in &c.data {
+                for line in value.lines().filter(|l| !l.starts_with("-----")) {
+                    let chars: Vec<char> = line.chars().collect();
+                    for w in chars.windows(16) {
+                        let w: String = w.iter().collect();
+                        assert!(!text.contains(&w), "case {:?} leaks {w:?}: {text}", c.name);
+                    }
+                }
+            }
+        }
+    }
+
+    fn fixture(name: &str) -> Secret {
+        let path = format!(
+            "{}/../shared/fixtures/admission/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let review: kube::core::admission::AdmissionReview<Secret> =
+            serde_json::from_slice(&bytes).unwrap();
+        review.request.unwrap().object.unwrap()
+    }
+
+    /// The recorded API server requests, with the default policy.
+    #[test]
+    fn recorded_fixtures() {
+        let table: &[(&str, &[&str])] = &[
+            ("secret-create-ssh-auth-ed25519.json", &[]),
+            ("secret-create-ssh-auth-ecdsa.json", &[]),
+            ("secret-create-ssh-auth-rsa-pem-legacy.json", &[]),
+            (
+                "secret-create-ssh-auth-encrypted-key.json",
+                &[
+                    "Deny data[ssh-privatekey]: is passphrase-protected; git-sync needs an unencrypted key",
+                ],
+            ),
+            (
+                "secret-create-ssh-auth-public-key-by-mistake.json",
+                &[
+                    "Deny data[ssh-privatekey]: is a public key; ssh-privatekey needs the private key",
+                ],
+            ),
+            ("secret-create-opaque-ssh-key-git-sync-keys.json", &[]),
+            ("secret-create-opaque-ssh-key-id_ed25519.json", &[]),
+        ];
+        let rules = SecretRules::default();
+        for (name, want) in table {
+            assert_eq!(check(&fixture(name), &rules), *want, "{name}");
+        }
+    }
+
+    /// The git-sync fixture's key is checked at all: with a policy that refuses ed25519, the
+    /// same file is denied.
+    #[test]
+    fn git_sync_fixture_key_is_checked() {
+        let mut rules = SecretRules::default();
+        rules.ssh.allowed_algorithms = vec!["rsa".into()];
+        let got = check(
+            &fixture("secret-create-opaque-ssh-key-git-sync-keys.json"),
+            &rules,
+        );
+        assert_eq!(
+            got,
+            ["Deny data[ssh]: key algorithm ed25519 is not allowed (allowed: rsa)"]
+        );
+    }
+}

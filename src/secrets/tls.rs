@@ -1,3 +1,900 @@
-//! `kubernetes.io/tls` content checks.
-use super::{Input, Violation};
-pub fn validate(_input: &Input<'_>, _out: &mut Vec<Violation>) {}
+//! `kubernetes.io/tls` content checks (SPEC §3): `tls.crt` holds PEM certificates that
+//! parse, `tls.key` one PEM private key that parses and matches the leaf (first)
+//! certificate, the leaf's validity period passes the policy, and an optional `ca.crt`
+//! parses.
+//!
+//! Messages name the field, a certificate's position and its dates only. They never quote
+//! a parser's error text, because some errors (rustls-pki-types' PEM errors) carry the
+//! offending input line.
+
+use std::sync::Arc;
+
+use pkcs8::ObjectIdentifier;
+use rustls::sign::SigningKey;
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::{PemObject, SectionKind};
+use time::{Duration, OffsetDateTime, UtcOffset};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use super::{Input, Violation, data_field};
+use crate::policy::Severity;
+
+const CRT: &str = "tls.crt";
+const KEY: &str = "tls.key";
+const CA: &str = "ca.crt";
+
+/// Clock skew tolerated on notBefore: a certificate issued a moment ago by a machine whose
+/// clock runs a little ahead of ours must not be refused as "not yet valid".
+const NOT_BEFORE_SKEW: Duration = Duration::minutes(5);
+
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+
+const SUPPORTED_KEYS: &str = "use RSA (2048 to 8192 bits), ECDSA P-256/P-384 or Ed25519";
+
+pub fn validate(input: &Input<'_>, out: &mut Vec<Violation>) {
+    let leaf_der = match input.data(CRT) {
+        Some(value) => read_certificates(CRT, value, out),
+        // The API server refuses this before any webhook; reported for completeness.
+        None => {
+            out.push(Violation::deny(
+                data_field(CRT),
+                "required value is missing",
+            ));
+            None
+        }
+    };
+    // read_certificates only returns a leaf that parsed, so `ok()` loses nothing here.
+    let leaf = leaf_der
+        .as_deref()
+        .and_then(|der| X509Certificate::from_der(der).ok())
+        .map(|(_, cert)| cert);
+    if let Some(leaf) = &leaf {
+        check_validity(input, leaf, out);
+    }
+
+    let key = match input.data(KEY).map(read_private_key) {
+        Some(Ok(key)) => Some(key),
+        Some(Err(message)) => {
+            out.push(Violation::deny(data_field(KEY), message));
+            None
+        }
+        None => {
+            out.push(Violation::deny(
+                data_field(KEY),
+                "required value is missing",
+            ));
+            None
+        }
+    };
+    if let (Some(leaf), Some(key)) = (&leaf, &key) {
+        check_key_matches(leaf, key.as_ref(), out);
+    }
+
+    if let Some(value) = input.data(CA) {
+        read_certificates(CA, value, out);
+    }
+}
+
+/// Reports what is wrong with a PEM certificate bundle; returns the leaf's DER if it parsed.
+fn read_certificates(name: &str, value: &[u8], out: &mut Vec<Violation>) -> Option<Vec<u8>> {
+    let field = data_field(name);
+    if is_blank(value) {
+        out.push(Violation::deny(field, "must not be empty"));
+        return None;
+    }
+    let mut certs = Vec::new();
+    for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(value) {
+        match section {
+            Ok((SectionKind::Certificate, der)) => certs.push(der),
+            Ok(_) => {}
+            Err(_) => {
+                out.push(Violation::deny(field, "is not valid PEM"));
+                return None;
+            }
+        }
+    }
+    if certs.is_empty() {
+        let message = if pem_labels(value).iter().any(|l| l.ends_with("PRIVATE KEY")) {
+            "holds a private key, not a certificate"
+        } else {
+            "no PEM certificate found"
+        };
+        out.push(Violation::deny(field, message));
+        return None;
+    }
+    let mut leaf_ok = false;
+    for (i, der) in certs.iter().enumerate() {
+        match X509Certificate::from_der(der) {
+            Ok(([], _)) => leaf_ok |= i == 0,
+            _ => out.push(Violation::deny(
+                field.clone(),
+                format!("certificate {} is not a valid X.509 certificate", i + 1),
+            )),
+        }
+    }
+    leaf_ok.then(|| certs.swap_remove(0))
+}
+
+/// Expiry rules of the policy, on the leaf certificate only (the one clients check first).
+fn check_validity(input: &Input<'_>, leaf: &X509Certificate<'_>, out: &mut Vec<Violation>) {
+    let rules = &input.rules.tls;
+    let field = data_field(CRT);
+    // An expired certificate is always worth a warning, even when the policy lets it in.
+    let severity = if rules.reject_expired {
+        Severity::Deny
+    } else {
+        Severity::Warn
+    };
+    let not_before = leaf.validity().not_before.to_datetime();
+    let not_after = leaf.validity().not_after.to_datetime();
+    if not_before - NOT_BEFORE_SKEW > input.now {
+        let message = format!("certificate is not valid before {}", instant(not_before));
+        out.push(Violation::with_severity(severity, field, message));
+    } else if not_after < input.now {
+        let message = format!("certificate expired on {}", day(not_after));
+        out.push(Violation::with_severity(severity, field, message));
+    } else if rules.min_days_remaining > 0 {
+        let left = (not_after - input.now).whole_days();
+        if left < i64::from(rules.min_days_remaining) {
+            let message = format!(
+                "certificate expires on {} (in {left} days); policy requires at least {} days",
+                day(not_after),
+                rules.min_days_remaining
+            );
+            out.push(Violation::deny(field, message));
+        }
+    }
+}
+
+/// The key as rustls will load it when the certificate is served, or what is wrong with it.
+fn read_private_key(value: &[u8]) -> Result<Arc<dyn SigningKey>, String> {
+    if is_blank(value) {
+        return Err("must not be empty".into());
+    }
+    if is_legacy_encrypted(value) {
+        return Err("is passphrase-protected; a TLS secret needs the unencrypted key".into());
+    }
+    let labels = pem_labels(value);
+    let plain = labels.iter().filter(|l| is_plain_key_label(l)).count();
+    if plain == 0 {
+        let message = if labels.contains(&"ENCRYPTED PRIVATE KEY") {
+            "is an encrypted PKCS#8 key; a TLS secret needs the unencrypted key"
+        } else if labels.contains(&"OPENSSH PRIVATE KEY") {
+            "is an OpenSSH key; a TLS key must be PEM (PKCS#1, PKCS#8 or SEC1)"
+        } else if labels.contains(&"CERTIFICATE") {
+            "holds a certificate, not a private key"
+        } else {
+            "no PEM private key found"
+        };
+        return Err(message.into());
+    }
+    if plain > 1 {
+        return Err(format!("holds {plain} private keys; expected one"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(value).map_err(|_| "is not valid PEM".to_string())?;
+    // The DER structure first, so a broken key is told apart from an unsupported one.
+    let alg = inspect_key(&key)
+        .ok_or_else(|| format!("is not a valid {} private key", format_name(&key)))?;
+    rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| match alg {
+        KeyAlg::Rsa { bits } if !(2048..=8192).contains(&bits) => {
+            format!("RSA {bits}-bit keys are not supported; {SUPPORTED_KEYS}")
+        }
+        KeyAlg::Ec {
+            curve: "P-256" | "P-384",
+        }
+        | KeyAlg::Rsa { .. }
+        | KeyAlg::Ed25519 => format!("is not a valid {} private key", alg.describe()),
+        KeyAlg::Ec { .. } => format!(
+            "{} keys are not supported; {SUPPORTED_KEYS}",
+            alg.describe()
+        ),
+        KeyAlg::Other => format!("uses an unsupported key algorithm; {SUPPORTED_KEYS}"),
+    })
+}
+
+/// Compares the key's public half with the leaf certificate's subject public key.
+fn check_key_matches(leaf: &X509Certificate<'_>, key: &dyn SigningKey, out: &mut Vec<Violation>) {
+    // ring always knows the public key; without one there is nothing to compare.
+    let Some(spki) = key.public_key() else {
+        return;
+    };
+    let Ok((_, spki)) = SubjectPublicKeyInfo::from_der(&spki) else {
+        return;
+    };
+    // Compare the key bits, not the whole SPKI DER: encoders differ in the algorithm
+    // parameters (e.g. RSA's NULL) for one and the same key.
+    let cert_key = &leaf.tbs_certificate.subject_pki.subject_public_key.data;
+    if spki.subject_public_key.data != *cert_key {
+        out.push(Violation::deny(
+            data_field(KEY),
+            format!("does not match the certificate in {}", data_field(CRT)),
+        ));
+    }
+}
+
+/// What a private key is, read from its DER structure (no crypto provider involved).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum KeyAlg {
+    Rsa { bits: usize },
+    Ec { curve: &'static str },
+    Ed25519,
+    Other,
+}
+
+impl KeyAlg {
+    fn describe(self) -> String {
+        match self {
+            KeyAlg::Rsa { bits } => format!("RSA {bits}-bit"),
+            KeyAlg::Ec { curve } => format!("ECDSA {curve}"),
+            KeyAlg::Ed25519 => "Ed25519".into(),
+            KeyAlg::Other => "unknown algorithm".into(),
+        }
+    }
+}
+
+/// Parses the DER of a PKCS#1, SEC1 or PKCS#8 key; `None` if it is malformed.
+pub(super) fn inspect_key(key: &PrivateKeyDer<'_>) -> Option<KeyAlg> {
+    match key {
+        PrivateKeyDer::Pkcs1(k) => inspect_rsa(k.secret_pkcs1_der()),
+        PrivateKeyDer::Sec1(k) => inspect_ec(k.secret_sec1_der(), None),
+        PrivateKeyDer::Pkcs8(k) => {
+            let info = pkcs8::PrivateKeyInfo::try_from(k.secret_pkcs8_der()).ok()?;
+            match info.algorithm.oid {
+                OID_RSA => inspect_rsa(info.private_key),
+                OID_EC => inspect_ec(info.private_key, info.algorithm.parameters_oid().ok()),
+                OID_ED25519 => Some(KeyAlg::Ed25519),
+                _ => Some(KeyAlg::Other),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn inspect_rsa(der: &[u8]) -> Option<KeyAlg> {
+    let key = pkcs1::RsaPrivateKey::try_from(der).ok()?;
+    Some(KeyAlg::Rsa {
+        bits: bit_length(key.modulus.as_bytes()),
+    })
+}
+
+/// `outer` is the curve named by a PKCS#8 wrapper, which may leave it out of the SEC1 part.
+fn inspect_ec(der: &[u8], outer: Option<ObjectIdentifier>) -> Option<KeyAlg> {
+    let key = sec1::EcPrivateKey::try_from(der).ok()?;
+    let curve = match key.parameters.and_then(|p| p.named_curve()).or(outer) {
+        Some(OID_P256) => "P-256",
+        Some(OID_P384) => "P-384",
+        Some(OID_P521) => "P-521",
+        _ => "(other curve)",
+    };
+    Some(KeyAlg::Ec { curve })
+}
+
+/// Bits of a big-endian unsigned integer, ignoring leading zero bytes.
+pub(super) fn bit_length(bytes: &[u8]) -> usize {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    match bytes[start..].first() {
+        Some(first) => (bytes.len() - start) * 8 - first.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+fn format_name(key: &PrivateKeyDer<'_>) -> &'static str {
+    match key {
+        PrivateKeyDer::Pkcs1(_) => "PKCS#1 RSA",
+        PrivateKeyDer::Sec1(_) => "SEC1 EC",
+        _ => "PKCS#8",
+    }
+}
+
+/// The labels of every `-----BEGIN …-----` line. Labels name formats, never content, but
+/// callers still only compare them with known labels and never echo them.
+pub(super) fn pem_labels(value: &[u8]) -> Vec<&str> {
+    value
+        .split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let line = std::str::from_utf8(line).ok()?.trim();
+            line.strip_prefix("-----BEGIN ")?.strip_suffix("-----")
+        })
+        .collect()
+}
+
+pub(super) fn is_plain_key_label(label: &str) -> bool {
+    matches!(label, "RSA PRIVATE KEY" | "PRIVATE KEY" | "EC PRIVATE KEY")
+}
+
+/// OpenSSL's traditional encrypted PEM (`openssl genrsa -aes128`, `ssh-keygen -m PEM -N …`).
+pub(super) fn is_legacy_encrypted(value: &[u8]) -> bool {
+    value
+        .split(|b| *b == b'\n')
+        .any(|line| line.trim_ascii().starts_with(b"Proc-Type: 4,ENCRYPTED"))
+}
+
+pub(super) fn is_blank(value: &[u8]) -> bool {
+    value.iter().all(u8::is_ascii_whitespace)
+}
+
+/// `2024-01-01`: dates of a certificate are public.
+fn day(t: OffsetDateTime) -> String {
+    t.to_offset(UtcOffset::UTC).date().to_string()
+}
+
+/// `2026-11-23T16:03:49Z`, for notBefore, which is often later the same day.
+fn instant(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    let (h, m, s) = t.time().as_hms();
+    format!("{}T{h:02}:{m:02}:{s:02}Z", t.date())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use base64::Engine;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
+        PKCS_ECDSA_P384_SHA384, PKCS_ED25519, SignatureAlgorithm,
+    };
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::policy::SecretRules;
+
+    // Throwaway test material generated for these tests with OpenSSL 3.0
+    // (`openssl genpkey`, `openssl pkcs8 -topk8 -v2 aes128`, `openssl genrsa -aes128
+    // -traditional`); it protects nothing. rcgen with ring cannot generate RSA or P-521 keys.
+    const RSA_2048_PKCS8: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQD8W8ClHRnHc1s+
+7YOrcHk5nnH8xF5o3YRInenYPotO3YudbA+zt39VHeecQOnDsDQBsqBQzOsuMSj1
+lO9MBtFo4AyfKg6b77Umi1Nu4s3p/RWC9ucV0+53hXZky9FWmIGVvsN14YYTK8Im
+dMpuSZycF8k3pMwyJqt1sZr1OJw0IXFO7eb0SW0v13ErMZOMgTu95pyL0GQrNCt1
+bQanOz7DzD74BZh+vYKxO115UT+BydqHGxnk4ZiEoR+Wt5YCLK991fwu4S7k11QI
+gCn/CRNXkgTIrHzRyqJ1at2tcZgYlYzW8ziOct5pUdjhkGe5NYpJBlo8f2iJ7M0+
+Jo1/x7PtAgMBAAECggEAJrnJyUy67QGFyhVWtFNRNwdahKh5uGvt5drdzMJkTFjx
+GNpBWpnZH220YiUP+miqwmvv8BZSLMd8eps9UZRmRErFhRNGJKXXTa/pwMVrRfIB
+gBR1h8L7ADpp3bPtTvWeRSV+BzPxiDWZ2J7phZ0kPEvmI/TVJQkMHMaBegoS5mjB
+YOBmInOQgbuuDmOWiTn4ErlFtDiaHgaDiu/HRqesbVA4e8SFe7BdbkGu0dS1GMmr
+dE7u/B2sNadA+p8PwYbF0WcoyUSAfZxPSvCykHswnBbf3C0k5aj0vTZAatt6kbt1
+HWE1NOB8G34Pfyqa3NKpJI6dTgF51eHkDtDD5tl5wQKBgQD/gyewPEO3mUwkxobu
+KA41lfDIojFX3J/7kiXystMEgXjBInoHydEUJ1/XbcARQ6+KH0AY+KVvUgb1CJ3n
+DhYTjtCtsFxaREeve30PggvRpcERePujwXL5/6QiNwyDmTDmUZC/9e8CHDck5cOh
+QLc0e9AKvZD2D6K+od1QLR+knQKBgQD81w50WVZ0Dz8eAzv4VEXIdhKUuI/Xxwp2
+KEcZFeg2d3WhudMc1KTtCJg4CcwcT0pxclvFw6spV5OOrCLWa0e6cxtYgzh/WbMh
+Hut+cfK3SgY0ETlv458zniXkZCV1F/gdWUNZqnf5N/JvBT23zDoQ4770u7kskcQD
+V2jcmqIjkQKBgQCCKuPOMXViFDOpTIYyz68ld2R6Ib63fwr1k2fHs3gzBG5rHdBD
+JXphJQn7asr9QJkt6WuzDQDirEwlCqW+rvtqLUh8I6t4xO4sJOH6Q4sX27R23UZ9
+DzEu0SBh2d+DL0itHQJ7+KMxVQR2xKKcBKcQkr7Sqe4unJqROU7Q6JwFNQKBgGaL
+gl1F7n5bwKmXfjcVVsgauyZ+RDirjV6mr09JR0jv4lGZYDoNNGa+WZ5AuvuwXOzu
+CLKIzV6TGlF/FxIHqKvCC5E2hy9/XdtNAw3hgSM9bo6nfbgXhXYV6iBbTaXT9tlQ
+XrR7IvV872J/qaxltBcth0ES8eNVqz3/sZPnU2NBAoGBALjlkESTWRX17UcR9qjA
+56YN2SD9JtvnS7tjmP07gg/7V6QsAGA53TgJv0kC1w+01v3FH5oaMC3B8cKN2bUS
+n/Jxf3dSqe10RP0rGQha2hdvHwhJDqwKVS+AY9TmExyjcGSbNF1ZOQq7fXscMs1M
+WFa3ciBU1DbpAPj7h5kEGLQk
+-----END PRIVATE KEY-----
+";
+    const P521_PKCS8: &str = "-----BEGIN PRIVATE KEY-----
+MIHuAgEAMBAGByqGSM49AgEGBSuBBAAjBIHWMIHTAgEBBEIB3f9T8Oy4KGgx1zz3
+ZgwMP/edkFcyrCx1gCpOr1oJam75wRnXoc01rHX8wMawCjgsIeoIgCAOJMjoWcLd
+QyW4RSuhgYkDgYYABAC4bt8HsRykvwxRsd6WB1qkHPZbMxbQnXqHoV3Lu2aXQftc
+CDSJ0syHcrcgSxi0emvyHxMENeoLE0DCMMGIxwvBPwA26tcO6e922/bgC8y68eyN
+t5/olQYjjdDvWEvs8dJRzqsKd0/fA1jjFy5qvqizl6FwLtTcWZWBtogN9TZt8Jfm
+lA==
+-----END PRIVATE KEY-----
+";
+    const ENCRYPTED_PKCS8: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----
+MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhM5nMpOk5wXQICCAAw
+DAYIKoZIhvcNAgkFADAdBglghkgBZQMEAQIEEGCe35FM1zRMRxtdGjonl5YEgZBL
+32sglt98k4YmbpSv8TJW4IYPK9HVtyshVA/74z5oR/sK573/9HYS4qhZSglKjwxs
+POrZx2ziyaXCtnt9Q68jjTSHa//6uQ+iq2nGgqhsYuGK5j2rV57m8Pgpy1B0z8w6
+sP8cF00bhrnRaZkGo6vX9m+0h2YFCDVDfkDPNnqjIizB16fhXj9K3slzGIVrfr8=
+-----END ENCRYPTED PRIVATE KEY-----
+";
+    const LEGACY_ENCRYPTED: &str = "-----BEGIN RSA PRIVATE KEY-----
+Proc-Type: 4,ENCRYPTED
+DEK-Info: AES-128-CBC,C61CCEFDE4DB4692F194BDF62F032226
+
+ktauWW/glAxhxpCTNri/EBjjs007hgCzQDhf6MRcorZ0CpAeB6xrxqzqt9kYRSXK
+TZXF+G8lfM1nNT3nm9cqt3NU2gVXW7ZUafNn4F5S5j5A7fGAG/1F0kXr6oK4QGYC
+Bh4GZ1HC8XNbchsBgeNfrwaJxsJz/aQaa0qbXOUlhNUZbG/uT7/2KkQ2XCRJ2S40
+fg+rFbSYUH5LFdMx6TAUEOTbKIdCuWinKc9XbNVW7k57rZxuiuLnEmQOhjtlPp8B
+4N+nQJPXt6+zwEYXr9QlAMhvS+5YWK+ANTAnEDMK+6VUaSJDO4X4VRzXD0mAqNVs
+jKLUOZ0DdqapY9iWkfaogVCLUtUzhKLNs3POq8rDS7OSoswnq7DjUyDGvbVxm5gT
+AuHIkKcD3v6IZkgtcrEeSuIXpGiOt52gpp1v5V9pnsl17ne+KNPZ5G3fv/If0WiC
+2OesYxcPN1QIGf/AyHkreSSb3HMNfGJoa0U8KwKriV+if0hFaFWbLPQLrFGOjcB8
++Yut52sVVzX/4tclkNIfoBnIHeMaOWqA7Zlsn7T/r+/EwulbZsRcX8nPIeVK244W
+EeJsXQVKdeJGKQ+xe8+06Q32UeAkNylOOwCeCPek+zQgGDG3ITqMPOa5ZXK3FDic
+zhsQqMOTNCGbB2l/UPD0lJ6VnebhLb1lpctb+8EPcM5v2fOlmCNOcy+SYB+ldYq7
+hmu2/OW8q1S4qbYMx9PmvJTLhUVqplQZOBBNfw3xjK+Y9Nv4jq1F6KR2GXVkqO7Z
+9GjkRQIdfa1ouxp6NhB7Zb6z6GpwPhulPXcQc9Dm8TPfCL+38JBtUcW/ohLXe4/D
+-----END RSA PRIVATE KEY-----
+";
+    /// Also in the ssh tests (`ssh-keygen -t rsa -b 1024 -m PEM`).
+    const RSA_1024_PKCS1: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIICXQIBAAKBgQCzZvcfV9/+lZQKi7dWF+NcVvKDoNhjidTvSWi9Q1uXh1nab5Fi
+CM2evIUEHqkBayN62sODPq32Bo4XbA6PukYY2Bx6HbfstqUa+LpC4ltln/0qVa4N
+xTcR0Qid6CmBHlUanr1u5Sywfn/wKV3XfomRFZGkEUeLekP7cCAuJNbBGwIDAQAB
+AoGASH68L+M/tc3V8+j/nf+rNZ5BA6XUq2yAKm3csFZuxa3BRn69HgN2q8V8buzA
+2LzlqniKdxe2DmwZsSdOPxBD0IsBGUUpUMc5FkN3/AsTmv3IfMMEA9mi1LcJhOaY
+rruG+CHY2KrzR53Lj5Mb3litwOmp19Bc3pQBUSYbKS/iqVECQQDdYI2JufFKkBmm
+T/NwnbLFmkbWSYAFZIdkxkDOeaCi7dNb2llosx2bAkMjWVzB6JoibBdwqJUy9J3D
+QpAQUhgzAkEAz3XUQSTVKpUmeZJ6zF5bRSYl9c0Fj2zJc0PmuOjFbFr+1NVQUamB
+PxR9gXwDDy4tj9qcAUU8xzMqwd5ArmRreQJAJA/6fpkfyXm38/PKQGowGSiMqZPH
+mxlJRQ1WuUvu8xuy9p+XOQsUo4+2yCdiiOQPV9Qr7VpJE8fte0V4mnAFKQJBAJQg
+FEnjC5SY49y/uo/6+v3XbBkhpsuuJ/P10mHKSVPBcNvz5qI3/cFVVvtB2UlYdk2V
+D/hUQD4WiXvcvaAGsTkCQQDVWzu7IX6daIOlYQ4uBuSpCgjaOjoiRUt0WnF3saE+
+Pt7jN3n+Vc6KWEqXwUC2YxArFjxiARrGXGHsJTsRbKpJ
+-----END RSA PRIVATE KEY-----
+";
+    /// A planted value that must never show up in a violation.
+    const PLANTED: &str = "PLANTEDsecretVALUE0123456789abcd";
+
+    const NOW: OffsetDateTime = datetime!(2026-11-23 18:00 UTC);
+    const YEAR_AGO: OffsetDateTime = datetime!(2025-11-23 00:00 UTC);
+    const NEXT_YEAR: OffsetDateTime = datetime!(2027-11-23 00:00 UTC);
+
+    fn params(
+        cn: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> CertificateParams {
+        let mut p = CertificateParams::new(vec![cn.to_owned()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.not_before = not_before;
+        p.not_after = not_after;
+        p
+    }
+
+    fn self_signed(key: &KeyPair, not_before: OffsetDateTime, not_after: OffsetDateTime) -> String {
+        params("app.example.com", not_before, not_after)
+            .self_signed(key)
+            .unwrap()
+            .pem()
+    }
+
+    fn generate(alg: &'static SignatureAlgorithm) -> KeyPair {
+        KeyPair::generate_for(alg).unwrap()
+    }
+
+    fn pem(label: &str, der: &[u8]) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let body: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            body.join("\n")
+        )
+    }
+
+    /// PKCS#1 or SEC1 from PKCS#8: the inner key of the PKCS#8 wrapper is exactly that.
+    fn unwrap_pkcs8(pkcs8_pem: &str, label: &str) -> String {
+        let der =
+            rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pkcs8_pem.as_bytes()).unwrap();
+        let info = pkcs8::PrivateKeyInfo::try_from(der.secret_pkcs8_der()).unwrap();
+        pem(label, info.private_key)
+    }
+
+    fn secret(data: &[(&str, &str)]) -> Secret {
+        let data: BTreeMap<String, ByteString> = data
+            .iter()
+            .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+            .collect();
+        Secret {
+            type_: Some("kubernetes.io/tls".into()),
+            data: Some(data),
+            ..Secret::default()
+        }
+    }
+
+    /// `Deny data[tls.key]: …` lines, so a table states severity, field and message at once.
+    fn check(secret: &Secret, rules: &SecretRules, now: OffsetDateTime) -> Vec<String> {
+        let input = Input { secret, rules, now };
+        let mut out = Vec::new();
+        validate(&input, &mut out);
+        out.iter()
+            .map(|v| format!("{:?} {v}", v.severity))
+            .collect()
+    }
+
+    struct Case {
+        name: &'static str,
+        data: Vec<(&'static str, String)>,
+        rules: SecretRules,
+        now: OffsetDateTime,
+        want: Vec<&'static str>,
+    }
+
+    fn case(name: &'static str, data: &[(&'static str, &str)], want: &[&'static str]) -> Case {
+        Case {
+            name,
+            data: data.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            rules: SecretRules::default(),
+            now: NOW,
+            want: want.to_vec(),
+        }
+    }
+
+    fn cases() -> Vec<Case> {
+        let rsa = KeyPair::from_pem(RSA_2048_PKCS8).unwrap();
+        let rsa_crt = self_signed(&rsa, YEAR_AGO, NEXT_YEAR);
+        let rsa_pkcs1 = unwrap_pkcs8(RSA_2048_PKCS8, "RSA PRIVATE KEY");
+        let p256 = generate(&PKCS_ECDSA_P256_SHA256);
+        let p256_crt = self_signed(&p256, YEAR_AGO, NEXT_YEAR);
+        let p256_key = p256.serialize_pem();
+        let p256_sec1 = unwrap_pkcs8(&p256_key, "EC PRIVATE KEY");
+        let p384 = generate(&PKCS_ECDSA_P384_SHA384);
+        let ed = generate(&PKCS_ED25519);
+        let other = generate(&PKCS_ECDSA_P256_SHA256);
+
+        // A CA and a leaf it signed; tls.crt is the full chain, leaf first.
+        let ca_key = generate(&PKCS_ECDSA_P256_SHA256);
+        let mut ca_params = params("Test CA", YEAR_AGO, NEXT_YEAR);
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_crt = ca_params.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca_params, &ca_key);
+        let leaf_key = generate(&PKCS_ECDSA_P256_SHA256);
+        let leaf_crt = params("leaf.example.com", YEAR_AGO, NEXT_YEAR)
+            .signed_by(&leaf_key, &issuer)
+            .unwrap()
+            .pem();
+        let chain = format!("{leaf_crt}{ca_crt}");
+        let leaf_pem = leaf_key.serialize_pem();
+
+        let expired = self_signed(
+            &p256,
+            datetime!(2023-01-01 00:00 UTC),
+            datetime!(2024-01-01 00:00 UTC),
+        );
+        let future = self_signed(
+            &p256,
+            datetime!(2027-01-01 00:00 UTC),
+            datetime!(2028-01-01 00:00 UTC),
+        );
+        let just_issued = self_signed(&p256, NOW + Duration::minutes(2), NEXT_YEAR);
+        let short = self_signed(&p256, YEAR_AGO, datetime!(2026-12-03 20:00 UTC));
+        let not_der = pem("CERTIFICATE", PLANTED.as_bytes());
+        // The first body line only: valid base64, DER cut short.
+        let truncated: String = p256_key
+            .lines()
+            .take(2)
+            .chain(["-----END PRIVATE KEY-----"])
+            .collect::<Vec<_>>()
+            .join("\n");
+
+        let mut lenient = case(
+            "expired, not rejected by policy",
+            &[("tls.crt", &expired), ("tls.key", &p256_key)],
+            &["Warn data[tls.crt]: certificate expired on 2024-01-01"],
+        );
+        lenient.rules.tls.reject_expired = false;
+        let mut min_days = case(
+            "expires before the policy's minimum",
+            &[("tls.crt", &short), ("tls.key", &p256_key)],
+            &[
+                "Deny data[tls.crt]: certificate expires on 2026-12-03 (in 10 days); policy requires at least 30 days",
+            ],
+        );
+        min_days.rules.tls.min_days_remaining = 30;
+        let mut min_days_ok = case(
+            "expires after the policy's minimum",
+            &[("tls.crt", &short), ("tls.key", &p256_key)],
+            &[],
+        );
+        min_days_ok.rules.tls.min_days_remaining = 10;
+        let mut late = case(
+            "checked a year later",
+            &[("tls.crt", &rsa_crt), ("tls.key", RSA_2048_PKCS8)],
+            &["Deny data[tls.crt]: certificate expired on 2027-11-23"],
+        );
+        late.now = datetime!(2028-01-01 00:00 UTC);
+
+        vec![
+            case(
+                "RSA, PKCS#8 key",
+                &[("tls.crt", &rsa_crt), ("tls.key", RSA_2048_PKCS8)],
+                &[],
+            ),
+            case(
+                "RSA, PKCS#1 key",
+                &[("tls.crt", &rsa_crt), ("tls.key", &rsa_pkcs1)],
+                &[],
+            ),
+            case(
+                "ECDSA P-256, PKCS#8 key",
+                &[("tls.crt", &p256_crt), ("tls.key", &p256_key)],
+                &[],
+            ),
+            case(
+                "ECDSA P-256, SEC1 key",
+                &[("tls.crt", &p256_crt), ("tls.key", &p256_sec1)],
+                &[],
+            ),
+            case(
+                "ECDSA P-384",
+                &[
+                    ("tls.crt", &self_signed(&p384, YEAR_AGO, NEXT_YEAR)),
+                    ("tls.key", &p384.serialize_pem()),
+                ],
+                &[],
+            ),
+            case(
+                "Ed25519",
+                &[
+                    ("tls.crt", &self_signed(&ed, YEAR_AGO, NEXT_YEAR)),
+                    ("tls.key", &ed.serialize_pem()),
+                ],
+                &[],
+            ),
+            case(
+                "leaf + CA chain and ca.crt",
+                &[
+                    ("tls.crt", &chain),
+                    ("tls.key", &leaf_pem),
+                    ("ca.crt", &ca_crt),
+                ],
+                &[],
+            ),
+            case(
+                "chain in the wrong order",
+                &[
+                    ("tls.crt", &format!("{ca_crt}{leaf_crt}")),
+                    ("tls.key", &leaf_pem),
+                ],
+                &["Deny data[tls.key]: does not match the certificate in data[tls.crt]"],
+            ),
+            case(
+                "key of another certificate",
+                &[("tls.crt", &p256_crt), ("tls.key", &other.serialize_pem())],
+                &["Deny data[tls.key]: does not match the certificate in data[tls.crt]"],
+            ),
+            case(
+                "RSA certificate, ECDSA key",
+                &[("tls.crt", &rsa_crt), ("tls.key", &p256_key)],
+                &["Deny data[tls.key]: does not match the certificate in data[tls.crt]"],
+            ),
+            case(
+                "expired",
+                &[("tls.crt", &expired), ("tls.key", &p256_key)],
+                &["Deny data[tls.crt]: certificate expired on 2024-01-01"],
+            ),
+            lenient,
+            late,
+            case(
+                "not yet valid",
+                &[("tls.crt", &future), ("tls.key", &p256_key)],
+                &["Deny data[tls.crt]: certificate is not valid before 2027-01-01T00:00:00Z"],
+            ),
+            case(
+                "issued by a clock slightly ahead",
+                &[("tls.crt", &just_issued), ("tls.key", &p256_key)],
+                &[],
+            ),
+            min_days,
+            min_days_ok,
+            case(
+                "garbage",
+                &[("tls.crt", "not a certificate"), ("tls.key", "not a key")],
+                &[
+                    "Deny data[tls.crt]: no PEM certificate found",
+                    "Deny data[tls.key]: no PEM private key found",
+                ],
+            ),
+            case(
+                "empty values",
+                &[("tls.crt", ""), ("tls.key", " \n")],
+                &[
+                    "Deny data[tls.crt]: must not be empty",
+                    "Deny data[tls.key]: must not be empty",
+                ],
+            ),
+            case(
+                "missing values",
+                &[],
+                &[
+                    "Deny data[tls.crt]: required value is missing",
+                    "Deny data[tls.key]: required value is missing",
+                ],
+            ),
+            case(
+                "certificate given as key",
+                &[("tls.crt", &p256_crt), ("tls.key", &p256_crt)],
+                &["Deny data[tls.key]: holds a certificate, not a private key"],
+            ),
+            case(
+                "key given as certificate",
+                &[("tls.crt", &p256_key), ("tls.key", &p256_key)],
+                &["Deny data[tls.crt]: holds a private key, not a certificate"],
+            ),
+            case(
+                "encrypted PKCS#8 key",
+                &[("tls.crt", &p256_crt), ("tls.key", ENCRYPTED_PKCS8)],
+                &[
+                    "Deny data[tls.key]: is an encrypted PKCS#8 key; a TLS secret needs the unencrypted key",
+                ],
+            ),
+            case(
+                "legacy encrypted PEM key",
+                &[("tls.crt", &rsa_crt), ("tls.key", LEGACY_ENCRYPTED)],
+                &[
+                    "Deny data[tls.key]: is passphrase-protected; a TLS secret needs the unencrypted key",
+                ],
+            ),
+            case(
+                "OpenSSH key",
+                &[
+                    ("tls.crt", &p256_crt),
+                    (
+                        "tls.key",
+                        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----\n",
+                    ),
+                ],
+                &[
+                    "Deny data[tls.key]: is an OpenSSH key; a TLS key must be PEM (PKCS#1, PKCS#8 or SEC1)",
+                ],
+            ),
+            case(
+                "two keys",
+                &[
+                    ("tls.crt", &p256_crt),
+                    ("tls.key", &format!("{p256_key}{p256_sec1}")),
+                ],
+                &["Deny data[tls.key]: holds 2 private keys; expected one"],
+            ),
+            case(
+                "truncated key",
+                &[("tls.crt", &p256_crt), ("tls.key", &truncated)],
+                &["Deny data[tls.key]: is not a valid PKCS#8 private key"],
+            ),
+            case(
+                "RSA 1024 key",
+                &[("tls.crt", &rsa_crt), ("tls.key", RSA_1024_PKCS1)],
+                &[
+                    "Deny data[tls.key]: RSA 1024-bit keys are not supported; use RSA (2048 to 8192 bits), ECDSA P-256/P-384 or Ed25519",
+                ],
+            ),
+            case(
+                "P-521 key",
+                &[("tls.crt", &p256_crt), ("tls.key", P521_PKCS8)],
+                &[
+                    "Deny data[tls.key]: ECDSA P-521 keys are not supported; use RSA (2048 to 8192 bits), ECDSA P-256/P-384 or Ed25519",
+                ],
+            ),
+            case(
+                "certificate that is not DER",
+                &[("tls.crt", &not_der), ("tls.key", &p256_key)],
+                &["Deny data[tls.crt]: certificate 1 is not a valid X.509 certificate"],
+            ),
+            case(
+                "bad second certificate",
+                &[
+                    ("tls.crt", &format!("{p256_crt}{not_der}")),
+                    ("tls.key", &p256_key),
+                ],
+                &["Deny data[tls.crt]: certificate 2 is not a valid X.509 certificate"],
+            ),
+            case(
+                "broken PEM armour",
+                &[
+                    ("tls.crt", &format!("-----BEGIN CERTIFICATE {PLANTED}\n")),
+                    (
+                        "tls.key",
+                        &format!(
+                            "-----BEGIN PRIVATE KEY-----\n{PLANTED}!!\n-----END PRIVATE KEY-----\n"
+                        ),
+                    ),
+                ],
+                &[
+                    "Deny data[tls.crt]: is not valid PEM",
+                    "Deny data[tls.key]: is not valid PEM",
+                ],
+            ),
+            case(
+                "bad ca.crt",
+                &[
+                    ("tls.crt", &p256_crt),
+                    ("tls.key", &p256_key),
+                    ("ca.crt", PLANTED),
+                ],
+                &["Deny data[ca.crt]: no PEM certificate found"],
+            ),
+            case(
+                "empty ca.crt",
+                &[
+                    ("tls.crt", &p256_crt),
+                    ("tls.key", &p256_key),
+                    ("ca.crt", ""),
+                ],
+                &["Deny data[ca.crt]: must not be empty"],
+            ),
+        ]
+    }
+
+    #[test]
+    fn table() {
+        for c in cases() {
+            let data: Vec<(&str, &str)> = c.data.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(
+                check(&secret(&data), &c.rules, c.now),
+                c.want,
+                "case {:?}",
+                c.name
+            );
+        }
+    }
+
+    /// No violation quotes any part of a value: every 16-character window of every
+    /// non-armour line of every input is looked for in every field and message.
+    #[test]
+    fn messages_never_contain_secret_material() {
+        for c in cases() {
+            let data: Vec<(&str, &str)> = c.data.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let text = check(&secret(&data), &c.rules, c.now).join("\n");
+            assert!(!text.contains("PLANTED"), "case {:?}: {text}", c.name);
+            for (_, value) in &c.data {
+                for line in value.lines().filter(|l| !l.starts_with("-----")) {
+                    let chars: Vec<char> = line.chars().collect();
+                    for w in chars.windows(16) {
+                        let w: String = w.iter().collect();
+                        assert!(!text.contains(&w), "case {:?} leaks {w:?}: {text}", c.name);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bit_length_ignores_leading_zeros() {
+        assert_eq!(bit_length(&[]), 0);
+        assert_eq!(bit_length(&[0, 0]), 0);
+        assert_eq!(bit_length(&[0, 0x80, 0]), 16);
+        assert_eq!(bit_length(&[0x01, 0xff]), 9);
+    }
+
+    fn fixture(name: &str) -> Secret {
+        let path = format!(
+            "{}/../shared/fixtures/admission/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let review: kube::core::admission::AdmissionReview<Secret> =
+            serde_json::from_slice(&bytes).unwrap();
+        review.request.unwrap().object.unwrap()
+    }
+
+    /// The recorded API server requests, with the default policy. `now` is after the
+    /// fixtures' certificates were issued (2026-11-23 16:03 UTC).
+    #[test]
+    fn recorded_fixtures() {
+        let expired = "Deny data[tls.crt]: certificate expired on 2024-01-01";
+        let mismatch = "Deny data[tls.key]: does not match the certificate in data[tls.crt]";
+        let table: &[(&str, &[&str])] = &[
+            ("secret-create-tls-ecdsa-pkcs8.json", &[]),
+            ("secret-create-tls-ecdsa-sec1.json", &[]),
+            ("secret-create-tls-rsa-pkcs1.json", &[]),
+            ("secret-create-tls-rsa-pkcs8.json", &[]),
+            ("secret-create-tls-fullchain-with-ca.json", &[]),
+            ("secret-create-tls-expired.json", &[expired]),
+            ("secret-create-tls-mismatched-key.json", &[mismatch]),
+            (
+                "secret-create-tls-garbage-cert.json",
+                &[
+                    "Deny data[tls.crt]: no PEM certificate found",
+                    "Deny data[tls.key]: no PEM private key found",
+                ],
+            ),
+        ];
+        let rules = SecretRules::default();
+        for (name, want) in table {
+            assert_eq!(check(&fixture(name), &rules, NOW), *want, "{name}");
+        }
+    }
+}
