@@ -23,3 +23,58 @@ pub fn validate(input: &Input<'_>, out: &mut Vec<Violation>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::policy::SecretRules;
+    use crate::secrets::test_support::secret;
+    use crate::secrets::{BASIC_AUTH, validate};
+
+    fn check(require_both: bool, data: &[(&str, &[u8])]) -> Vec<String> {
+        let mut rules = SecretRules::default();
+        rules.basic_auth.require_username_and_password = require_both;
+        let s = secret("git-basic", BASIC_AUTH, data);
+        validate(&s, &rules, time::OffsetDateTime::now_utc())
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn completeness_per_policy() {
+        let both: &[(&str, &[u8])] = &[("username", b"git"), ("password", b"PLANTED-pw")];
+        let cases: &[(bool, &[(&str, &[u8])], &[&str])] = &[
+            (false, both, &[]),
+            (false, &[("password", b"only")], &[]),
+            (true, both, &[]),
+            (
+                true,
+                &[("password", b"only")],
+                &["data[username]: required value is missing"],
+            ),
+            (
+                true,
+                &[("username", b"git")],
+                &["data[password]: required value is missing"],
+            ),
+            (
+                true,
+                &[("username", b" "), ("password", b"")],
+                &[
+                    "data[username]: must not be empty",
+                    "data[password]: must not be empty",
+                ],
+            ),
+        ];
+        for (require, data, expected) in cases {
+            let found = check(*require, data);
+            assert_eq!(
+                found,
+                *expected,
+                "require={require} data={:?}",
+                data.iter().map(|(k, _)| k).collect::<Vec<_>>()
+            );
+            assert!(found.iter().all(|m| !m.contains("PLANTED")));
+        }
+    }
+}

@@ -170,3 +170,193 @@ fn last_applied_holds_data(document: &str) -> bool {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::policy::{Pattern, SecretRules, Severity};
+    use crate::secrets::test_support::secret;
+    use crate::secrets::{OPAQUE, validate};
+
+    fn found(rules: &SecretRules, s: &k8s_openapi::api::core::v1::Secret) -> Vec<String> {
+        validate(s, rules, time::OffsetDateTime::now_utc())
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn named(name: &str) -> k8s_openapi::api::core::v1::Secret {
+        secret(name, OPAQUE, &[])
+    }
+
+    #[test]
+    fn name_rule() {
+        let mut rules = SecretRules::default();
+        rules.name.prefix = Some("team-a-".into());
+        rules.name.pattern = Some(Pattern::new("[a-z0-9-]+-(db|api)").expect("pattern"));
+        rules.name.max_length = Some(20);
+        rules.name.forbid_dots = true;
+        let cases: &[(&str, &[&str])] = &[
+            ("team-a-orders-db", &[]),
+            (
+                "orders-db",
+                &[r#"metadata.name: "orders-db" must start with "team-a-""#],
+            ),
+            (
+                "team-a-orders",
+                &[r#"metadata.name: "team-a-orders" must match the pattern "[a-z0-9-]+-(db|api)""#],
+            ),
+            (
+                "team-a-a-very-long-name-db",
+                &[
+                    r#"metadata.name: "team-a-a-very-long-name-db" is 26 characters long; at most 20 are allowed"#,
+                ],
+            ),
+            (
+                "team-a-x.y-db",
+                &[
+                    r#"metadata.name: "team-a-x.y-db" must consist of lowercase letters, digits and '-' only (no '.')"#,
+                    r#"metadata.name: "team-a-x.y-db" must match the pattern "[a-z0-9-]+-(db|api)""#,
+                ],
+            ),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(found(&rules, &named(name)), *expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_prefix_applies_to_generate_name() {
+        let mut rules = SecretRules::default();
+        rules.name.prefix = Some("team-a-".into());
+        let mut s = named("");
+        s.metadata.name = None;
+        s.metadata.generate_name = Some("batch-".into());
+        assert_eq!(
+            found(&rules, &s),
+            [r#"metadata.generateName: "batch-" must start with "team-a-""#]
+        );
+    }
+
+    #[test]
+    fn a_bad_pattern_is_refused_when_the_policy_is_read() {
+        let err = serde_json::from_str::<crate::policy::NameRule>(r#"{"pattern":"("}"#)
+            .expect_err("bad regex");
+        assert!(err.to_string().contains("invalid pattern \"(\""), "{err}");
+    }
+
+    #[test]
+    fn allowed_types() {
+        let custom = "example.com/git-credentials";
+        let cases: &[(&[&str], bool, &str, &[&str])] = &[
+            (&[], true, OPAQUE, &[]),
+            (&[], true, custom, &[]),
+            (
+                &[],
+                false,
+                custom,
+                &[
+                    r#"type: custom type "example.com/git-credentials" is not allowed in this project"#,
+                ],
+            ),
+            (
+                &["kubernetes.io/tls"],
+                true,
+                OPAQUE,
+                &[r#"type: type "Opaque" is not allowed in this project"#],
+            ),
+            (&["kubernetes.io/tls"], true, custom, &[]),
+            (&["kubernetes.io/tls", custom], false, custom, &[]),
+        ];
+        for (allowed, allow_custom, ty, expected) in cases {
+            let rules = SecretRules {
+                allowed_types: allowed.iter().map(|s| s.to_string()).collect(),
+                allow_custom_types: *allow_custom,
+                ..SecretRules::default()
+            };
+            assert_eq!(
+                found(&rules, &secret("x", ty, &[])),
+                *expected,
+                "{allowed:?} {allow_custom} {ty}"
+            );
+        }
+    }
+
+    #[test]
+    fn required_labels_and_annotations() {
+        let rules = SecretRules {
+            required_labels: vec!["app".into()],
+            required_annotations: vec!["secretgate.io/display-name".into()],
+            ..SecretRules::default()
+        };
+        let mut s = named("x");
+        assert_eq!(
+            found(&rules, &s),
+            [
+                "metadata.labels[app]: required label is missing or empty",
+                "metadata.annotations[secretgate.io/display-name]: required annotation is missing or empty"
+            ]
+        );
+        s.metadata.labels = Some(BTreeMap::from([("app".into(), "web".into())]));
+        s.metadata.annotations = Some(BTreeMap::from([(
+            "secretgate.io/display-name".into(),
+            " ".into(),
+        )]));
+        assert_eq!(
+            found(&rules, &s),
+            [
+                "metadata.annotations[secretgate.io/display-name]: required annotation is missing or empty"
+            ]
+        );
+    }
+
+    #[test]
+    fn values_copied_into_annotations() {
+        let value = b"PLANTED-s3cr3t-value";
+        let b64 = "UExBTlRFRC1zM2NyM3QtdmFsdWU=";
+        let cases: &[(&str, &str, bool)] = &[
+            (
+                "kubectl.kubernetes.io/last-applied-configuration",
+                r#"{"apiVersion":"v1","data":{"k":"eA=="},"kind":"Secret"}"#,
+                true,
+            ),
+            (
+                "kubectl.kubernetes.io/last-applied-configuration",
+                r#"{"apiVersion":"v1","stringData":{"k":"x"}}"#,
+                true,
+            ),
+            (
+                "kubectl.kubernetes.io/last-applied-configuration",
+                r#"{"apiVersion":"v1","kind":"Secret","type":"Opaque"}"#,
+                false,
+            ),
+            (
+                "kubectl.kubernetes.io/last-applied-configuration",
+                "not json",
+                false,
+            ),
+            ("note", "the value is PLANTED-s3cr3t-value", true),
+            ("note", b64, true),
+            ("note", "nothing to see", false),
+        ];
+        for severity in [Severity::Warn, Severity::Deny] {
+            let rules = SecretRules {
+                values_in_annotations: severity,
+                ..SecretRules::default()
+            };
+            for (key, annotation, flagged) in cases {
+                let mut s = secret("x", OPAQUE, &[("k", value)]);
+                s.metadata.annotations =
+                    Some(BTreeMap::from([(key.to_string(), annotation.to_string())]));
+                let v = validate(&s, &rules, time::OffsetDateTime::now_utc());
+                assert_eq!(v.len(), usize::from(*flagged), "{key}={annotation}");
+                for v in &v {
+                    assert_eq!(v.severity, severity);
+                    assert_eq!(v.field, format!("metadata.annotations[{key}]"));
+                    assert!(!v.message.contains("PLANTED") && !v.message.contains(b64));
+                }
+            }
+        }
+    }
+}

@@ -172,3 +172,114 @@ pub fn validate_update(
     }
     after
 }
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    /// A secret named `name` of type `ty` with the given data entries.
+    pub fn secret(name: &str, ty: &str, data: &[(&str, &[u8])]) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some("team-a".to_owned()),
+                ..ObjectMeta::default()
+            },
+            type_: Some(ty.to_owned()),
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Secret::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::secret;
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn prefix_rules() -> SecretRules {
+        let mut rules = SecretRules::default();
+        rules.name.prefix = Some("team-a-".to_owned());
+        rules
+    }
+
+    #[test]
+    fn an_update_is_denied_only_for_what_it_makes_worse() {
+        let rules = prefix_rules();
+        let old = secret("legacy", OPAQUE, &[("k", b"v")]);
+        let relabelled = old.clone();
+        let found = validate_update(&old, &relabelled, &rules, now());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].severity, Severity::Warn);
+        assert!(
+            found[0]
+                .message
+                .ends_with("(already present before this update)")
+        );
+
+        // Breaking a new rule in the same update is still denied.
+        rules_with_basic_auth_denies_new_problem();
+    }
+
+    fn rules_with_basic_auth_denies_new_problem() {
+        let mut rules = prefix_rules();
+        rules.basic_auth.require_username_and_password = true;
+        let old = secret(
+            "legacy",
+            BASIC_AUTH,
+            &[("username", b"u"), ("password", b"p")],
+        );
+        let new = secret("legacy", BASIC_AUTH, &[("username", b"u")]);
+        let found = validate_update(&old, &new, &rules, now());
+        let denied: Vec<_> = found
+            .iter()
+            .filter(|v| v.severity == Severity::Deny)
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(denied, ["data[password]: required value is missing"]);
+    }
+
+    #[test]
+    fn a_fixed_secret_passes_on_update() {
+        let rules = prefix_rules();
+        let old = secret("legacy", OPAQUE, &[]);
+        let new = secret("team-a-legacy", OPAQUE, &[]);
+        assert!(validate_update(&old, &new, &rules, now()).is_empty());
+    }
+
+    #[test]
+    fn an_absent_or_empty_type_is_opaque() {
+        let mut s = secret("x", "", &[]);
+        assert_eq!(
+            Input {
+                secret: &s,
+                rules: &SecretRules::default(),
+                now: now()
+            }
+            .secret_type(),
+            OPAQUE
+        );
+        s.type_ = None;
+        assert_eq!(
+            Input {
+                secret: &s,
+                rules: &SecretRules::default(),
+                now: now()
+            }
+            .secret_type(),
+            OPAQUE
+        );
+    }
+}
