@@ -43,7 +43,9 @@ mod tests {
     #[test]
     fn completeness_per_policy() {
         let both: &[(&str, &[u8])] = &[("username", b"git"), ("password", b"PLANTED-pw")];
-        let cases: &[(bool, &[(&str, &[u8])], &[&str])] = &[
+        // (require both, data, expected violations)
+        type Case<'a> = (bool, &'a [(&'a str, &'a [u8])], &'a [&'a str]);
+        let cases: &[Case] = &[
             (false, both, &[]),
             (false, &[("password", b"only")], &[]),
             (true, both, &[]),
