@@ -10,6 +10,7 @@ mod spec;
 pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
 pub use spec::*;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The policy in force for one review, resolved before any rule runs.
@@ -25,6 +26,34 @@ pub struct Resolved {
 #[derive(Debug)]
 pub struct Snapshot {
     default: Resolved,
+    /// Which secrets exist, so pods only get secrets that are there.
+    pub secrets: SecretIndex,
+}
+
+/// The names of the secrets that exist, by namespace: metadata only, never values.
+#[derive(Debug, Default, Clone)]
+pub struct SecretIndex {
+    names: HashSet<(String, String)>,
+}
+
+impl SecretIndex {
+    pub fn insert(&mut self, namespace: &str, name: &str) {
+        self.names.insert((namespace.to_owned(), name.to_owned()));
+    }
+
+    pub fn contains(&self, namespace: &str, name: &str) -> bool {
+        // A tuple of owned strings is the key; look up without allocating twice.
+        self.names
+            .contains(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
 }
 
 impl Snapshot {
@@ -40,6 +69,7 @@ impl Snapshot {
                 name: Arc::from(name),
                 spec: Arc::new(spec),
             },
+            secrets: SecretIndex::default(),
         }
     }
 

@@ -37,6 +37,55 @@ pub struct ProjectPolicySpec {
     pub mode: Mode,
     #[serde(default)]
     pub secrets: SecretRules,
+    /// Pull secrets added to pods whose images come from the listed registries.
+    #[serde(default)]
+    pub image_pull_secrets: Vec<PullSecretInjection>,
+    /// The git-sync SSH key mounted into git-sync containers.
+    #[serde(default)]
+    pub git_sync: Option<GitSyncInjection>,
+}
+
+/// Adds `secretName` to a pod's `spec.imagePullSecrets` when one of its images is
+/// pulled from a matching registry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullSecretInjection {
+    /// A `kubernetes.io/dockerconfigjson` secret in the pod's namespace.
+    pub secret_name: String,
+    /// Registry patterns: exact host (`ghcr.io`), `host:port`, or wildcard subdomains
+    /// (`*.example.com`). Docker Hub images match `docker.io`. Empty means every pod.
+    #[serde(default)]
+    pub registries: Vec<String>,
+}
+
+/// Mounts an SSH key secret into the git-sync containers of a pod.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSyncInjection {
+    /// The secret (in the pod's namespace) holding the key, e.g. under `ssh`.
+    pub secret_name: String,
+    /// Containers (and init containers) that get the key, by name. A pod can name its
+    /// own with the annotation `secretgate.io/git-sync-containers: "a,b"`.
+    #[serde(default = "default_git_sync_containers")]
+    pub containers: Vec<String>,
+    /// Name of the added volume (a DNS-1123 label).
+    #[serde(default = "default_git_sync_volume")]
+    pub volume_name: String,
+    /// Where the key directory is mounted; git-sync v4 reads `/etc/git-secret/ssh`.
+    #[serde(default = "default_git_sync_mount_path")]
+    pub mount_path: String,
+}
+
+fn default_git_sync_containers() -> Vec<String> {
+    vec!["git-sync".to_owned()]
+}
+
+fn default_git_sync_volume() -> String {
+    "git-secret".to_owned()
+}
+
+fn default_git_sync_mount_path() -> String {
+    "/etc/git-secret".to_owned()
 }
 
 /// Rules for Secrets (SPEC §3). Each sub-rule has its own defaults.
