@@ -11,6 +11,7 @@
 //!   operation, turn findings or patches into the response.
 //! - [`secrets`]: secret validation, one module per secret type.
 //! - [`pods`]: pod mutation as JSON Patch.
+//! - [`registry`]: registry addresses and patterns, shared by secrets and pods.
 //! - [`policy`]: project policies, the embedded default, which one governs a namespace.
 //!
 //! Around it: [`cli`] (flags), [`certs`] (development certificates), [`metrics`]
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod metrics;
 pub mod pods;
 pub mod policy;
+pub mod registry;
 pub mod secrets;
 pub mod server;
 pub mod signal;

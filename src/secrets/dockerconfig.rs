@@ -6,21 +6,18 @@
 //! formats share the per-registry checks: `.dockercfg` is the map of registries itself,
 //! `.dockerconfigjson` wraps the same map in `auths`.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
 use super::{Input, Violation, data_field};
+use crate::registry::Registry;
 
 const CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 const LEGACY_KEY: &str = ".dockercfg";
 const AUTHS: &str = "auths";
 
-/// Names docker and kubectl use for Docker Hub; `docker.io` is the one a policy writes.
-const DOCKER_HUB: &str = "docker.io";
-const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "index.docker.io", "registry-1.docker.io"];
 
 const MISSING: &str = "required value is missing";
 const NO_WHITESPACE: &str = "must not contain whitespace or line breaks";
@@ -110,7 +107,7 @@ fn check_registries(
     for (key, entry) in registries {
         // Registry hosts are not secret, so the key may appear in the path.
         let field = format!("{prefix}[{key:?}]");
-        match parse_registry(key) {
+        match Registry::parse(key) {
             Err(problem) => out.push(Violation::deny(&field, problem)),
             Ok(registry) if !allowed.is_empty() && !allowed.iter().any(|p| registry.matches(p)) => {
                 out.push(Violation::deny(
@@ -124,112 +121,6 @@ fn check_registries(
             Ok(_) => {}
         }
         check_credentials(&field, entry, out);
-    }
-}
-
-/// A registry as written in a docker config key, reduced to what a policy names.
-struct Registry {
-    /// Lowercase DNS name or IP literal (IPv6 in brackets).
-    host: String,
-    port: Option<u16>,
-}
-
-const NOT_A_HOST: &str =
-    "is not a registry host (expected host[:port], optionally with https:// and a path)";
-
-/// Parses `host[:port]`, also in the `https://index.docker.io/v1/` form docker writes.
-fn parse_registry(key: &str) -> Result<Registry, &'static str> {
-    let key = key.to_ascii_lowercase();
-    let rest = ["https://", "http://"]
-        .iter()
-        .find_map(|scheme| key.strip_prefix(scheme))
-        .unwrap_or(&key);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(bracketed) => {
-            let (ip, after) = bracketed.split_once(']').ok_or(NOT_A_HOST)?;
-            ip.parse::<Ipv6Addr>().map_err(|_| NOT_A_HOST)?;
-            let port = match after {
-                "" => None,
-                _ => Some(after.strip_prefix(':').ok_or(NOT_A_HOST)?),
-            };
-            (&authority[..ip.len() + 2], port)
-        }
-        None => match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
-    if !host.starts_with('[') && host.parse::<Ipv4Addr>().is_err() && !is_dns_name(host) {
-        return Err(NOT_A_HOST);
-    }
-    let port = match port {
-        None => None,
-        Some(p) => Some(parse_port(p).ok_or("port must be between 1 and 65535")?),
-    };
-    Ok(Registry {
-        host: host.to_owned(),
-        port,
-    })
-}
-
-fn parse_port(port: &str) -> Option<u16> {
-    // `u16::from_str` also takes a leading `+`, which no registry address has.
-    if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    port.parse::<u16>().ok().filter(|p| *p != 0)
-}
-
-/// RFC 1123 host name; a last label of digits only would be a malformed IPv4 address.
-fn is_dns_name(host: &str) -> bool {
-    let label_ok = |l: &str| {
-        (1..=63).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    host.len() <= 253
-        && host.split('.').all(label_ok)
-        && !host
-            .rsplit('.')
-            .next()
-            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
-}
-
-impl Registry {
-    /// Whether `pattern` (`host`, `host:port`, `*.domain`, `*.domain:port`) names this
-    /// registry. A pattern without a port only matches registries without one: docker
-    /// treats `host` and `host:5000` as different registries.
-    fn matches(&self, pattern: &str) -> bool {
-        let pattern = pattern.trim();
-        let (wildcard, pattern) = match pattern.strip_prefix("*.") {
-            Some(domain) => (true, domain),
-            None => (false, pattern),
-        };
-        // A pattern that does not parse names no registry (policy validation reports it).
-        let Ok(p) = parse_registry(pattern) else {
-            return false;
-        };
-        if p.port != self.port {
-            return false;
-        }
-        if wildcard {
-            // Subdomains only: `*.example.com` does not match `example.com` itself.
-            self.host
-                .strip_suffix(p.host.as_str())
-                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
-        } else {
-            canonical(&self.host) == canonical(&p.host)
-        }
-    }
-}
-
-fn canonical(host: &str) -> &str {
-    if DOCKER_HUB_ALIASES.contains(&host) {
-        DOCKER_HUB
-    } else {
-        host
     }
 }
 
@@ -338,6 +229,7 @@ fn decode_auth(auth: &str) -> Result<(Vec<u8>, Vec<u8>), &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use crate::registry::NOT_A_HOST;
     use std::collections::BTreeMap;
 
     use k8s_openapi::ByteString;
