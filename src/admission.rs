@@ -116,8 +116,8 @@ pub struct Summary {
     /// Findings with their field paths (never values), for the audit log.
     pub findings: Vec<Violation>,
     pub verdict: Option<Verdict>,
-    /// Injections made, by kind label.
-    pub injections: Vec<&'static str>,
+    /// Injections made (kind and secret name; never values).
+    pub injections: Vec<pods::Injection>,
 }
 
 impl Summary {
@@ -267,7 +267,14 @@ fn mutate_pod(body: &[u8], ctx: &Context<'_>) -> Result<(AdmissionResponse, Summ
     let policy = ctx.policies.for_namespace(&summary.namespace);
     summary.policy = Some(policy.name.clone());
     summary.mode = Some(policy.spec.mode);
-    let mutation = pods::mutate(pod, &policy.spec);
+    let mutation = pods::mutate(
+        pod,
+        &pods::Context {
+            policy,
+            secrets: &ctx.policies.secrets,
+            namespace: &summary.namespace,
+        },
+    );
     let pods::Mutation {
         patch,
         warnings,

@@ -147,7 +147,6 @@ fn canonical(host: &str) -> &str {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,10 +158,19 @@ mod tests {
             ("library/nginx:1.25", Some("docker.io")),
             ("docker.io/library/nginx:1.25", Some("docker.io")),
             ("index.docker.io/library/nginx", Some("docker.io")),
-            ("registry.example.com:5000/team/app:1.0", Some("registry.example.com:5000")),
+            (
+                "registry.example.com:5000/team/app:1.0",
+                Some("registry.example.com:5000"),
+            ),
             ("ghcr.io/example-org/tool:v2.3.1", Some("ghcr.io")),
-            ("nginx@sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac", Some("docker.io")),
-            ("registry.example.com:5000/team/app:1.0@sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac", Some("registry.example.com:5000")),
+            (
+                "nginx@sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac",
+                Some("docker.io"),
+            ),
+            (
+                "registry.example.com:5000/team/app:1.0@sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac",
+                Some("registry.example.com:5000"),
+            ),
             ("localhost:5000/dev/app", Some("localhost:5000")),
             ("localhost/app", Some("localhost")),
             ("", None),
@@ -182,7 +190,11 @@ mod tests {
         let cases = [
             ("docker.io", "docker.io", true),
             ("docker.io", "index.docker.io", true),
-            ("registry.example.com:5000", "registry.example.com:5000", true),
+            (
+                "registry.example.com:5000",
+                "registry.example.com:5000",
+                true,
+            ),
             ("registry.example.com:5000", "registry.example.com", false),
             ("registry.example.com", "registry.example.com:5000", false),
             ("registry.example.com:5000", "*.example.com:5000", true),

@@ -186,8 +186,11 @@ fn record(webhook: Webhook, state: &AppState, answer: &Answer, elapsed: Duration
             .with_label_values(&[webhook.as_str(), error.reason()])
             .inc();
     }
-    for kind in &s.injections {
-        metrics.injections.with_label_values(&[kind]).inc();
+    for injection in &s.injections {
+        metrics
+            .injections
+            .with_label_values(&[injection.kind])
+            .inc();
     }
     if let Some(mode) = s.mode
         && !s.findings.is_empty()
@@ -203,6 +206,11 @@ fn record(webhook: Webhook, state: &AppState, answer: &Answer, elapsed: Duration
             .inc_by(s.findings.len() as u64);
     }
     let findings: Vec<String> = s.findings.iter().map(ToString::to_string).collect();
+    let injected: Vec<String> = s
+        .injections
+        .iter()
+        .map(|i| format!("{}/{}", i.kind, i.secret))
+        .collect();
     tracing::info!(
         webhook = webhook.as_str(),
         uid = %s.uid,
@@ -215,6 +223,7 @@ fn record(webhook: Webhook, state: &AppState, answer: &Answer, elapsed: Duration
         mode = s.mode.map(|m| m.as_str()).unwrap_or(""),
         verdict = verdict.as_str(),
         findings = ?findings,
+        injected = ?injected,
         error = answer.error.as_ref().map(ToString::to_string),
         duration_us = elapsed.as_micros() as u64,
         "review"

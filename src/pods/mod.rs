@@ -1,12 +1,36 @@
 //! Pod mutation: the JSON Patch that injects what a project's policy says a pod needs.
 //!
-//! The embedded default policy injects nothing, and project policies gain injection rules
-//! (image pull secrets, git-sync keys) with the pods issue; until a rule asks for
-//! something, a pod is admitted exactly as written, with no patch.
+//! Each builder (`pull_secrets`, `git_sync`) looks at the pod as the request carried it
+//! and adds operations to one `PatchBuilder`. Nothing the user wrote is removed or
+//! rewritten; nothing already there is added again, so applying the patch and reviewing
+//! the result gives no further patch (the webhook may be reinvoked).
+
+mod git_sync;
+mod patch;
+mod pull_secrets;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::policy::ProjectPolicySpec;
+pub use git_sync::CONTAINERS_ANNOTATION as GIT_SYNC_CONTAINERS_ANNOTATION;
+use patch::PatchBuilder;
+
+use crate::policy::{Resolved, SecretIndex};
+
+/// What a mutation reads besides the pod.
+pub struct Context<'a> {
+    pub policy: &'a Resolved,
+    /// Secrets that exist, so only those are injected.
+    pub secrets: &'a SecretIndex,
+    /// The pod's namespace (from the request: a new pod may not carry it yet).
+    pub namespace: &'a str,
+}
+
+/// One thing injected, for logs (names only) and metrics (kind only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injection {
+    pub kind: &'static str,
+    pub secret: String,
+}
 
 /// What the webhook adds to one pod.
 #[derive(Debug, Default)]
@@ -16,17 +40,19 @@ pub struct Mutation {
     /// Things the user should know: a secret the policy names that does not exist, a
     /// volume name that is already taken.
     pub warnings: Vec<String>,
-    /// One bounded label per injection made (`image_pull_secret`, `git_sync_key`).
-    pub injections: Vec<&'static str>,
+    pub injections: Vec<Injection>,
 }
 
-impl Mutation {
-    pub fn is_empty(&self) -> bool {
-        self.patch.0.is_empty()
+/// The mutation the policy in `ctx` asks for on `pod`.
+pub fn mutate(pod: &Pod, ctx: &Context<'_>) -> Mutation {
+    let mut patch = PatchBuilder::default();
+    let mut injections = Vec::new();
+    let mut warnings = Vec::new();
+    pull_secrets::inject(pod, ctx, &mut patch, &mut injections, &mut warnings);
+    git_sync::inject(pod, ctx, &mut patch, &mut injections, &mut warnings);
+    Mutation {
+        patch: patch.build(),
+        warnings,
+        injections,
     }
-}
-
-/// The mutation `policy` asks for on `pod`.
-pub fn mutate(_pod: &Pod, _policy: &ProjectPolicySpec) -> Mutation {
-    Mutation::default()
 }

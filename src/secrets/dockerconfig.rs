@@ -6,7 +6,6 @@
 //! formats share the per-registry checks: `.dockercfg` is the map of registries itself,
 //! `.dockerconfigjson` wraps the same map in `auths`.
 
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
@@ -17,7 +16,6 @@ use crate::registry::Registry;
 const CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 const LEGACY_KEY: &str = ".dockercfg";
 const AUTHS: &str = "auths";
-
 
 const MISSING: &str = "required value is missing";
 const NO_WHITESPACE: &str = "must not contain whitespace or line breaks";

@@ -1,0 +1,123 @@
+//! git-sync key injection: a secret volume (mode 0400) with the project's SSH key,
+//! mounted read-only into the git-sync container(s).
+//!
+//! Never clobbers what the user wrote: a volume of the same name that is not this
+//! secret, or a mount at the same path, leaves the pod as written and says why.
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use serde_json::json;
+
+use super::patch::PatchBuilder;
+use super::{Context, Injection};
+
+pub const KIND: &str = "git_sync_key";
+
+/// A pod annotation naming the containers that run git-sync, comma-separated.
+pub const CONTAINERS_ANNOTATION: &str = "secretgate.io/git-sync-containers";
+
+/// Owner read-only: git-sync (ssh) refuses a private key others can read.
+const KEY_FILE_MODE: i32 = 0o400;
+
+pub fn inject(
+    pod: &Pod,
+    ctx: &Context<'_>,
+    patch: &mut PatchBuilder,
+    out: &mut Vec<Injection>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(rule) = &ctx.policy.spec.git_sync else {
+        return;
+    };
+    let Some(spec) = &pod.spec else { return };
+    let wanted = target_names(pod, &rule.containers);
+    let containers = indexed(&["spec", "containers"], Some(&spec.containers));
+    let init = indexed(&["spec", "initContainers"], spec.init_containers.as_ref());
+    let targets: Vec<_> = containers
+        .chain(init)
+        .filter(|(_, _, c)| wanted.iter().any(|w| *w == c.name))
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let secret = rule.secret_name.as_str();
+    let volume = rule.volume_name.as_str();
+    if !ctx.secrets.contains(ctx.namespace, secret) {
+        warnings.push(format!(
+            "git-sync key secret {secret:?} named by policy {:?} does not exist in namespace {:?}; not injected",
+            ctx.policy.name.as_ref(),
+            ctx.namespace
+        ));
+        return;
+    }
+    let volumes = spec.volumes.as_ref();
+    let same_name = volumes.and_then(|v| v.iter().find(|v| v.name == volume));
+    let volume_present = match same_name {
+        None => false,
+        Some(v) if v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(secret) => true,
+        Some(_) => {
+            warnings.push(format!(
+                "volume {volume:?} already exists and does not hold secret {secret:?}; git-sync key not injected"
+            ));
+            return;
+        }
+    };
+
+    let mut mounted_any = false;
+    for (path, index, container) in targets {
+        let mounts = container.volume_mounts.as_ref();
+        if mounts.is_some_and(|m| m.iter().any(|m| m.name == volume)) {
+            mounted_any = true;
+            continue;
+        }
+        if mounts.is_some_and(|m| m.iter().any(|m| m.mount_path == rule.mount_path)) {
+            warnings.push(format!(
+                "container {:?} already mounts something at {:?}; git-sync key not mounted there",
+                container.name, rule.mount_path
+            ));
+            continue;
+        }
+        let index = index.to_string();
+        let tokens = [path[0], path[1], index.as_str(), "volumeMounts"];
+        let mount = json!({ "name": volume, "mountPath": rule.mount_path, "readOnly": true });
+        patch.extend_array(&tokens, mounts.is_some(), vec![mount]);
+        mounted_any = true;
+        out.push(Injection {
+            kind: KIND,
+            secret: secret.to_owned(),
+        });
+    }
+    if mounted_any && !volume_present {
+        let item = json!({
+            "name": volume,
+            "secret": { "secretName": secret, "defaultMode": KEY_FILE_MODE },
+        });
+        patch.extend_array(&["spec", "volumes"], volumes.is_some(), vec![item]);
+    }
+}
+
+/// The container names the pod's annotation gives, or else the policy's.
+fn target_names<'a>(pod: &'a Pod, policy: &'a [String]) -> Vec<&'a str> {
+    let annotated = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CONTAINERS_ANNOTATION));
+    match annotated {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => policy.iter().map(String::as_str).collect(),
+    }
+}
+
+fn indexed<'a>(
+    path: &'static [&'static str; 2],
+    list: Option<&'a Vec<Container>>,
+) -> impl Iterator<Item = (&'static [&'static str; 2], usize, &'a Container)> {
+    list.into_iter()
+        .flatten()
+        .enumerate()
+        .map(move |(i, c)| (path, i, c))
+}
