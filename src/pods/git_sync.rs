@@ -41,6 +41,14 @@ pub fn inject(
     }
     let secret = rule.secret_name.as_str();
     let volume = rule.volume_name.as_str();
+    if !is_dns1123_label(volume) {
+        // The API server would refuse the pod with our volume in it; admit it untouched.
+        warnings.push(format!(
+            "git-sync volume name {volume:?} in policy {:?} is not a DNS-1123 label; git-sync key not injected",
+            ctx.policy.name.as_ref()
+        ));
+        return;
+    }
     if !ctx.secrets.contains(ctx.namespace, secret) {
         warnings.push(format!(
             "git-sync key secret {secret:?} named by policy {:?} does not exist in namespace {:?}; not injected",
@@ -95,6 +103,15 @@ pub fn inject(
     }
 }
 
+/// Lowercase letters, digits and '-', at most 63, starting and ending alphanumeric.
+fn is_dns1123_label(name: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=63).contains(&name.len())
+        && name.bytes().all(|b| alnum(b) || b == b'-')
+        && name.bytes().next().is_some_and(alnum)
+        && name.bytes().last().is_some_and(alnum)
+}
+
 /// The container names the pod's annotation gives, or else the policy's.
 fn target_names<'a>(pod: &'a Pod, policy: &'a [String]) -> Vec<&'a str> {
     let annotated = pod
@@ -120,4 +137,25 @@ fn indexed<'a>(
         .flatten()
         .enumerate()
         .map(move |(i, c)| (path, i, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_dns1123_label;
+
+    #[test]
+    fn volume_names_must_be_dns1123_labels() {
+        for (name, ok) in [
+            ("git-secret", true),
+            ("a", true),
+            ("Git", false),
+            ("-a", false),
+            ("a-", false),
+            ("a.b", false),
+            ("", false),
+        ] {
+            assert_eq!(is_dns1123_label(name), ok, "{name}");
+        }
+        assert!(!is_dns1123_label(&"a".repeat(64)));
+    }
 }
