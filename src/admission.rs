@@ -168,6 +168,23 @@ pub fn review(webhook: Webhook, body: &[u8], ctx: &Context<'_>) -> Answer {
     }
 }
 
+/// The benchmark ceiling (`serve --echo`): the same envelope read and response encoding
+/// as `review`, answering allowed with no policy evaluation and no typed decode.
+pub fn echo(body: &[u8]) -> Answer {
+    match Envelope::read(body) {
+        Ok(head) => {
+            let (response, summary) = pass_through(&head);
+            Answer {
+                http_status: 200,
+                body: encode(&response),
+                summary,
+                error: None,
+            }
+        }
+        Err(e) => invalid("", Summary::default(), e),
+    }
+}
+
 fn validate_secret(
     body: &[u8],
     ctx: &Context<'_>,

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// Print the embedded default policy as a ProjectPolicy YAML document and exit.
     #[arg(long)]
     pub print_default_policy: bool,
+    /// Benchmarks only: answer every review allowed without evaluating it, as the
+    /// same-stack ceiling secretgate is measured against.
+    #[arg(long, hide = true)]
+    pub echo: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -62,6 +62,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // File and default policies are in force as soon as they are read.
         ready: Arc::new(AtomicBool::new(true)),
         max_body_bytes: config.max_body_bytes,
+        echo: args.echo,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

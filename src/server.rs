@@ -65,6 +65,10 @@ pub struct AppState {
     /// Set once certificates are loaded and policy has synced.
     pub ready: Arc<AtomicBool>,
     pub max_body_bytes: usize,
+    /// Benchmark ceiling: answer every review allowed without evaluating it
+    /// (`serve --echo`, hidden). Everything else — TLS, HTTP, body limits, envelope
+    /// decode, response encode, logs, metrics — is the same.
+    pub echo: bool,
 }
 
 /// The webhook router: `/validate`, `/mutate`, and the health endpoints.
@@ -108,12 +112,16 @@ async fn handle(webhook: Webhook, state: &AppState, headers: &HeaderMap, body: B
             return status_response(status, reason, &message);
         }
     };
-    let policies = state.policies.load();
-    let ctx = Context {
-        policies: &policies,
-        now: time::OffsetDateTime::now_utc(),
+    let answer = if state.echo {
+        admission::echo(&bytes)
+    } else {
+        let policies = state.policies.load();
+        let ctx = Context {
+            policies: &policies,
+            now: time::OffsetDateTime::now_utc(),
+        };
+        admission::review(webhook, &bytes, &ctx)
     };
-    let answer = admission::review(webhook, &bytes, &ctx);
     record(webhook, state, &answer, started.elapsed());
     let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     (

@@ -1,0 +1,149 @@
+//! Micro-benchmarks of the request path without the network: secret validation per
+//! type, pod patch building, and a whole review (decode → evaluate → encode) next to the
+//! echo ceiling (envelope decode + encode only).
+//!
+//! `cargo bench --bench review` for figures; `cargo test --benches` runs each once.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::core::admission::AdmissionReview;
+use secretgate::admission::{self, Context, Webhook};
+use secretgate::policy::{
+    GitSyncInjection, ProjectPolicySpec, PullSecretInjection, SecretRules, Snapshot,
+};
+use secretgate::{pods, secrets};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/admission")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn object<K: kube::Resource + serde::de::DeserializeOwned>(name: &str) -> K {
+    let review: AdmissionReview<K> = serde_json::from_slice(&fixture(name)).expect("fixture");
+    review.request.and_then(|r| r.object).expect("object")
+}
+
+/// team-a's policy from the load benchmark: pull secrets by registry and git-sync.
+fn team_policy() -> Snapshot {
+    let spec = ProjectPolicySpec {
+        image_pull_secrets: vec![
+            PullSecretInjection {
+                secret_name: "regcred".into(),
+                registries: vec!["registry.example.com:5000".into(), "*.example.com".into()],
+            },
+            PullSecretInjection {
+                secret_name: "ghcr-cred".into(),
+                registries: vec!["ghcr.io".into()],
+            },
+        ],
+        git_sync: Some(GitSyncInjection {
+            secret_name: "git-ssh".into(),
+            containers: vec!["git-sync".into()],
+            volume_name: "git-secret".into(),
+            mount_path: "/etc/git-secret".into(),
+        }),
+        ..ProjectPolicySpec::default()
+    };
+    let mut snapshot = Snapshot::with_fallback("team-a", spec);
+    for name in ["regcred", "ghcr-cred", "git-ssh"] {
+        snapshot.secrets.insert("team-a", name);
+    }
+    snapshot
+}
+
+const SECRETS: &[(&str, &str)] = &[
+    ("opaque", "secret-create-generic-from-literal.json"),
+    (
+        "dockerconfigjson",
+        "secret-create-dockerconfigjson-valid.json",
+    ),
+    ("tls_rsa", "secret-create-tls-rsa-pkcs8.json"),
+    ("tls_ecdsa", "secret-create-tls-ecdsa-pkcs8.json"),
+    ("ssh_ed25519", "secret-create-ssh-auth-ed25519.json"),
+    ("ssh_rsa_pem", "secret-create-ssh-auth-rsa-pem-legacy.json"),
+    ("basic_auth", "secret-create-basic-auth.json"),
+];
+
+fn validate_per_type(c: &mut Criterion) {
+    let rules = SecretRules::default();
+    let now = time::OffsetDateTime::now_utc();
+    let mut group = c.benchmark_group("validate");
+    for (name, file) in SECRETS {
+        let secret: Secret = object(file);
+        group.bench_function(*name, |b| {
+            b.iter(|| secrets::validate(black_box(&secret), &rules, now))
+        });
+    }
+    group.finish();
+}
+
+fn mutate_pods(c: &mut Criterion) {
+    let snapshot = team_policy();
+    let policy = snapshot.for_namespace("team-a");
+    let ctx = pods::Context {
+        policy,
+        secrets: &snapshot.secrets,
+        namespace: "team-a",
+    };
+    let mut group = c.benchmark_group("mutate");
+    for (name, file) in [
+        ("nothing_to_do", "pod-create-kubectl-run-nginx.json"),
+        ("pull_secret", "pod-create-private-registry-with-port.json"),
+        ("git_sync", "pod-create-git-sync-container.json"),
+    ] {
+        let pod: Pod = object(file);
+        group.bench_function(name, |b| b.iter(|| pods::mutate(black_box(&pod), &ctx)));
+    }
+    group.finish();
+}
+
+fn whole_review(c: &mut Criterion) {
+    let snapshot = team_policy();
+    let now = time::OffsetDateTime::now_utc();
+    let mut group = c.benchmark_group("review");
+    for (name, webhook, file) in [
+        (
+            "secret_opaque",
+            Webhook::Validate,
+            "secret-create-generic-from-literal.json",
+        ),
+        (
+            "secret_tls_rsa",
+            Webhook::Validate,
+            "secret-create-tls-rsa-pkcs8.json",
+        ),
+        (
+            "pod_git_sync",
+            Webhook::Mutate,
+            "pod-create-git-sync-container.json",
+        ),
+        (
+            "pod_kubectl_run",
+            Webhook::Mutate,
+            "pod-create-kubectl-run-nginx.json",
+        ),
+    ] {
+        let body = fixture(file);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let ctx = Context {
+                    policies: &snapshot,
+                    now,
+                };
+                admission::review(webhook, black_box(&body), &ctx)
+            })
+        });
+        group.bench_function(format!("{name}_echo"), |b| {
+            b.iter(|| admission::echo(black_box(&body)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, validate_per_type, mutate_pods, whole_review);
+criterion_main!(benches);
