@@ -15,6 +15,7 @@ use kube::core::{Resource, Status};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::objects::Lean;
 use crate::pods;
 use crate::policy::{Mode, Resolved, Severity, Snapshot};
 use crate::secrets::{self, Violation};
@@ -189,12 +190,12 @@ fn validate_secret(
     body: &[u8],
     ctx: &Context<'_>,
 ) -> Result<(AdmissionResponse, Summary), DecodeError> {
-    let req = decode::<Secret>(body)?;
+    let req = decode::<Lean<Secret>>(body)?;
     let mut summary = summary_of(&req);
     let response = AdmissionResponse::from(&req);
     let findings = match req.operation {
         Operation::Create => {
-            let secret = req.object.as_ref().ok_or(DecodeError::NoObject("CREATE"))?;
+            let secret = lean(&req.object).ok_or(DecodeError::NoObject("CREATE"))?;
             let policy = ctx.policies.for_namespace(&summary.namespace);
             summary.policy = Some(policy.name.clone());
             summary.mode = Some(policy.spec.mode);
@@ -204,12 +205,12 @@ fn validate_secret(
             ))
         }
         Operation::Update => {
-            let secret = req.object.as_ref().ok_or(DecodeError::NoObject("UPDATE"))?;
+            let secret = lean(&req.object).ok_or(DecodeError::NoObject("UPDATE"))?;
             let policy = ctx.policies.for_namespace(&summary.namespace);
             summary.policy = Some(policy.name.clone());
             summary.mode = Some(policy.spec.mode);
             let rules = &policy.spec.secrets;
-            let findings = match &req.old_object {
+            let findings = match lean(&req.old_object) {
                 Some(old) => secrets::validate_update(old, secret, rules, ctx.now),
                 None => secrets::validate(secret, rules, ctx.now),
             };
@@ -273,14 +274,14 @@ fn apply_findings(
 }
 
 fn mutate_pod(body: &[u8], ctx: &Context<'_>) -> Result<(AdmissionResponse, Summary), DecodeError> {
-    let req = decode::<Pod>(body)?;
+    let req = decode::<Lean<Pod>>(body)?;
     let mut summary = summary_of(&req);
     let mut response = AdmissionResponse::from(&req);
     // Pods are mutated when created; an UPDATE cannot change the fields we inject.
     if req.operation != Operation::Create {
         return Ok((response, summary));
     }
-    let pod = req.object.as_ref().ok_or(DecodeError::NoObject("CREATE"))?;
+    let pod = lean(&req.object).ok_or(DecodeError::NoObject("CREATE"))?;
     let policy = ctx.policies.for_namespace(&summary.namespace);
     summary.policy = Some(policy.name.clone());
     summary.mode = Some(policy.spec.mode);
@@ -350,6 +351,10 @@ fn invalid(uid: &str, summary: Summary, error: DecodeError) -> Answer {
         },
         error: Some(error),
     }
+}
+
+fn lean<K>(object: &Option<Lean<K>>) -> Option<&K> {
+    object.as_ref().map(|o| &o.0)
 }
 
 fn decode<K>(body: &[u8]) -> Result<AdmissionRequest<K>, DecodeError>

@@ -9,6 +9,7 @@
 //! - [`tls`]: rustls configuration and the certificate that reloads from disk.
 //! - [`admission`]: the only module that knows AdmissionReview: decode, route by kind and
 //!   operation, turn findings or patches into the response.
+//! - [`objects`]: lean decoding of the Secret or Pod in a review (only what rules read).
 //! - [`secrets`]: secret validation, one module per secret type.
 //! - [`pods`]: pod mutation as JSON Patch.
 //! - [`registry`]: registry addresses and patterns, shared by secrets and pods.
@@ -22,6 +23,7 @@ pub mod admission;
 pub mod certs;
 pub mod cli;
 pub mod metrics;
+pub mod objects;
 pub mod pods;
 pub mod policy;
 pub mod registry;
