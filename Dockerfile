@@ -9,9 +9,10 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# Only what the build reads (.dockerignore keeps the rest out of the context).
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
+# The whole source tree: Cargo.toml declares benches and tests, and cargo refuses a
+# manifest whose targets are missing even when building only the binary. .dockerignore
+# keeps build output, certificates and git history out.
+COPY . .
 # Cache mounts keep the registry and the target directory between builds; the binary is
 # copied out because a cache mount is not part of the image.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
