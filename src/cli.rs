@@ -1,4 +1,4 @@
-//! Command line: `serve`, `certs`. Every flag of `serve` can also be set from the
+//! Command line: `serve`, `certs`, `crd`. Every flag of `serve` can also be set from the
 //! environment (`SECRETGATE_*`).
 
 use std::net::SocketAddr;
@@ -35,6 +35,11 @@ pub enum Command {
         after_help = "Examples:\n  secretgate certs\n  secretgate certs --out-dir /tmp/certs --name webhook.example.test --name 10.0.0.5"
     )]
     Certs(CertsArgs),
+    /// Print the ProjectPolicy CustomResourceDefinition as YAML.
+    #[command(
+        after_help = "Examples:\n  secretgate crd | kubectl apply -f -\n  secretgate crd > charts/secretgate/crds/projectpolicies.secretgate.io.yaml"
+    )]
+    Crd,
 }
 
 #[derive(Debug, Args)]

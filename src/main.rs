@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Certs(args) => write_certs(&args),
+        Command::Crd => {
+            print!("{}", policy::crd_yaml());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,9 +4,11 @@
 //! (`mode`), which secret rules apply (`secrets`) and what is injected into pods. Where no
 //! project policy selects a namespace, the embedded default policy applies.
 
+mod crd;
 mod default;
 mod spec;
 
+pub use crd::{CONDITION_READY, ProjectPolicyStatus, REASON_ACCEPTED, REASON_INVALID, crd_yaml};
 pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
 pub use spec::*;
 
