@@ -6,6 +6,7 @@
 
 mod crd;
 mod default;
+pub mod file;
 pub mod resolve;
 mod selector;
 mod spec;
