@@ -17,7 +17,6 @@ pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
 pub use resolve::{InvalidPolicy, Overlap, Policy};
 pub use selector::Labels;
 pub use spec::*;
-pub use validate::is_registry_pattern;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

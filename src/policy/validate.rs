@@ -186,37 +186,12 @@ fn non_empty_entries(out: &mut Vec<String>, at: &str, entries: &[String]) {
 
 fn registries(out: &mut Vec<String>, at: &str, patterns: &[String]) {
     for (i, pattern) in patterns.iter().enumerate() {
-        if !is_registry_pattern(pattern) {
+        if !crate::registry::is_valid_pattern(pattern) {
             out.push(format!(
-                "{at}[{i}]: {pattern:?} is not a registry host[:port] or *.domain"
+                "{at}[{i}]: {pattern:?} is not a registry host[:port] or *.domain[:port]"
             ));
         }
     }
-}
-
-/// `host`, `host:port` or `*.domain`: what image references and docker config keys hold.
-pub fn is_registry_pattern(pattern: &str) -> bool {
-    if let Some(domain) = pattern.strip_prefix("*.") {
-        return domain.contains('.') && is_hostname(domain);
-    }
-    let (host, port) = match pattern.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (pattern, None),
-    };
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
-    port_ok && is_hostname(host)
-}
-
-fn is_hostname(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 fn is_dns_label(s: &str) -> bool {

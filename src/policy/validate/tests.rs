@@ -40,11 +40,11 @@ fn each_problem_is_reported_with_its_path() {
         ),
         (
             "imagePullSecrets: [{secretName: pull, registries: ['https://ghcr.io']}]",
-            "spec.imagePullSecrets[0].registries[0]: \"https://ghcr.io\" is not a registry host[:port] or *.domain",
+            "spec.imagePullSecrets[0].registries[0]: \"https://ghcr.io\" is not a registry host[:port] or *.domain[:port]",
         ),
         (
             "secrets: {imagePull: {allowedRegistries: ['*']}}",
-            "spec.secrets.imagePull.allowedRegistries[0]: \"*\" is not a registry host[:port] or *.domain",
+            "spec.secrets.imagePull.allowedRegistries[0]: \"*\" is not a registry host[:port] or *.domain[:port]",
         ),
         (
             "imagePullSecrets: [{secretName: pull}, {secretName: pull, registries: [ghcr.io]}]",
