@@ -72,11 +72,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     metrics
         .policy_last_reload
         .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+    // Inside a cluster the policies live there, unless a file is given.
+    let cluster = args.kube
+        || (args.policy.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
     let state = AppState {
         policies: Arc::new(ArcSwap::from_pointee(snapshot)),
         metrics,
-        // File and default policies are in force as soon as they are read.
-        ready: Arc::new(AtomicBool::new(true)),
+        // File and default policies are in force as soon as they are read; cluster
+        // policies after the first full sync.
+        ready: Arc::new(AtomicBool::new(!cluster)),
         max_body_bytes: config.max_body_bytes,
         echo: args.echo,
     };
@@ -89,6 +93,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(file) = policy_file {
             let (policies, metrics) = (state.policies.clone(), state.metrics.clone());
             tokio::spawn(file.watch(policy_reload, policies, metrics));
+        }
+        if cluster {
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot configure the Kubernetes client (--kube)")?;
+            let targets = policy::watch::Targets {
+                policies: state.policies.clone(),
+                ready: state.ready.clone(),
+                metrics: state.metrics.clone(),
+            };
+            tokio::spawn(policy::watch::run(client, targets));
+            tracing::info!("watching ProjectPolicies, Namespaces and Secret metadata");
         }
         let server = Server::bind(config, state).await?;
         tracing::info!(

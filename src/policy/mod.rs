@@ -4,6 +4,7 @@
 //! (`mode`), which secret rules apply (`secrets`) and what is injected into pods. Where no
 //! project policy selects a namespace, the embedded default policy applies.
 
+pub mod cluster;
 mod crd;
 mod default;
 pub mod file;
@@ -11,6 +12,7 @@ pub mod resolve;
 mod selector;
 mod spec;
 mod validate;
+pub mod watch;
 
 pub use crd::{CONDITION_READY, ProjectPolicyStatus, REASON_ACCEPTED, REASON_INVALID, crd_yaml};
 pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
