@@ -1,4 +1,4 @@
-//! Command line: `serve`, `certs`. Every flag of `serve` can also be set from the
+//! Command line: `serve`, `certs`, `crd`. Every flag of `serve` can also be set from the
 //! environment (`SECRETGATE_*`).
 
 use std::net::SocketAddr;
@@ -25,7 +25,7 @@ pub enum Command {
     /// development certificates under certs/ if absent, and applies the embedded default
     /// policy.
     #[command(
-        after_help = "Examples:\n  secretgate serve\n  secretgate serve --listen 0.0.0.0:8443 --tls-cert /tls/tls.crt --tls-key /tls/tls.key --log-format json\n  secretgate serve --print-default-policy"
+        after_help = "Examples:\n  secretgate serve\n  secretgate serve --listen 0.0.0.0:8443 --tls-cert /tls/tls.crt --tls-key /tls/tls.key --log-format json\n  secretgate serve --policy policy.yaml\n  secretgate serve --print-default-policy > policy.yaml"
     )]
     Serve(ServeArgs),
     /// Write a development CA and serving certificate, and print the caBundle.
@@ -35,6 +35,11 @@ pub enum Command {
         after_help = "Examples:\n  secretgate certs\n  secretgate certs --out-dir /tmp/certs --name webhook.example.test --name 10.0.0.5"
     )]
     Certs(CertsArgs),
+    /// Print the ProjectPolicy CustomResourceDefinition as YAML.
+    #[command(
+        after_help = "Examples:\n  secretgate crd | kubectl apply -f -\n  secretgate crd > charts/secretgate/crds/projectpolicies.secretgate.io.yaml"
+    )]
+    Crd,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +83,19 @@ pub struct ServeArgs {
     /// Seconds in-flight reviews get to finish after SIGTERM.
     #[arg(long, env = "SECRETGATE_DRAIN_TIMEOUT_SECONDS", default_value_t = 20.0)]
     pub drain_timeout_seconds: f64,
+    /// Policy file: ProjectPolicy documents, plus optional v1 Namespace documents (name
+    /// and labels, for selectors) and v1 Secret documents (only name and namespace are
+    /// read: which secrets exist). Reloaded when its content changes.
+    #[arg(long, env = "SECRETGATE_POLICY", conflicts_with = "kube")]
+    pub policy: Option<PathBuf>,
+    /// Seconds between checks of the policy file for changes.
+    #[arg(long, env = "SECRETGATE_POLICY_RELOAD_SECONDS", default_value_t = 5.0)]
+    pub policy_reload_seconds: f64,
+    /// Read ProjectPolicies, Namespaces and Secret metadata from the cluster (the
+    /// default inside a cluster, when KUBERNETES_SERVICE_HOST is set and --policy is not
+    /// given).
+    #[arg(long, env = "SECRETGATE_KUBE")]
+    pub kube: bool,
     /// Log format.
     #[arg(long, env = "SECRETGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Certs(args) => write_certs(&args),
+        Command::Crd => {
+            print!("{}", policy::crd_yaml());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,6 +41,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .install_default()
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider is already installed"))?;
 
+    // Before anything is written or bound: a broken policy file stops start-up.
+    let (policy_file, snapshot) = match &args.policy {
+        Some(path) => {
+            let (file, snapshot) = policy::file::PolicyFile::load(path)?;
+            tracing::info!(file = %path.display(), policies = snapshot.policy_count(), "policy file loaded");
+            policy::file::log_overlaps(&snapshot);
+            (Some(file), snapshot)
+        }
+        None => (None, policy::Snapshot::with_default()),
+    };
     let (tls_cert, tls_key) = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => (cert, key),
         _ => dev_certificates(&args.dev_certs_dir)?,
@@ -52,15 +66,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         header_read_timeout: seconds(args.header_timeout_seconds, "--header-timeout-seconds")?,
         drain_timeout: seconds(args.drain_timeout_seconds, "--drain-timeout-seconds")?,
     };
+    let policy_reload = seconds(args.policy_reload_seconds, "--policy-reload-seconds")?;
     let metrics = Arc::new(metrics::Metrics::new(prometheus::Registry::new())?);
+    metrics.policies.set(snapshot.policy_count() as i64);
     metrics
         .policy_last_reload
         .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+    // Inside a cluster the policies live there, unless a file is given.
+    let cluster = args.kube
+        || (args.policy.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
     let state = AppState {
-        policies: Arc::new(ArcSwap::from_pointee(policy::Snapshot::with_default())),
+        policies: Arc::new(ArcSwap::from_pointee(snapshot)),
         metrics,
-        // File and default policies are in force as soon as they are read.
-        ready: Arc::new(AtomicBool::new(true)),
+        // File and default policies are in force as soon as they are read; cluster
+        // policies after the first full sync.
+        ready: Arc::new(AtomicBool::new(!cluster)),
         max_body_bytes: config.max_body_bytes,
         echo: args.echo,
     };
@@ -70,6 +90,22 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        if let Some(file) = policy_file {
+            let (policies, metrics) = (state.policies.clone(), state.metrics.clone());
+            tokio::spawn(file.watch(policy_reload, policies, metrics));
+        }
+        if cluster {
+            let client = kube::Client::try_default()
+                .await
+                .context("cannot configure the Kubernetes client (--kube)")?;
+            let targets = policy::watch::Targets {
+                policies: state.policies.clone(),
+                ready: state.ready.clone(),
+                metrics: state.metrics.clone(),
+            };
+            tokio::spawn(policy::watch::run(client, targets));
+            tracing::info!("watching ProjectPolicies, Namespaces and Secret metadata");
+        }
         let server = Server::bind(config, state).await?;
         tracing::info!(
             listen = %server.local_addr()?,

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub policies: IntGauge,
     /// When the policy set was last (re)loaded, as a Unix timestamp.
     pub policy_last_reload: Gauge,
+    /// Policy reloads (file edits, cluster changes), by result (`success`, `failure`).
+    pub policy_reloads: IntCounterVec,
     /// Serving certificate notAfter, as a Unix timestamp.
     pub certificate_expiry: Gauge,
     /// Certificate reload attempts that found a change, by result.
@@ -75,6 +77,13 @@ impl Metrics {
             "secretgate_policy_last_reload_timestamp_seconds",
             "Unix time of the last policy load.",
         )?;
+        let policy_reloads = IntCounterVec::new(
+            Opts::new(
+                "secretgate_policy_reloads_total",
+                "Policy reloads after a change, by result; a failure keeps the last good policy.",
+            ),
+            &["result"],
+        )?;
         let certificate_expiry = Gauge::new(
             "secretgate_certificate_expiry_timestamp_seconds",
             "Unix time at which the serving certificate expires.",
@@ -93,6 +102,7 @@ impl Metrics {
         registry.register(Box::new(injections.clone()))?;
         registry.register(Box::new(policies.clone()))?;
         registry.register(Box::new(policy_last_reload.clone()))?;
+        registry.register(Box::new(policy_reloads.clone()))?;
         registry.register(Box::new(certificate_expiry.clone()))?;
         registry.register(Box::new(certificate_reloads.clone()))?;
         Ok(Self {
@@ -104,6 +114,7 @@ impl Metrics {
             injections,
             policies,
             policy_last_reload,
+            policy_reloads,
             certificate_expiry,
             certificate_reloads,
         })

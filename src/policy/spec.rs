@@ -3,10 +3,17 @@
 //! Every field has a default, so `{}` is a valid (and permissive) spec. Names follow
 //! Kubernetes API conventions (camelCase, `Enforce`/`Warn`/`Audit` enums).
 
+use std::borrow::Cow;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::crd::ProjectPolicyStatus;
+
 /// What happens to a secret that breaks a rule (like Pod Security Admission's modes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Mode {
     /// Refuse the request with 403 Forbidden and every violation in the message.
     #[default]
@@ -27,12 +34,33 @@ impl Mode {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// The rules of one project: which namespaces it governs, how strictly, and what is
+/// injected into their pods.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema, CustomResource)]
+#[kube(
+    group = "secretgate.io",
+    version = "v1alpha1",
+    kind = "ProjectPolicy",
+    shortname = "pp",
+    status = "ProjectPolicyStatus",
+    doc = "Secret rules and pod injections for the namespaces of one project.",
+    // Raw JSON columns: the `printcolumn(type_ = ..)` form trips clippy's
+    // duplicated_attributes lint.
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    printcolumn = r#"{"name":"Namespaces","type":"string","jsonPath":".spec.namespaces"}"#,
+    printcolumn = r#"{"name":"Selector","type":"string","jsonPath":".spec.namespaceSelector","priority":1}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProjectPolicySpec {
     /// Namespaces selected by name.
     #[serde(default)]
     pub namespaces: Vec<String>,
+    /// Namespaces selected by their labels. A namespace is selected when it is named in
+    /// `namespaces` or matches this selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
     #[serde(default)]
     pub mode: Mode,
     #[serde(default)]
@@ -41,13 +69,13 @@ pub struct ProjectPolicySpec {
     #[serde(default)]
     pub image_pull_secrets: Vec<PullSecretInjection>,
     /// The git-sync SSH key mounted into git-sync containers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_sync: Option<GitSyncInjection>,
 }
 
 /// Adds `secretName` to a pod's `spec.imagePullSecrets` when one of its images is
 /// pulled from a matching registry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PullSecretInjection {
     /// A `kubernetes.io/dockerconfigjson` secret in the pod's namespace.
@@ -59,7 +87,7 @@ pub struct PullSecretInjection {
 }
 
 /// Mounts an SSH key secret into the git-sync containers of a pod.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GitSyncInjection {
     /// The secret (in the pod's namespace) holding the key, e.g. under `ssh`.
@@ -89,7 +117,7 @@ fn default_git_sync_mount_path() -> String {
 }
 
 /// Rules for Secrets (SPEC §3). Each sub-rule has its own defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretRules {
     /// Secret types allowed in the project. Empty means every built-in type
@@ -142,7 +170,7 @@ impl Default for SecretRules {
 
 /// How a finding counts. `Deny` findings follow the policy mode; `Warn` findings are at most
 /// warnings, whatever the mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Severity {
     Deny,
     #[default]
@@ -150,17 +178,17 @@ pub enum Severity {
 }
 
 /// A name rule stricter than the API server's DNS-1123 subdomain check.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NameRule {
     /// Every secret name must start with this prefix.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// A regular expression the whole name must match (anchored).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<Pattern>,
     /// Maximum length of the name (the API server allows 253).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u32>,
     /// Forbid `.` in names (lowercase letters, digits and `-` only, a DNS-1123 label).
     #[serde(default)]
@@ -168,7 +196,7 @@ pub struct NameRule {
 }
 
 /// Rules for `kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImagePullRules {
     /// Registries a pull secret may hold credentials for: exact hosts (`ghcr.io`),
@@ -178,7 +206,7 @@ pub struct ImagePullRules {
 }
 
 /// Rules for `kubernetes.io/tls`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TlsRules {
     /// Refuse a leaf certificate whose notAfter is in the past (or notBefore in the future).
@@ -199,7 +227,7 @@ impl Default for TlsRules {
 }
 
 /// Rules for `kubernetes.io/ssh-auth` secrets and Opaque git-sync key secrets.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SshRules {
     /// Allow passphrase-protected keys (git-sync cannot use them).
@@ -229,7 +257,7 @@ impl Default for SshRules {
 }
 
 /// Rules for `kubernetes.io/basic-auth`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BasicAuthRules {
     /// Require both `username` and `password`, non-empty (the API server requires one).
@@ -279,6 +307,24 @@ impl Pattern {
 impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
         self.source == other.source
+    }
+}
+
+impl JsonSchema for Pattern {
+    fn schema_name() -> Cow<'static, str> {
+        "Pattern".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // The regex syntax is Rust's; the service compiles it and reports a bad one.
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A regular expression (Rust syntax) the whole value must match."
+        })
     }
 }
 

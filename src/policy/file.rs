@@ -1,0 +1,246 @@
+//! Policy from a YAML file, for running without a cluster: the same `ProjectPolicy`
+//! documents a cluster would hold, plus `v1 Namespace` documents (name and labels, so
+//! selectors work) and `v1 Secret` documents (only `metadata.name` and
+//! `metadata.namespace` are read: which secrets exist, for pod injection; any data is
+//! skipped by the parser and never kept).
+//!
+//! Errors name the file, the line and column (relative to the whole file) and the
+//! document's index, so a broken edit is found at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::resolve::NAME_LABEL;
+use super::{InvalidPolicy, Labels, Policy, ProjectPolicySpec, SecretIndex, Snapshot};
+
+mod watch;
+pub use watch::{PolicyFile, log_overlaps, record_reload};
+
+const POLICY_API_VERSION: &str = "secretgate.io/v1alpha1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // The cause is in the message and not a `#[source]`, so that logs (`%e`) and
+    // `{:#}` chains both show it exactly once.
+    #[error("cannot read policy file {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The YAML does not parse, or a document does not have the expected shape.
+    #[error("{path}:{line}:{column}: document {document}: {message}")]
+    Syntax {
+        path: PathBuf,
+        document: usize,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A document is well-formed YAML but not something the file may hold.
+    #[error("{path}:{line}: document {document}: {message}")]
+    Document {
+        path: PathBuf,
+        document: usize,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: document {document}: {invalid}")]
+    Invalid {
+        path: PathBuf,
+        document: usize,
+        line: usize,
+        invalid: InvalidPolicy,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Reads and parses `path` into a snapshot.
+pub fn load(path: &Path) -> Result<Snapshot> {
+    let bytes = std::fs::read(path).map_err(|error| Error::Read {
+        path: path.to_owned(),
+        error,
+    })?;
+    parse(path, &String::from_utf8_lossy(&bytes))
+}
+
+/// Parses the documents of a policy file (`path` only names it in errors).
+pub fn parse(path: &Path, text: &str) -> Result<Snapshot> {
+    let mut policies = Vec::new();
+    let mut names = HashSet::new();
+    let mut namespaces = BTreeMap::new();
+    let mut secrets = SecretIndex::default();
+    for doc in documents(text) {
+        let at = |message: String| Error::Document {
+            path: path.to_owned(),
+            document: doc.index,
+            line: doc.first_line,
+            message,
+        };
+        let header: Header = doc.parse(path)?;
+        match (header.api_version.as_deref(), header.kind.as_deref()) {
+            (Some(POLICY_API_VERSION), Some("ProjectPolicy")) => {
+                let parsed: PolicyDocument = doc.parse(path)?;
+                let name = parsed.metadata.name;
+                if !names.insert(name.clone()) {
+                    return Err(at(format!("ProjectPolicy {name:?} is defined twice")));
+                }
+                let policy = Policy::new(&name, parsed.spec).map_err(|invalid| Error::Invalid {
+                    path: path.to_owned(),
+                    document: doc.index,
+                    line: doc.first_line,
+                    invalid,
+                })?;
+                policies.push(policy);
+            }
+            (Some("v1"), Some("Namespace")) => {
+                let parsed: NamespaceDocument = doc.parse(path)?;
+                let mut labels = parsed.metadata.labels;
+                // The API server sets this label on every namespace; so does the file.
+                labels.insert(NAME_LABEL.to_owned(), parsed.metadata.name.clone());
+                if namespaces
+                    .insert(parsed.metadata.name.clone(), labels)
+                    .is_some()
+                {
+                    return Err(at(format!(
+                        "Namespace {:?} is defined twice",
+                        parsed.metadata.name
+                    )));
+                }
+            }
+            (Some("v1"), Some("Secret")) => {
+                let parsed: SecretDocument = doc.parse(path)?;
+                let Some(namespace) = parsed.metadata.namespace else {
+                    return Err(at(format!(
+                        "Secret {:?} needs metadata.namespace",
+                        parsed.metadata.name
+                    )));
+                };
+                secrets.insert(&namespace, &parsed.metadata.name);
+            }
+            (api_version, kind) => {
+                return Err(at(format!(
+                    "apiVersion {:?}, kind {:?} is not one of {POLICY_API_VERSION} ProjectPolicy, \
+                     v1 Namespace, v1 Secret",
+                    api_version.unwrap_or(""),
+                    kind.unwrap_or("")
+                )));
+            }
+        }
+    }
+    Ok(Snapshot::build(policies, &namespaces, secrets))
+}
+
+/// Just enough of a document to tell what it is; everything else is skipped.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    api_version: Option<String>,
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyDocument {
+    #[allow(dead_code)]
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    metadata: Metadata,
+    #[serde(default)]
+    spec: ProjectPolicySpec,
+    /// Accepted (and ignored) so that `kubectl get -o yaml` output loads as it is.
+    #[serde(default)]
+    #[allow(dead_code)]
+    status: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct NamespaceDocument {
+    metadata: Metadata,
+}
+
+/// Only the metadata of a Secret is deserialised: `data` and `stringData` are skipped.
+#[derive(Deserialize)]
+struct SecretDocument {
+    metadata: Metadata,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    labels: Labels,
+}
+
+/// One YAML document of the file, with where it starts.
+struct Document<'a> {
+    /// 1-based position among the non-empty documents.
+    index: usize,
+    /// 1-based line of the document's first line in the file.
+    first_line: usize,
+    text: &'a str,
+}
+
+impl Document<'_> {
+    fn parse<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T> {
+        serde_saphyr::from_str(self.text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
+            // The message without the source snippet: a Secret document may hold values.
+            let plain = e.without_snippet().to_string();
+            let message = plain
+                .strip_suffix(&format!(" at line {line}, column {column}"))
+                .unwrap_or(&plain)
+                .to_owned();
+            Error::Syntax {
+                path: path.to_owned(),
+                document: self.index,
+                line: self.first_line + line - 1,
+                column,
+                message,
+            }
+        })
+    }
+}
+
+/// Splits `text` at `---` lines; documents holding only comments or blank lines are left
+/// out (and not counted).
+fn documents(text: &str) -> Vec<Document<'_>> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end();
+        if bare == "---" || bare.starts_with("--- ") || bare == "..." {
+            push_document(&mut docs, &text[start..offset], start_line);
+            start = offset + line.len();
+            start_line = i + 2;
+        }
+        offset += line.len();
+    }
+    push_document(&mut docs, &text[start..], start_line);
+    docs
+}
+
+fn push_document<'a>(docs: &mut Vec<Document<'a>>, text: &'a str, first_line: usize) {
+    let blank = text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'));
+    if !blank {
+        docs.push(Document {
+            index: docs.len() + 1,
+            first_line,
+            text,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

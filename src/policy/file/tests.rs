@@ -1,0 +1,132 @@
+//! Policy file parsing: documents, resolution, and errors that point at the line.
+
+use super::*;
+use crate::policy::{DEFAULT_POLICY_NAME, Mode, default_policy_yaml};
+
+fn parse_str(text: &str) -> Result<Snapshot> {
+    parse(Path::new("policy.yaml"), text)
+}
+
+fn error(text: &str) -> String {
+    match parse_str(text) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const FILE: &str = "\
+# Team A's project.
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata:
+  name: team-a
+spec:
+  namespaceSelector:
+    matchLabels: {project: a}
+  mode: Warn
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: a-dev
+  labels: {project: a}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: pull
+  namespace: a-dev
+type: kubernetes.io/dockerconfigjson
+data:
+  .dockerconfigjson: eyJhdXRocyI6e319
+---
+";
+
+#[test]
+fn policies_namespaces_and_secrets() {
+    let snap = parse_str(FILE).expect("parses");
+    assert_eq!(snap.policy_count(), 1);
+    let resolved = snap.for_namespace("a-dev");
+    assert_eq!(
+        (&*resolved.name, resolved.spec.mode),
+        ("team-a", Mode::Warn)
+    );
+    assert_eq!(&*snap.for_namespace("b-dev").name, DEFAULT_POLICY_NAME);
+    assert!(snap.secrets.contains("a-dev", "pull"));
+    assert_eq!(snap.secrets.len(), 1);
+}
+
+#[test]
+fn the_printed_default_policy_loads_back() {
+    let snap = parse_str(&default_policy_yaml()).expect("default policy parses");
+    assert_eq!(snap.policy_count(), 1);
+}
+
+#[test]
+fn empty_file_means_the_default_everywhere() {
+    let snap = parse_str("# nothing yet\n---\n").expect("parses");
+    assert_eq!(snap.policy_count(), 0);
+    assert_eq!(&*snap.for_namespace("x").name, DEFAULT_POLICY_NAME);
+}
+
+#[test]
+fn errors_name_line_column_and_document() {
+    let bad_value = FILE.replace(
+        "mode: Warn",
+        "mode: Warn\n  secrets: {ssh: {minRsaBits: lots}}",
+    );
+    let bad_labels = FILE.replace("labels: {project: a}", "labels: [project]");
+    let policy_typo = FILE.replace("  mode: Warn", "  mdoe: Warn");
+    let broken_yaml = format!("{FILE}apiVersion: v1\nkind: Namespace\nmetadata: {{name: [\n");
+    let cases = [
+        (
+            bad_value.as_str(),
+            "policy.yaml:10:31: document 1: invalid u32",
+        ),
+        (bad_labels.as_str(), "policy.yaml:15:11: document 2: "),
+        (
+            policy_typo.as_str(),
+            "policy.yaml:9:3: document 1: unknown field `mdoe`",
+        ),
+        (broken_yaml.as_str(), "policy.yaml:28:"),
+    ];
+    for (text, want) in cases {
+        let got = error(text);
+        assert!(got.starts_with(want), "want {want:?}, got {got:?}");
+    }
+}
+
+#[test]
+fn document_errors() {
+    let two = format!("{FILE}{}", &FILE[..FILE.find("---").expect("separator")]);
+    let cases = [
+        (
+            two.as_str(),
+            "policy.yaml:26: document 4: ProjectPolicy \"team-a\" is defined twice",
+        ),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+            "policy.yaml:1: document 1: apiVersion \"apps/v1\", kind \"Deployment\" is not one of",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: x}\n",
+            "policy.yaml:1: document 1: Secret \"x\" needs metadata.namespace",
+        ),
+        (
+            "apiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicy\nmetadata: {name: p}\nspec:\n  secrets: {ssh: {minRsaBits: 100}}\n",
+            "policy.yaml:1: document 1: policy \"p\" is invalid: spec.secrets.ssh.minRsaBits: 100 is outside 1024..16384",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(text);
+        assert!(got.starts_with(want), "want {want:?}, got {got:?}");
+    }
+}
+
+#[test]
+fn secret_values_never_reach_error_messages() {
+    // A syntax error inside a Secret document: the message must not quote its data.
+    let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\ndata:\n  key: [c3VwZXJzZWNyZXQ=, {\n  other: \"c3VwZXJzZWNyZXQ=\n";
+    let got = error(text);
+    assert!(!got.contains("c3VwZXJzZWNyZXQ"), "{got}");
+}

@@ -1,0 +1,188 @@
+//! Cluster mode: reflectors keep ProjectPolicies, Namespaces and Secret *metadata* in
+//! memory; every change (debounced) rebuilds the snapshot, which is swapped in whole.
+//!
+//! The admission path never calls the API server: if it becomes unreachable, reviews go
+//! on with the last snapshot while the watchers retry with backoff.
+//!
+//! RBAC the service account needs (and nothing more):
+//!
+//! ```yaml
+//! - apiGroups: ["secretgate.io"]
+//!   resources: ["projectpolicies"]
+//!   verbs: ["list", "watch"]
+//! - apiGroups: ["secretgate.io"]
+//!   resources: ["projectpolicies/status"]
+//!   verbs: ["patch"]
+//! - apiGroups: [""]
+//!   resources: ["namespaces", "secrets"]   # secrets: metadata-only list/watch
+//!   verbs: ["list", "watch"]
+//! ```
+//!
+//! Secrets are listed and watched as `PartialObjectMeta` (the API server sends
+//! `metadata` only), so secret values never reach this process through the watch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::{Stream, StreamExt as _};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Client, Resource};
+use tokio::sync::Notify;
+
+use super::ProjectPolicy;
+use super::cluster::{Builder, StatusUpdate};
+use super::file::{log_overlaps, record_reload};
+use crate::metrics::Metrics;
+use crate::policy::Snapshot;
+
+/// Changes closer together than this are folded into one rebuild.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Field manager of the status patches.
+const MANAGER: &str = "secretgate";
+
+/// Where cluster mode publishes its results.
+#[derive(Clone)]
+pub struct Targets {
+    pub policies: Arc<ArcSwap<Snapshot>>,
+    /// Set after the first full sync of all three caches.
+    pub ready: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs the three reflectors and the rebuild loop until the task is dropped.
+pub async fn run(client: Client, targets: Targets) {
+    let changed = Arc::new(Notify::new());
+    let resource = ApiResource::erase::<ProjectPolicy>(&());
+    let policy_api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let (policies, policy_writer) = {
+        let writer = reflector::store::Writer::new(resource.clone());
+        (writer.as_reader(), writer)
+    };
+    let (namespaces, namespace_writer) = reflector::store();
+    let (secrets, secret_writer) = reflector::store();
+    let config = watcher::Config::default();
+    let streams = [
+        drive(
+            "projectpolicies",
+            watcher(policy_api, config.clone())
+                .default_backoff()
+                .reflect(policy_writer),
+            changed.clone(),
+        ),
+        drive(
+            "namespaces",
+            watcher(
+                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                config.clone(),
+            )
+            .default_backoff()
+            .reflect(namespace_writer),
+            changed.clone(),
+        ),
+        drive(
+            "secrets",
+            watcher(
+                Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+                config,
+            )
+            .default_backoff()
+            .reflect(secret_writer),
+            changed.clone(),
+        ),
+    ];
+    let caches = Caches {
+        policies,
+        namespaces,
+        secrets,
+    };
+    let rebuild = rebuild_loop(client, caches, changed, targets);
+    futures::future::join(futures::future::join_all(streams), rebuild).await;
+}
+
+/// The three caches the snapshot is built from.
+pub struct Caches {
+    pub policies: Store<DynamicObject>,
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+}
+
+/// Polls one reflector stream, logging errors (the backoff retries) and signalling
+/// changes.
+fn drive<K>(
+    what: &'static str,
+    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    changed: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => changed.notify_one(),
+                Err(e) => {
+                    tracing::warn!(resource = what, error = %e, "watch failed; retrying with backoff")
+                }
+            }
+        }
+    })
+}
+
+/// Waits for the first full sync of every cache, then rebuilds on each change.
+pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, targets: Targets) {
+    let synced = futures::future::try_join3(
+        caches.policies.wait_until_ready(),
+        caches.namespaces.wait_until_ready(),
+        caches.secrets.wait_until_ready(),
+    )
+    .await;
+    if synced.is_err() {
+        tracing::error!("policy watchers stopped before their first sync");
+        return;
+    }
+    let mut builder = Builder::default();
+    loop {
+        let (snapshot, updates) = builder.rebuild(
+            &caches.policies.state(),
+            &caches.namespaces.state(),
+            &caches.secrets.state(),
+        );
+        log_overlaps(&snapshot);
+        record_reload(&targets.metrics, &snapshot);
+        tracing::debug!(
+            policies = snapshot.policy_count(),
+            "policy snapshot rebuilt"
+        );
+        targets.policies.store(Arc::new(snapshot));
+        if !targets.ready.swap(true, Ordering::AcqRel) {
+            tracing::info!("policy synced from the cluster");
+        }
+        for update in updates {
+            tokio::spawn(write_status(client.clone(), update));
+        }
+        changed.notified().await;
+        // Fold a burst of changes (a re-list, a kubectl apply of many objects) into one.
+        tokio::time::sleep(DEBOUNCE).await;
+    }
+}
+
+/// Patches a ProjectPolicy's status; a failure is logged and retried on the next rebuild
+/// (the status still differs then).
+async fn write_status(client: Client, update: StatusUpdate) {
+    let api: Api<ProjectPolicy> = Api::all(client);
+    let patch = serde_json::json!({
+        "apiVersion": ProjectPolicy::api_version(&()),
+        "kind": ProjectPolicy::kind(&()),
+        "status": update.status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    if let Err(e) = api
+        .patch_status(&update.name, &params, &Patch::Apply(&patch))
+        .await
+    {
+        tracing::warn!(policy = %update.name, error = %e, "cannot write ProjectPolicy status");
+    }
+}

@@ -1,0 +1,169 @@
+//! File mode end to end: a policy file written to a tempdir decides verdicts over HTTPS,
+//! an edit takes effect without a restart, and a broken edit keeps the last good policy.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use secretgate::policy::file::PolicyFile;
+
+use common::{Proto, TestServer, fixture};
+
+/// Secret `app-config` in namespace `team-a`: breaks a `team-a-` name prefix.
+const APP_CONFIG: &str = "secret-create-generic-from-literal.json";
+
+/// A policy file whose `team-a` policy selects namespaces labelled `project: a`.
+fn policy_file(mode: &str) -> String {
+    format!(
+        "apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata:
+  name: team-a
+spec:
+  namespaceSelector:
+    matchLabels: {{project: a}}
+  mode: {mode}
+  secrets:
+    name: {{prefix: team-a-}}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-a
+  labels: {{project: a}}
+"
+    )
+}
+
+/// Writes the file the way the kubelet updates a mounted ConfigMap: a new file renamed
+/// over the old one.
+fn write(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write policy");
+    std::fs::rename(&tmp, path).expect("rename policy");
+}
+
+/// Starts a server on the file's policy with the file watcher polling every 50 ms.
+async fn serve(path: &Path) -> TestServer {
+    let (file, snapshot) = PolicyFile::load(path).expect("policy file loads");
+    let server = TestServer::start_with(snapshot, |_| {}).await;
+    let (policies, metrics) = (server.state.policies.clone(), server.state.metrics.clone());
+    tokio::spawn(file.watch(Duration::from_millis(50), policies, metrics));
+    server
+}
+
+/// `allowed` and the warnings for the APP_CONFIG review.
+async fn verdict(server: &TestServer) -> (bool, usize) {
+    let reply = server
+        .client(Proto::Http1)
+        .await
+        .post("/validate", fixture(APP_CONFIG))
+        .await;
+    let response = &reply.json()["response"];
+    let warnings = response["warnings"].as_array().map_or(0, Vec::len);
+    (response["allowed"] == true, warnings)
+}
+
+/// Polls until the verdict is `want` (the watcher runs every 50 ms).
+async fn wait_for(server: &TestServer, want: (bool, usize)) {
+    for _ in 0..100 {
+        if verdict(server).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("verdict never became {want:?}");
+}
+
+#[tokio::test]
+async fn a_file_policy_decides_and_reloads_without_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    write(&path, &policy_file("Enforce"));
+    let server = serve(&path).await;
+
+    assert_eq!(
+        verdict(&server).await,
+        (false, 0),
+        "team-a's prefix rule denies"
+    );
+    assert!(server.metrics().await.contains("secretgate_policies 1"));
+
+    write(&path, &policy_file("Warn"));
+    wait_for(&server, (true, 1)).await;
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains(r#"secretgate_policy_reloads_total{result="success"} 1"#)
+    );
+
+    // A broken edit: logged and counted; the Warn policy stays in force.
+    write(
+        &path,
+        &policy_file("Warn").replace("mode: Warn", "mode: Sometimes"),
+    );
+    let failed = r#"secretgate_policy_reloads_total{result="failure"} 1"#;
+    for _ in 0..100 {
+        if server.metrics().await.contains(failed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.metrics().await.contains(failed));
+    assert_eq!(
+        verdict(&server).await,
+        (true, 1),
+        "last good policy in force"
+    );
+
+    // Namespace labels come from the file too: without the label, the default governs.
+    write(
+        &path,
+        &policy_file("Enforce").replace("labels: {project: a}", "labels: {project: b}"),
+    );
+    wait_for(&server, (true, 0)).await;
+    server.stop().await;
+}
+
+#[test]
+fn start_up_fails_on_a_broken_file_with_its_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    write(&path, &policy_file("Sometimes"));
+    let output = Command::new(env!("CARGO_BIN_EXE_secretgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--dev-certs-dir")
+        .arg(dir.path().join("certs"))
+        .arg("--policy")
+        .arg(&path)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("run secretgate serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let want = format!("{}:8:9: document 1: ", path.display());
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+}
+
+#[test]
+fn the_printed_default_policy_loads_as_a_policy_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("default.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_secretgate"))
+        .args(["serve", "--print-default-policy"])
+        .output()
+        .expect("run secretgate serve --print-default-policy");
+    assert!(output.status.success());
+    std::fs::write(&path, &output.stdout).expect("write");
+    let (_, snapshot) = PolicyFile::load(&path).expect("the default policy loads back");
+    assert_eq!(snapshot.policy_count(), 1);
+}
