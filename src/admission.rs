@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::core::{Resource, Status};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -361,8 +361,21 @@ fn decode<K>(body: &[u8]) -> Result<AdmissionRequest<K>, DecodeError>
 where
     K: Resource + for<'de> Deserialize<'de>,
 {
-    let review: AdmissionReview<K> = serde_json::from_slice(body).map_err(describe)?;
-    review.try_into().map_err(|_| DecodeError::NoRequest)
+    /// `AdmissionReview<K>` flattens its TypeMeta, which makes serde buffer the whole
+    /// body into an intermediate tree before decoding it again (most of a review's
+    /// decode time). apiVersion and kind were already checked by `Envelope::read`.
+    #[derive(Deserialize)]
+    #[serde(bound = "K: Resource + for<'a> Deserialize<'a>")]
+    struct RequestOnly<K: Resource> {
+        request: Option<AdmissionRequest<K>>,
+    }
+    let review: RequestOnly<K> = serde_json::from_slice(body).map_err(describe)?;
+    let mut request = review.request.ok_or(DecodeError::NoRequest)?;
+    request.types = kube::core::TypeMeta {
+        api_version: API_VERSION.to_owned(),
+        kind: KIND.to_owned(),
+    };
+    Ok(request)
 }
 
 /// Describes a JSON error by position and category. serde's own text for a wrong type or
