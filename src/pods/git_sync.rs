@@ -49,12 +49,8 @@ pub fn inject(
         ));
         return;
     }
-    if !ctx.secrets.contains(ctx.namespace, secret) {
-        warnings.push(format!(
-            "git-sync key secret {secret:?} named by policy {:?} does not exist in namespace {:?}; not injected",
-            ctx.policy.name.as_ref(),
-            ctx.namespace
-        ));
+    if let Some(missing) = ctx.missing("git-sync key secret", secret) {
+        warnings.push(missing);
         return;
     }
     let volumes = spec.volumes.as_ref();

@@ -25,6 +25,20 @@ pub struct Context<'a> {
     pub namespace: &'a str,
 }
 
+impl Context<'_> {
+    /// The warning for a secret the policy names that the namespace does not have, or
+    /// `None` when it exists.
+    fn missing(&self, what: &str, name: &str) -> Option<String> {
+        (!self.secrets.contains(self.namespace, name)).then(|| {
+            format!(
+                "{what} {name:?} named by policy {:?} does not exist in namespace {:?}; not injected",
+                self.policy.name.as_ref(),
+                self.namespace
+            )
+        })
+    }
+}
+
 /// One thing injected, for logs (names only) and metrics (kind only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Injection {

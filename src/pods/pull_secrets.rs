@@ -36,12 +36,8 @@ pub fn inject(
         if !wanted || present || added.contains(&name) {
             continue;
         }
-        if !ctx.secrets.contains(ctx.namespace, name) {
-            warnings.push(format!(
-                "imagePullSecret {name:?} named by policy {:?} does not exist in namespace {:?}; not injected",
-                ctx.policy.name.as_ref(),
-                ctx.namespace
-            ));
+        if let Some(missing) = ctx.missing("imagePullSecret", name) {
+            warnings.push(missing);
             continue;
         }
         added.push(name);
