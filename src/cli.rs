@@ -1,4 +1,4 @@
-//! Command line: `serve`, `certs`, `crd`. Every flag of `serve` can also be set from the
+//! Command line: `serve`, `check`, `audit`, `certs`, `crd`, `completions`. Every flag of `serve` can also be set from the
 //! environment (`SECRETGATE_*`).
 
 use std::net::SocketAddr;
@@ -40,6 +40,90 @@ pub enum Command {
         after_help = "Examples:\n  secretgate crd | kubectl apply -f -\n  secretgate crd > charts/secretgate/crds/projectpolicies.secretgate.io.yaml"
     )]
     Crd,
+    /// Evaluate Secret and Pod manifests, or AdmissionReviews, offline with the server's
+    /// own code: for CI pipelines.
+    ///
+    /// Reads YAML or JSON (several documents per file, `List` objects, directories
+    /// recursively for *.yaml, *.yml and *.json, `-` for stdin). A bare Secret or Pod is
+    /// reviewed as a CREATE in its namespace (else --namespace); Secrets in the input count
+    /// as existing for the pods beside them. Other kinds are skipped. Exit status: 0 when
+    /// every object passes, 1 when any is denied, 2 for a usage or input error.
+    #[command(
+        after_help = "Examples:\n  secretgate check -f deploy/\n  secretgate check -f secret.yaml --policy policy.yaml -o json\n  kubectl create secret tls web --cert=tls.crt --key=tls.key --dry-run=client -o yaml | secretgate check -f - -n team-a\n  helm template charts/app | secretgate check -f - --policy policy.yaml -o yaml"
+    )]
+    Check(CheckArgs),
+    /// Report what in a cluster breaks its policies now: every Secret (as if created
+    /// again) and every Pod (what the webhook would inject), grouped by project and rule.
+    ///
+    /// Reads ProjectPolicies, Namespaces, Secrets and Pods. Secrets are listed by metadata
+    /// and read one at a time; values are never printed or kept. Exit status: 0, or 1
+    /// when a secret would be denied, 2 when the cluster cannot be read.
+    #[command(
+        after_help = "Examples:\n  secretgate audit\n  secretgate audit --context prod -o json > audit.json\n  secretgate audit --kubeconfig ~/.kube/staging"
+    )]
+    Audit(AuditArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  secretgate completions bash > /etc/bash_completion.d/secretgate\n  secretgate completions zsh > \"${fpath[1]}/_secretgate\"\n  secretgate completions fish > ~/.config/fish/completions/secretgate.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// File, directory or `-` (stdin) to read (repeatable).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
+    pub filename: Vec<PathBuf>,
+    /// Policy file, as for `serve --policy` (default: the embedded default policy).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Namespace of objects that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Output format; yaml adds the mutated pod.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = AuditFormat::Text)]
+    pub output: AuditFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
@@ -126,4 +210,15 @@ pub struct CertsArgs {
     /// Replace existing files.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Writes the completion script for `shell`.
+pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory as _;
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "secretgate", out);
 }

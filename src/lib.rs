@@ -15,12 +15,17 @@
 //! - [`registry`]: registry addresses and patterns, shared by secrets and pods.
 //! - [`policy`]: project policies, the embedded default, which one governs a namespace.
 //!
+//! Offline and against a cluster, through the same review path: [`check`] (manifests
+//! and AdmissionReviews, for CI) and [`audit`] (what a cluster holds now).
+//!
 //! Around it: [`cli`] (flags), [`certs`] (development certificates), [`metrics`]
 //! (Prometheus registry), [`telemetry`] (logging), [`signal`] (SIGTERM/SIGINT).
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod audit;
 pub mod certs;
+pub mod check;
 pub mod cli;
 pub mod metrics;
 pub mod objects;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use clap::Parser as _;
-use secretgate::cli::{CertsArgs, Cli, Command, ServeArgs};
+use secretgate::cli::{AuditArgs, CertsArgs, CheckArgs, Cli, Command, ServeArgs};
 use secretgate::server::{AppState, Config, Server};
-use secretgate::{certs, metrics, policy, signal, telemetry};
+use secretgate::{audit, certs, check, cli, metrics, policy, signal, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,6 +21,12 @@ fn main() -> ExitCode {
             print!("{}", policy::crd_yaml());
             Ok(())
         }
+        Command::Check(args) => return exit_status(run_check(&args)),
+        Command::Audit(args) => return exit_status(run_audit(&args)),
+        Command::Completions { shell } => {
+            cli::completions(shell, &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,6 +35,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `check` and `audit` exit 0 (pass), 1 (denied) or 2 (usage or input error).
+fn exit_status(result: anyhow::Result<u8>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    Ok(check::run(args, &mut out)?)
+}
+
+fn run_audit(args: &AuditArgs) -> anyhow::Result<u8> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider is already installed"))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let client = audit::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+        audit::run(client, time::OffsetDateTime::now_utc()).await
+    })?;
+    audit::write(&report, args.output, &mut std::io::stdout().lock())?;
+    Ok(u8::from(report.any_denied()))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

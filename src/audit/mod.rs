@@ -1,0 +1,195 @@
+//! `secretgate audit`: what in a cluster breaks its policies now. Builds the snapshot the
+//! server would (the same `policy::cluster::Builder` the watchers feed), then reviews
+//! every Secret as a CREATE (ratcheting does not apply) and every Pod as the mutating
+//! webhook would now, through `admission::review`.
+//!
+//! Secrets are listed metadata-only; each one's values are read with a GET just before
+//! its review and dropped right after. Nothing of them is printed or kept.
+
+mod report;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, ObjectList};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde::Deserialize as _;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::admission::Context;
+use crate::check::evaluate;
+use crate::policy::cluster::Builder;
+use crate::policy::{Policy, ProjectPolicy, ProjectPolicySpec};
+pub use report::{Report, write};
+
+/// Objects per LIST page.
+const PAGE: u32 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot configure the Kubernetes client: {0}")]
+    Config(String),
+    #[error("cannot list {what}: {source}")]
+    List {
+        what: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot read secret {namespace}/{name}: {source}")]
+    Get {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A client for `--kubeconfig` / `--context`, else the usual inference (KUBECONFIG,
+/// ~/.kube/config, in-cluster).
+pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?
+        }
+        None if context.is_some() => Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(|e| Error::Config(e.to_string()))
+}
+
+/// Reads the cluster and reviews every Secret and Pod in it.
+pub async fn run(client: Client, now: OffsetDateTime) -> Result<Report> {
+    let policy_resource = ApiResource::erase::<ProjectPolicy>(&());
+    let policy_api: Api<DynamicObject> = Api::all_with(client.clone(), &policy_resource);
+    let policies = pages("projectpolicies", async |p| policy_api.list(p).await).await?;
+    let namespace_api: Api<Namespace> = Api::all(client.clone());
+    let namespaces = pages("namespaces", async |p| namespace_api.list_metadata(p).await).await?;
+    let secret_api: Api<Secret> = Api::all(client.clone());
+    let secrets = pages("secrets", async |p| secret_api.list_metadata(p).await).await?;
+
+    let mut report = Report::default();
+    for policy in &policies {
+        if let Some(problem) = invalid(policy) {
+            report.invalid_policy(policy.metadata.name.clone().unwrap_or_default(), problem);
+        }
+    }
+    let (policies, namespaces, secrets) = (arcs(policies), arcs(namespaces), arcs(secrets));
+    let (snapshot, _statuses) = Builder::default().rebuild(&policies, &namespaces, &secrets);
+    let ctx = Context {
+        policies: &snapshot,
+        now,
+    };
+
+    let secret_resource = ApiResource::erase::<Secret>(&());
+    for meta in &secrets {
+        let (Some(namespace), Some(name)) = (&meta.metadata.namespace, &meta.metadata.name) else {
+            continue;
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &secret_resource);
+        let secret = api.get(name).await.map_err(|source| Error::Get {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+        review(&mut report, "Secret", secret, namespace, &ctx);
+    }
+
+    let pod_api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<Pod>(&()));
+    let pods = pages("pods", async |p| pod_api.list(p).await).await?;
+    for pod in pods {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        review(&mut report, "Pod", pod, &namespace, &ctx);
+    }
+    Ok(report)
+}
+
+fn arcs<T>(items: Vec<T>) -> Vec<Arc<T>> {
+    items.into_iter().map(Arc::new).collect()
+}
+
+/// Reviews one object as a CREATE and adds the outcome to the report.
+fn review(
+    report: &mut Report,
+    kind: &'static str,
+    object: DynamicObject,
+    namespace: &str,
+    ctx: &Context<'_>,
+) {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    // List items carry no apiVersion and kind; the review's object does.
+    if let Value::Object(map) = &mut value {
+        map.insert("apiVersion".to_owned(), Value::from("v1"));
+        map.insert("kind".to_owned(), Value::from(kind));
+    }
+    let outcome = match evaluate::wrap(kind, value, namespace) {
+        Ok((webhook, review)) => {
+            let body = serde_json::to_vec(&review).unwrap_or_default();
+            drop(review);
+            evaluate::review(webhook, &body, ctx)
+        }
+        // Objects read from a cluster always have a name.
+        Err(_) => return,
+    };
+    report.add(kind, &outcome);
+}
+
+/// Why a ProjectPolicy is not in force, if it is not.
+fn invalid(policy: &DynamicObject) -> Option<String> {
+    let name = policy.metadata.name.as_deref().unwrap_or_default();
+    let spec = match policy.data.get("spec") {
+        None => ProjectPolicySpec::default(),
+        Some(value) => match ProjectPolicySpec::deserialize(value) {
+            Ok(spec) => spec,
+            Err(e) => return Some(format!("spec does not parse: {e}")),
+        },
+    };
+    Policy::new(name, spec).err().map(|e| e.problems.join("; "))
+}
+
+/// Every item of a LIST, page by page.
+async fn pages<T>(
+    what: &'static str,
+    list: impl AsyncFn(&ListParams) -> kube::Result<ObjectList<T>>,
+) -> Result<Vec<T>>
+where
+    T: Clone,
+{
+    let mut params = ListParams::default().limit(PAGE);
+    let mut items = Vec::new();
+    loop {
+        let page = list(&params)
+            .await
+            .map_err(|source| Error::List { what, source })?;
+        items.extend(page.items);
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(items),
+        }
+    }
+}

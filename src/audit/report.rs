@@ -1,0 +1,186 @@
+//! The audit report: counts and findings grouped by project (the governing policy) and
+//! rule (field path pattern and message). Names and field paths only, never values.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::admission::Verdict;
+use crate::check::Outcome;
+use crate::check::report::effect;
+use crate::cli::AuditFormat;
+
+/// What an audit found.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Policies the server refuses (it keeps their last good version, if it had one).
+    pub invalid_policies: Vec<InvalidPolicy>,
+    /// By policy name (`default` for the embedded policy).
+    pub projects: BTreeMap<String, Project>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InvalidPolicy {
+    pub name: String,
+    pub problems: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Project {
+    pub mode: String,
+    pub secrets: usize,
+    pub pods: usize,
+    /// Secrets the server would deny if they were created now.
+    pub denied: usize,
+    pub warned: usize,
+    /// Pods that would be patched (the injections they lack).
+    pub patched: usize,
+    /// Keyed by `effect rule`; each rule lists the objects, as `Kind namespace/name`.
+    pub rules: BTreeMap<String, Rule>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Rule {
+    /// deny, warn, audit or inject.
+    pub effect: String,
+    /// The field path with registry hosts and other quoted keys as `*`, and the message.
+    pub rule: String,
+    pub objects: Vec<String>,
+}
+
+impl Report {
+    pub fn invalid_policy(&mut self, name: String, problems: String) {
+        self.invalid_policies.push(InvalidPolicy { name, problems });
+    }
+
+    /// Adds one reviewed object.
+    pub fn add(&mut self, kind: &str, outcome: &Outcome) {
+        let s = &outcome.summary;
+        let project_name = s.policy.as_deref().unwrap_or("(none)").to_owned();
+        let project = self.projects.entry(project_name).or_default();
+        if let Some(mode) = s.mode {
+            project.mode = mode.as_str().to_owned();
+        }
+        let object = format!("{kind} {}/{}", s.namespace, s.name);
+        let mut hit = |effect: &str, rule: String| {
+            let entry = project.rules.entry(format!("{effect} {rule}")).or_default();
+            entry.effect = effect.to_owned();
+            entry.rule = rule;
+            if !entry.objects.contains(&object) {
+                entry.objects.push(object.clone());
+            }
+        };
+        for v in &s.findings {
+            hit(
+                effect(s.mode, v.severity),
+                format!("{}: {}", pattern(&v.field), v.message),
+            );
+        }
+        for i in &s.injections {
+            hit("inject", format!("{} {}", i.kind, i.secret));
+        }
+        if kind == "Pod" {
+            for w in &outcome.warnings {
+                hit("warn", w.clone());
+            }
+        }
+        match kind {
+            "Pod" => project.pods += 1,
+            _ => project.secrets += 1,
+        }
+        match s.verdict() {
+            Verdict::Denied => project.denied += 1,
+            Verdict::Warned if kind != "Pod" => project.warned += 1,
+            Verdict::Patched => project.patched += 1,
+            _ => {}
+        }
+    }
+
+    /// Whether a secret would be denied somewhere.
+    pub fn any_denied(&self) -> bool {
+        self.projects.values().any(|p| p.denied > 0)
+    }
+}
+
+/// A field path with each quoted key (`["registry.example.com"]`) as `[*]`, so one rule
+/// groups the same problem across registries and hosts.
+fn pattern(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut rest = field;
+    while let Some(start) = rest.find("[\"") {
+        out.push_str(&rest[..start]);
+        match rest[start + 2..].find("\"]") {
+            Some(end) => {
+                out.push_str("[*]");
+                rest = &rest[start + 2 + end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Writes the report in `format`.
+pub fn write(report: &Report, format: AuditFormat, out: &mut dyn Write) -> std::io::Result<()> {
+    match format {
+        AuditFormat::Json => {
+            serde_json::to_writer_pretty(&mut *out, report)?;
+            writeln!(out)
+        }
+        AuditFormat::Text => text(report, out),
+    }
+}
+
+fn text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    for (name, p) in &report.projects {
+        writeln!(
+            out,
+            "project {name} ({}): {} secrets ({} denied, {} warned), {} pods ({} to patch)",
+            p.mode, p.secrets, p.denied, p.warned, p.pods, p.patched
+        )?;
+        for rule in p.rules.values() {
+            writeln!(
+                out,
+                "  {:<6} {} ({})",
+                rule.effect,
+                rule.rule,
+                rule.objects.len()
+            )?;
+            for object in &rule.objects {
+                writeln!(out, "           {object}")?;
+            }
+        }
+    }
+    for invalid in &report.invalid_policies {
+        writeln!(
+            out,
+            "invalid policy {} (refused by the server): {}",
+            invalid.name, invalid.problems
+        )?;
+    }
+    if report.projects.is_empty() {
+        writeln!(out, "no secrets or pods found")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern;
+
+    #[test]
+    fn quoted_keys_become_stars() {
+        assert_eq!(
+            pattern(r#"data[.dockerconfigjson].auths["ghcr.io"].auth"#),
+            "data[.dockerconfigjson].auths[*].auth"
+        );
+        assert_eq!(pattern("metadata.name"), "metadata.name");
+        assert_eq!(pattern(r#"a["x"].b["y"]"#), "a[*].b[*]");
+    }
+}

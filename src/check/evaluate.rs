@@ -1,0 +1,196 @@
+//! One object through the server's own review path: a bare Secret or Pod is wrapped into
+//! the AdmissionReview CREATE request the API server would send, `admission::review`
+//! answers it, and the answer body is read back. Verdicts, messages and patches are
+//! therefore exactly the server's.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use crate::admission::{self, Context, Summary, Webhook};
+
+/// Why an object could not be turned into a review.
+#[derive(Debug, thiserror::Error)]
+pub enum WrapError {
+    #[error("{0} has no metadata.name (generateName is not enough offline)")]
+    NoName(&'static str),
+    #[error("stringData[{0}] is not a string")]
+    StringData(String),
+}
+
+/// How the server answered one review, read back from the response body.
+#[derive(Debug)]
+pub struct Outcome {
+    pub summary: Summary,
+    pub allowed: bool,
+    /// `response.status.code`, when the answer carries a status (denied or invalid).
+    pub code: Option<i64>,
+    /// `response.status.message`: the denial kubectl would print.
+    pub message: Option<String>,
+    pub warnings: Vec<String>,
+    /// The JSON Patch of a mutation, decoded from its base64 wire form.
+    pub patch: Option<json_patch::Patch>,
+}
+
+/// The webhook that handles a review, by `request.kind.kind`: Pods are mutated, every
+/// other kind goes to the validating route (which allows kinds it does not handle).
+pub fn route(review: &Value) -> Webhook {
+    match review["request"]["kind"]["kind"].as_str() {
+        Some("Pod") => Webhook::Mutate,
+        _ => Webhook::Validate,
+    }
+}
+
+/// Reviews one AdmissionReview body exactly as the server would.
+pub fn review(webhook: Webhook, body: &[u8], ctx: &Context<'_>) -> Outcome {
+    let answer = admission::review(webhook, body, ctx);
+    let parsed: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let response = &parsed["response"];
+    let status = &response["status"];
+    let patch = response["patch"]
+        .as_str()
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    Outcome {
+        summary: answer.summary,
+        allowed: response["allowed"].as_bool().unwrap_or(false),
+        code: status["code"].as_i64(),
+        message: status["message"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned),
+        warnings: response["warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        patch,
+    }
+}
+
+/// Wraps a bare v1 Secret or Pod (`kind` is "Secret" or "Pod") into the CREATE review the
+/// API server would send. The namespace is the object's, else `namespace`. As the API
+/// server does before admission, `stringData` is folded into `data` and the object gets
+/// its namespace.
+pub fn wrap(
+    kind: &'static str,
+    mut object: Value,
+    namespace: &str,
+) -> Result<(Webhook, Value), WrapError> {
+    let (webhook, resource) = match kind {
+        "Pod" => (Webhook::Mutate, "pods"),
+        _ => (Webhook::Validate, "secrets"),
+    };
+    let meta = object
+        .as_object_mut()
+        .map(|o| o.entry("metadata").or_insert_with(|| json!({})));
+    let (name, namespace) = match meta.and_then(Value::as_object_mut) {
+        Some(meta) => {
+            let namespace = match meta.get("namespace").and_then(Value::as_str) {
+                Some(ns) if !ns.is_empty() => ns.to_owned(),
+                _ => namespace.to_owned(),
+            };
+            meta.insert("namespace".to_owned(), Value::from(namespace.as_str()));
+            let name = meta.get("name").and_then(Value::as_str).map(str::to_owned);
+            (name, namespace)
+        }
+        None => (None, namespace.to_owned()),
+    };
+    let name = name
+        .filter(|n| !n.is_empty())
+        .ok_or(WrapError::NoName(kind))?;
+    if kind == "Secret" {
+        fold_string_data(&mut object)?;
+    }
+    static SEQUENCE: AtomicU64 = AtomicU64::new(1);
+    let uid = format!(
+        "00000000-0000-4000-8000-{:012x}",
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    );
+    let gvk = json!({"group": "", "version": "v1", "kind": kind});
+    let gvr = json!({"group": "", "version": "v1", "resource": resource});
+    let review = json!({
+        "kind": "AdmissionReview",
+        "apiVersion": "admission.k8s.io/v1",
+        "request": {
+            "uid": uid,
+            "kind": gvk,
+            "resource": gvr,
+            "requestKind": gvk,
+            "requestResource": gvr,
+            "name": name,
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "secretgate-check"},
+            "object": object,
+            "oldObject": null,
+            "dryRun": true,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
+        }
+    });
+    Ok((webhook, review))
+}
+
+/// Moves `stringData` into `data` (base64), later keys winning, as the API server does.
+fn fold_string_data(secret: &mut Value) -> Result<(), WrapError> {
+    let Some(obj) = secret.as_object_mut() else {
+        return Ok(());
+    };
+    let Some(Value::Object(strings)) = obj.remove("stringData") else {
+        return Ok(());
+    };
+    let data = obj
+        .entry("data")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    if let Value::Object(data) = data {
+        for (key, value) in strings {
+            let Value::String(text) = value else {
+                return Err(WrapError::StringData(key));
+            };
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            data.insert(key, Value::String(encoded));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_data_is_folded_into_data() {
+        let mut secret = json!({"data": {"a": "eA=="}, "stringData": {"a": "y", "b": "z"}});
+        fold_string_data(&mut secret).expect("fold");
+        assert_eq!(secret, json!({"data": {"a": "eQ==", "b": "eg=="}}));
+    }
+
+    #[test]
+    fn wrap_sets_the_namespace_and_names_the_request() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}});
+        let (webhook, review) = wrap("Pod", pod, "team-a").expect("wrap");
+        assert_eq!(webhook, Webhook::Mutate);
+        assert_eq!(review["request"]["namespace"], "team-a");
+        assert_eq!(
+            review["request"]["object"]["metadata"]["namespace"],
+            "team-a"
+        );
+        assert_eq!(review["request"]["operation"], "CREATE");
+    }
+
+    #[test]
+    fn a_nameless_object_is_refused() {
+        let secret = json!({"kind": "Secret", "metadata": {"generateName": "x-"}});
+        assert!(matches!(
+            wrap("Secret", secret, "default"),
+            Err(WrapError::NoName("Secret"))
+        ));
+    }
+}

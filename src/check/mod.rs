@@ -1,0 +1,181 @@
+//! `secretgate check`: Secret and Pod manifests, or recorded AdmissionReviews, evaluated
+//! offline with the code the server runs, for CI pipelines (like `kyverno apply`).
+//!
+//! - [`input`] reads files, directories and stdin into objects with their source.
+//! - [`evaluate`] wraps a bare object into the review the API server would send and
+//!   calls `admission::review`: verdicts, messages and patches are the server's.
+//! - [`report`] prints the results as text, JSON or YAML.
+
+pub mod evaluate;
+pub mod input;
+pub mod report;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::admission::{Context, Verdict, Webhook};
+use crate::cli::{CheckArgs, OutputFormat};
+use crate::policy::{self, Snapshot};
+pub use evaluate::Outcome;
+pub use input::Source;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: document {document}: {message}")]
+    Syntax {
+        file: String,
+        document: usize,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: document {document}: {message}")]
+    Document {
+        file: String,
+        document: usize,
+        message: String,
+    },
+    #[error("{at}: {error}")]
+    Wrap {
+        at: Source,
+        error: evaluate::WrapError,
+    },
+    #[error(transparent)]
+    Policy(#[from] policy::file::Error),
+    #[error("cannot write the report: {0}")]
+    Output(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The result for one object of the input.
+pub struct Checked {
+    pub source: Source,
+    pub kind: String,
+    /// The server's answer; `None` for a kind `check` does not evaluate.
+    pub outcome: Option<Outcome>,
+    /// The pod with the patch applied (only computed for YAML output).
+    pub mutated: Option<Value>,
+}
+
+impl Checked {
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.outcome.as_ref().map(|o| o.summary.verdict())
+    }
+}
+
+/// The exit status of `check`: 0 when every object passes, 1 when any is denied, 2 when
+/// an input could not be evaluated (including a review the server calls malformed).
+pub fn exit_code(results: &[Checked]) -> u8 {
+    let verdicts: Vec<Verdict> = results.iter().filter_map(Checked::verdict).collect();
+    if verdicts.contains(&Verdict::Invalid) {
+        2
+    } else if verdicts.contains(&Verdict::Denied) {
+        1
+    } else {
+        0
+    }
+}
+
+/// Runs `check` and writes the report to `out`; returns the exit code.
+pub fn run(args: &CheckArgs, out: &mut dyn std::io::Write) -> Result<u8> {
+    let mut snapshot = match &args.policy {
+        Some(path) => policy::file::load(path)?,
+        None => Snapshot::with_default(),
+    };
+    let objects = input::read(&args.filename)?;
+    // Secrets in the input will exist when the pods beside them are created (kubectl
+    // and Helm create Secrets first), so pods may be injected with them.
+    for object in &objects {
+        if is_core_v1(&object.value, "Secret") {
+            let meta = &object.value["metadata"];
+            if let Some(name) = meta["name"].as_str() {
+                let ns = meta["namespace"].as_str().unwrap_or(&args.namespace);
+                snapshot.secrets.insert(ns, name);
+            }
+        }
+    }
+    let ctx = Context {
+        policies: &snapshot,
+        now: OffsetDateTime::now_utc(),
+    };
+    let want_mutated = args.output == OutputFormat::Yaml;
+    let mut results = Vec::with_capacity(objects.len());
+    for object in objects {
+        results.push(check_one(object, &args.namespace, &ctx, want_mutated)?);
+    }
+    report::write(&results, args.output, out).map_err(|e| Error::Output(e.to_string()))?;
+    Ok(exit_code(&results))
+}
+
+/// Evaluates one object of the input.
+pub fn check_one(
+    object: input::Object,
+    namespace: &str,
+    ctx: &Context<'_>,
+    want_mutated: bool,
+) -> Result<Checked> {
+    let input::Object { source, value } = object;
+    let Some(kind) = value["kind"].as_str().map(str::to_owned) else {
+        return Err(Error::Document {
+            file: source.file,
+            document: source.document,
+            message: match source.item {
+                Some(item) => format!("item {item} has no kind"),
+                None => "the object has no kind".to_owned(),
+            },
+        });
+    };
+    let wrapped = if kind == "AdmissionReview" {
+        Some((evaluate::route(&value), value))
+    } else if is_core_v1(&value, "Secret") || is_core_v1(&value, "Pod") {
+        let kind = if kind == "Pod" { "Pod" } else { "Secret" };
+        let review = evaluate::wrap(kind, value, namespace);
+        Some(review.map_err(|error| Error::Wrap {
+            at: source.clone(),
+            error,
+        })?)
+    } else {
+        None
+    };
+    let Some((webhook, review)) = wrapped else {
+        return Ok(Checked {
+            source,
+            kind,
+            outcome: None,
+            mutated: None,
+        });
+    };
+    // Serialising a Value cannot fail.
+    let body = serde_json::to_vec(&review).unwrap_or_default();
+    let outcome = evaluate::review(webhook, &body, ctx);
+    drop(body);
+    let mutated = match (&outcome.patch, webhook, want_mutated) {
+        (Some(patch), Webhook::Mutate, true) => {
+            let mut pod = review["request"]["object"].clone();
+            json_patch::patch(&mut pod, patch).ok().map(|()| pod)
+        }
+        _ => None,
+    };
+    let kind = match outcome.summary.kind.as_str() {
+        "" => kind,
+        k => k.to_owned(),
+    };
+    Ok(Checked {
+        source,
+        kind,
+        outcome: Some(outcome),
+        mutated,
+    })
+}
+
+fn is_core_v1(value: &Value, kind: &str) -> bool {
+    value["apiVersion"] == "v1" && value["kind"] == kind
+}

@@ -1,0 +1,185 @@
+//! `secretgate audit` against a mock API server (tower-test): LISTs of the four kinds,
+//! one GET per secret, and a report grouped by project and rule without secret values.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{Request, Response};
+use base64::Engine as _;
+use kube::client::Body;
+use secretgate::audit;
+use secretgate::cli::AuditFormat;
+use serde_json::{Value, json};
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn list(kind: &str, api_version: &str, items: Value) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+fn meta(namespace: &str, name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "PartialObjectMetadata",
+           "metadata": {"name": name, "namespace": namespace}})
+}
+
+fn secret(name: &str, type_: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "type": type_, "data": data,
+           "metadata": {"name": name, "namespace": "team-a"}})
+}
+
+/// What the mock cluster holds, answered by URI.
+fn answer(method: &str, uri: &str) -> Value {
+    assert_eq!(method, "GET", "{uri}");
+    let docker = b64(&json!({"auths": {"registry.example.com":
+        {"username": "u", "password": "PLANTED-pw", "auth": b64("u:PLANTED-pw")}}})
+    .to_string());
+    if uri.starts_with("/api/v1/namespaces/team-a/secrets/regcred") {
+        secret(
+            "regcred",
+            "kubernetes.io/dockerconfigjson",
+            json!({".dockerconfigjson": docker}),
+        )
+    } else if uri.starts_with("/api/v1/namespaces/team-a/secrets/web-tls") {
+        secret(
+            "web-tls",
+            "kubernetes.io/tls",
+            json!({"tls.crt": b64("PLANTED-crt"), "tls.key": b64("PLANTED-key")}),
+        )
+    } else if uri.starts_with("/api/v1/namespaces/team-b/secrets/b-tls") {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+               "metadata": {"name": "b-tls", "namespace": "team-b"},
+               "data": {"tls.crt": b64("PLANTED-crt"), "tls.key": b64("PLANTED-key")}})
+    } else if uri.starts_with("/apis/secretgate.io/v1alpha1/projectpolicies") {
+        list(
+            "ProjectPolicyList",
+            "secretgate.io/v1alpha1",
+            json!([
+                {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+                 "metadata": {"name": "team-a"},
+                 "spec": {"namespaceSelector": {"matchLabels": {"project": "a"}}, "mode": "Enforce",
+                          "imagePullSecrets": [{"secretName": "regcred",
+                                                "registries": ["registry.example.com"]}]}},
+                {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+                 "metadata": {"name": "broken"},
+                 "spec": {"namespaces": ["x"], "secrets": {"ssh": {"minRsaBits": 1}}}}
+            ]),
+        )
+    } else if uri.starts_with("/api/v1/namespaces") {
+        list(
+            "PartialObjectMetadataList",
+            "meta.k8s.io/v1",
+            json!([
+                {"apiVersion": "v1", "kind": "PartialObjectMetadata",
+                 "metadata": {"name": "team-a", "labels": {"project": "a"}}},
+                {"apiVersion": "v1", "kind": "PartialObjectMetadata", "metadata": {"name": "team-b"}}
+            ]),
+        )
+    } else if uri.starts_with("/api/v1/secrets") {
+        list(
+            "PartialObjectMetadataList",
+            "meta.k8s.io/v1",
+            json!([
+                meta("team-a", "regcred"),
+                meta("team-a", "web-tls"),
+                meta("team-b", "b-tls")
+            ]),
+        )
+    } else if uri.starts_with("/api/v1/pods") {
+        list(
+            "PodList",
+            "v1",
+            json!([
+                {"metadata": {"name": "web", "namespace": "team-a"},
+                 "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}},
+                {"metadata": {"name": "ok", "namespace": "team-a"},
+                 "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}],
+                          "imagePullSecrets": [{"name": "regcred"}]}}
+            ]),
+        )
+    } else {
+        panic!("unexpected request {method} {uri}");
+    }
+}
+
+/// Answers every request and records (uri, accept header).
+async fn api_server(
+    mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+) {
+    while let Some((request, send)) = handle.next_request().await {
+        let uri = request.uri().to_string();
+        let accept = request
+            .headers()
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = answer(request.method().as_str(), &uri);
+        seen.lock().expect("lock").push((uri, accept));
+        send.send_response(
+            Response::builder()
+                .body(Body::from(body.to_string().into_bytes()))
+                .expect("response"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn audit_groups_findings_by_project_and_rule() {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    tokio::spawn(api_server(handle, seen.clone()));
+
+    let report = audit::run(client, time::OffsetDateTime::now_utc())
+        .await
+        .expect("audit");
+
+    let team_a = &report.projects["team-a"];
+    assert_eq!(
+        (team_a.secrets, team_a.denied, team_a.pods, team_a.patched),
+        (2, 1, 2, 1)
+    );
+    let rules: Vec<&String> = team_a.rules.keys().collect();
+    assert!(
+        rules.iter().any(|r| r.starts_with("deny data[tls.crt]:")),
+        "{rules:?}"
+    );
+    let inject = team_a
+        .rules
+        .values()
+        .find(|r| r.effect == "inject")
+        .expect("an injection rule");
+    assert_eq!(inject.objects, ["Pod team-a/web"]);
+    let default = &report.projects["default"];
+    assert_eq!((default.secrets, default.denied), (1, 1));
+    assert_eq!(report.invalid_policies.len(), 1);
+    assert_eq!(report.invalid_policies[0].name, "broken");
+    assert!(report.any_denied());
+
+    let seen = seen.lock().expect("lock").clone();
+    let list = seen
+        .iter()
+        .find(|(uri, _)| uri.starts_with("/api/v1/secrets"))
+        .expect("secrets listed");
+    assert!(
+        list.1.contains("PartialObjectMetadataList"),
+        "metadata-only list: {}",
+        list.1
+    );
+    let gets = seen
+        .iter()
+        .filter(|(uri, _)| uri.contains("/secrets/"))
+        .count();
+    assert_eq!(gets, 3, "one GET per secret");
+
+    for format in [AuditFormat::Text, AuditFormat::Json] {
+        let mut out = Vec::new();
+        audit::write(&report, format, &mut out).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("team-a"), "{text}");
+        assert!(!text.contains("PLANTED"), "{text}");
+        assert!(!text.contains(&b64("PLANTED-crt")), "{text}");
+    }
+}

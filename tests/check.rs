@@ -1,0 +1,343 @@
+//! `secretgate check`: the real binary against the real server's answers for every
+//! recorded fixture, exit codes, the three output formats, and manifests that kubectl
+//! writes at test time.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use common::{Proto, TestServer, fixtures_dir, request_fixtures};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_secretgate");
+
+fn bench_policy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/policy.yaml")
+}
+
+/// Runs `secretgate check ARGS` with `stdin` on its standard input.
+fn check(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("check")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run secretgate");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("secretgate exits")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
+}
+
+#[tokio::test]
+async fn every_fixture_gets_exactly_the_servers_answer() {
+    let policy = bench_policy();
+    let snapshot = secretgate::policy::file::load(&policy).expect("bench policy");
+    let server = TestServer::start_with(snapshot, |_| {}).await;
+    let mut client = server.client(Proto::Http1).await;
+    let fixtures = request_fixtures();
+    assert!(fixtures.len() > 50, "fixtures found: {}", fixtures.len());
+
+    let mut args = vec!["--policy".to_owned(), policy.display().to_string()];
+    args.extend(["-o".to_owned(), "json".to_owned()]);
+    for (name, _) in &fixtures {
+        args.push("-f".to_owned());
+        args.push(fixtures_dir().join(name).display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = check(&args, b"");
+    let report = json(&out);
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(results.len(), fixtures.len());
+
+    for ((name, body), result) in fixtures.iter().zip(results) {
+        let review: Value = serde_json::from_slice(body).expect("fixture");
+        let path = match review["request"]["kind"]["kind"].as_str() {
+            Some("Pod") => "/mutate",
+            _ => "/validate",
+        };
+        let reply = client.post(path, body.clone()).await;
+        let response = &reply.json()["response"];
+        assert_eq!(result["allowed"], response["allowed"], "{name}");
+        assert_eq!(result["code"], response["status"]["code"], "{name}");
+        let message = response["status"]["message"]
+            .as_str()
+            .filter(|m| !m.is_empty());
+        assert_eq!(result["message"].as_str(), message, "{name}");
+        let warnings = response["warnings"].as_array().cloned().unwrap_or_default();
+        let got = result["warnings"].as_array().cloned().unwrap_or_default();
+        assert_eq!(got, warnings, "{name}");
+        let patch = response["patch"].as_str().map(|b64| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64 patch");
+            serde_json::from_slice::<Value>(&bytes).expect("patch JSON")
+        });
+        assert_eq!(result.get("patch").cloned(), patch, "{name}");
+        let verdict = result["verdict"].as_str().expect("verdict");
+        let expected = match (response["allowed"].as_bool(), &patch) {
+            (Some(false), _) => "denied",
+            (_, Some(_)) => "patched",
+            _ if !warnings.is_empty() => "warned",
+            _ => "allowed",
+        };
+        assert_eq!(verdict, expected, "{name}");
+    }
+    let denied = results.iter().any(|r| r["verdict"] == "denied");
+    assert_eq!(out.status.code(), Some(if denied { 1 } else { 0 }));
+    server.stop().await;
+}
+
+/// A policy for team-a: names start with `a-`, pods pulling from registry.example.com
+/// get `a-regcred`.
+const POLICY: &str = "\
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata: {name: team-a}
+spec:
+  namespaces: [team-a]
+  mode: Enforce
+  secrets:
+    name: {prefix: a-}
+  imagePullSecrets:
+    - {secretName: a-regcred, registries: [registry.example.com]}
+";
+
+const GOOD_SECRET: &str = "\
+apiVersion: v1
+kind: Secret
+metadata: {name: a-config, namespace: team-a}
+stringData: {password: PLANTED-VALUE-1}
+";
+
+const BAD_SECRET: &str = "\
+apiVersion: v1
+kind: Secret
+metadata: {name: web-tls}
+type: kubernetes.io/tls
+stringData: {tls.crt: PLANTED-VALUE-2, tls.key: PLANTED-VALUE-3}
+";
+
+const POD: &str = r#"{"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a-regcred"},
+   "type": "Opaque", "data": {"k": "UExBTlRFRC1WQUxVRS00"}},
+  {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+   "spec": {"containers": [{"name": "app", "image": "registry.example.com/app:1"}]}},
+  {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}
+]}"#;
+
+/// A tempdir with the policy and `files` (name, content).
+fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("policy.yaml"), POLICY).expect("policy");
+    for (name, content) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(path, content).expect("write");
+    }
+    dir
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let policy = dir.join("policy.yaml").display().to_string();
+    let mut all = vec!["--policy", policy.as_str()];
+    all.extend_from_slice(args);
+    check(&all, b"")
+}
+
+fn no_secret_values(out: &Output) {
+    let text = format!("{}{}", stdout(out), stderr(out));
+    assert!(!text.contains("PLANTED"), "{text}");
+    for planted in ["PLANTED-VALUE-1", "PLANTED-VALUE-2", "PLANTED-VALUE-4"] {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(planted);
+        assert!(!text.contains(&b64), "{text}");
+    }
+}
+
+#[test]
+fn a_passing_secret_exits_0() {
+    let dir = workspace(&[("good.yaml", GOOD_SECRET)]);
+    let out = run_in(
+        dir.path(),
+        &["-f", &dir.path().join("good.yaml").display().to_string()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("Secret team-a/a-config: allowed (policy \"team-a\", Enforce)"));
+    no_secret_values(&out);
+}
+
+#[test]
+fn a_denied_secret_exits_1_with_every_field_path() {
+    let dir = workspace(&[("m/bad.yaml", &format!("{GOOD_SECRET}---\n{BAD_SECRET}"))]);
+    let args = ["-f", &dir.path().display().to_string(), "-n", "team-a"];
+    let out = run_in(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("bad.yaml, document 2: Secret team-a/web-tls: denied"),
+        "{text}"
+    );
+    assert!(text.contains("deny   metadata.name:"), "{text}");
+    assert!(text.contains("deny   data[tls.crt]:"), "{text}");
+    assert!(text.contains("deny   data[tls.key]:"), "{text}");
+    no_secret_values(&out);
+
+    let out = run_in(dir.path(), &[&args[..], &["-o", "json"]].concat());
+    let report = json(&out);
+    assert_eq!(report["summary"]["denied"], 1);
+    let fields: Vec<&str> = report["results"][1]["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .filter_map(|v| v["field"].as_str())
+        .collect();
+    assert!(fields.contains(&"metadata.name"), "{fields:?}");
+    no_secret_values(&out);
+}
+
+#[test]
+fn a_pod_gets_the_patch_and_with_yaml_the_mutated_pod() {
+    let dir = workspace(&[("app.json", POD)]);
+    let file = dir.path().join("app.json").display().to_string();
+    let out = run_in(dir.path(), &["-f", &file, "-n", "team-a"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("document 1, item 2: Pod team-a/web: patched"),
+        "{text}"
+    );
+    assert!(text.contains(r#"patch: [{"op":"add","path":"/spec/imagePullSecrets","value":[{"name":"a-regcred"}]}]"#), "{text}");
+    assert!(text.contains("item 3: ConfigMap: skipped"), "{text}");
+
+    let out = run_in(dir.path(), &["-f", &file, "-n", "team-a", "-o", "yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_saphyr::from_str(&stdout(&out)).expect("YAML report");
+    let pod = &report["results"][1]["mutatedObject"];
+    assert_eq!(pod["spec"]["imagePullSecrets"][0]["name"], "a-regcred");
+    assert!(report["results"][0].get("mutatedObject").is_none());
+    no_secret_values(&out);
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let dir = workspace(&[]);
+    let policy = dir.path().join("policy.yaml").display().to_string();
+    let out = check(&["--policy", &policy, "-f", "-"], BAD_SECRET.as_bytes());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("-, document 1: Secret default/web-tls: denied"));
+}
+
+#[test]
+fn input_errors_exit_2_naming_file_document_and_line() {
+    let broken =
+        format!("{GOOD_SECRET}---\napiVersion: v1\nkind: Secret\ndata: [PLANTED-VALUE-1\n");
+    let dir = workspace(&[("broken.yaml", &broken)]);
+    let file = dir.path().join("broken.yaml").display().to_string();
+    let out = run_in(dir.path(), &["-f", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{file}:")), "{err}");
+    assert!(err.contains("document 2"), "{err}");
+    no_secret_values(&out);
+
+    let out = run_in(dir.path(), &["-f", "/nonexistent/x.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/x.yaml"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = check(&["-o", "xml", "-f", "-"], b"");
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+/// Manifests as `kubectl create secret … --dry-run=client -o yaml` writes them.
+#[test]
+fn kubectl_generated_secrets() {
+    let kubectl = Path::new("/usr/bin/kubectl");
+    if !kubectl.exists() {
+        eprintln!("SKIPPED kubectl_generated_secrets: /usr/bin/kubectl is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    secretgate::certs::DevCertificates::generate(&["web.example.com".to_owned()])
+        .expect("certificates")
+        .write_to(dir.path())
+        .expect("write certificates");
+    let cert = format!("--cert={}", dir.path().join("tls.crt").display());
+    let key = format!("--key={}", dir.path().join("tls.key").display());
+    let cases: [(&[&str], i32); 4] = [
+        (
+            &[
+                "docker-registry",
+                "regcred",
+                "--docker-server=registry.example.com",
+                "--docker-username=robot",
+                "--docker-password=PLANTED-pw",
+            ],
+            0,
+        ),
+        (&["tls", "web-tls", &cert, &key], 0),
+        (&["generic", "app", "--from-literal=token=PLANTED-token"], 0),
+        (
+            &[
+                "generic",
+                "deploy-key",
+                "--type=kubernetes.io/ssh-auth",
+                "--from-literal=ssh-privatekey=PLANTED-not-a-key",
+            ],
+            1,
+        ),
+    ];
+    for (args, code) in cases {
+        let made = Command::new(kubectl)
+            .args(["create", "secret"])
+            .args(args)
+            .args(["-n", "team-a", "--dry-run=client", "-o", "yaml"])
+            .output()
+            .expect("kubectl");
+        assert!(made.status.success(), "kubectl: {}", stderr(&made));
+        let out = check(&["-f", "-"], &made.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).contains(&format!("Secret team-a/{}", args[1])),
+            "{}",
+            stdout(&out)
+        );
+        assert!(!stdout(&out).contains("PLANTED"), "{}", stdout(&out));
+    }
+}
