@@ -183,3 +183,14 @@ async fn audit_groups_findings_by_project_and_rule() {
         assert!(!text.contains(&b64("PLANTED-crt")), "{text}");
     }
 }
+
+#[test]
+fn an_unreadable_kubeconfig_exits_2_naming_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secretgate"))
+        .args(["audit", "--kubeconfig", "/nonexistent/kubeconfig"])
+        .output()
+        .expect("run secretgate");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/kubeconfig"), "{err}");
+}

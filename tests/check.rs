@@ -341,3 +341,32 @@ fn kubectl_generated_secrets() {
         assert!(!stdout(&out).contains("PLANTED"), "{}", stdout(&out));
     }
 }
+
+#[test]
+fn help_has_examples_and_completions_are_printed() {
+    for command in ["check", "audit", "completions"] {
+        let out = Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .expect("help");
+        assert!(
+            stdout(&out).contains("Examples:"),
+            "{command}: {}",
+            stdout(&out)
+        );
+    }
+    for (shell, marker) in [
+        ("bash", "_secretgate()"),
+        ("zsh", "#compdef secretgate"),
+        ("fish", "complete -c secretgate"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .expect("completions");
+        assert_eq!(out.status.code(), Some(0));
+        let script = stdout(&out);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("audit"), "{shell}");
+    }
+}
