@@ -1,5 +1,6 @@
 //! `secretgate audit` against a mock API server (tower-test): LISTs of the four kinds,
-//! one GET per secret, and a report grouped by project and rule without secret values.
+//! one GET per secret (a secret deleted meanwhile is skipped), and a report grouped by
+//! project and rule without secret values.
 
 use std::sync::{Arc, Mutex};
 
@@ -82,6 +83,7 @@ fn answer(method: &str, uri: &str) -> Value {
             json!([
                 meta("team-a", "regcred"),
                 meta("team-a", "web-tls"),
+                meta("team-a", "gone"),
                 meta("team-b", "b-tls")
             ]),
         )
@@ -102,6 +104,11 @@ fn answer(method: &str, uri: &str) -> Value {
     }
 }
 
+fn not_found(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "reason": "NotFound",
+           "code": 404, "message": format!("secrets \"{name}\" not found")})
+}
+
 /// Answers every request and records (uri, accept header).
 async fn api_server(
     mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
@@ -115,10 +122,16 @@ async fn api_server(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let body = answer(request.method().as_str(), &uri);
+        // A secret deleted between the LIST and its GET.
+        let (status, body) = if uri.starts_with("/api/v1/namespaces/team-a/secrets/gone") {
+            (404, not_found("gone"))
+        } else {
+            (200, answer(request.method().as_str(), &uri))
+        };
         seen.lock().expect("lock").push((uri, accept));
         send.send_response(
             Response::builder()
+                .status(status)
                 .body(Body::from(body.to_string().into_bytes()))
                 .expect("response"),
         );
@@ -172,7 +185,7 @@ async fn audit_groups_findings_by_project_and_rule() {
         .iter()
         .filter(|(uri, _)| uri.contains("/secrets/"))
         .count();
-    assert_eq!(gets, 3, "one GET per secret");
+    assert_eq!(gets, 4, "one GET per secret: {seen:?}");
 
     for format in [AuditFormat::Text, AuditFormat::Json] {
         let mut out = Vec::new();

@@ -112,11 +112,18 @@ pub async fn run(client: Client, now: OffsetDateTime) -> Result<Report> {
         };
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), namespace, &secret_resource);
-        let secret = api.get(name).await.map_err(|source| Error::Get {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source,
-        })?;
+        let secret = match api.get(name).await {
+            Ok(secret) => secret,
+            // Deleted since the LIST: nothing left to audit.
+            Err(kube::Error::Api(status)) if status.is_not_found() => continue,
+            Err(source) => {
+                return Err(Error::Get {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    source,
+                });
+            }
+        };
         review(&mut report, "Secret", secret, namespace, &ctx);
     }
 
