@@ -275,6 +275,18 @@ fn input_errors_exit_2_naming_file_document_and_line() {
         stderr(&out)
     );
 
+    // Not base64: the API server would refuse it; check says so and quotes nothing.
+    let not_base64 =
+        "apiVersion: v1\nkind: Secret\nmetadata: {generateName: a-}\ndata: {k: PLANTED!!}\n";
+    let out = check(&["-f", "-"], not_base64.as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("-, document 1: Secret default/(no name): invalid"),
+        "{}",
+        stdout(&out)
+    );
+    no_secret_values(&out);
+
     let out = check(&["-o", "xml", "-f", "-"], b"");
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }

@@ -13,7 +13,7 @@ use crate::admission::{self, Context, Summary, Webhook};
 /// Why an object could not be turned into a review.
 #[derive(Debug, thiserror::Error)]
 pub enum WrapError {
-    #[error("{0} has no metadata.name (generateName is not enough offline)")]
+    #[error("{0} has neither metadata.name nor metadata.generateName")]
     NoName(&'static str),
     #[error("stringData[{0}] is not a string")]
     StringData(String),
@@ -95,14 +95,19 @@ pub fn wrap(
                 _ => namespace.to_owned(),
             };
             meta.insert("namespace".to_owned(), Value::from(namespace.as_str()));
-            let name = meta.get("name").and_then(Value::as_str).map(str::to_owned);
-            (name, namespace)
+            let named = |key| {
+                meta.get(key)
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+            };
+            if named("name").is_none() && named("generateName").is_none() {
+                return Err(WrapError::NoName(kind));
+            }
+            (named("name"), namespace)
         }
-        None => (None, namespace.to_owned()),
+        None => return Err(WrapError::NoName(kind)),
     };
-    let name = name
-        .filter(|n| !n.is_empty())
-        .ok_or(WrapError::NoName(kind))?;
     if kind == "Secret" {
         fold_string_data(&mut object)?;
     }
@@ -113,7 +118,7 @@ pub fn wrap(
     );
     let gvk = json!({"group": "", "version": "v1", "kind": kind});
     let gvr = json!({"group": "", "version": "v1", "resource": resource});
-    let review = json!({
+    let mut review = json!({
         "kind": "AdmissionReview",
         "apiVersion": "admission.k8s.io/v1",
         "request": {
@@ -122,7 +127,6 @@ pub fn wrap(
             "resource": gvr,
             "requestKind": gvk,
             "requestResource": gvr,
-            "name": name,
             "namespace": namespace,
             "operation": "CREATE",
             "userInfo": {"username": "secretgate-check"},
@@ -132,6 +136,10 @@ pub fn wrap(
             "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
         }
     });
+    // Like the API server, no request.name for a generateName create.
+    if let Some(name) = name {
+        review["request"]["name"] = Value::from(name);
+    }
     Ok((webhook, review))
 }
 
@@ -186,11 +194,14 @@ mod tests {
     }
 
     #[test]
-    fn a_nameless_object_is_refused() {
-        let secret = json!({"kind": "Secret", "metadata": {"generateName": "x-"}});
+    fn a_nameless_object_is_refused_and_generate_name_is_not() {
+        let secret = json!({"kind": "Secret", "metadata": {"labels": {}}});
         assert!(matches!(
             wrap("Secret", secret, "default"),
             Err(WrapError::NoName("Secret"))
         ));
+        let generated = json!({"kind": "Secret", "metadata": {"generateName": "x-"}});
+        let (_, review) = wrap("Secret", generated, "default").expect("generateName");
+        assert!(review["request"].get("name").is_none());
     }
 }

@@ -63,6 +63,8 @@ pub struct Checked {
     pub outcome: Option<Outcome>,
     /// The pod with the patch applied (only computed for YAML output).
     pub mutated: Option<Value>,
+    /// Whether the review was built here from a bare object (not read from the input).
+    pub wrapped: bool,
 }
 
 impl Checked {
@@ -133,7 +135,7 @@ pub fn check_one(
             },
         });
     };
-    let wrapped = if kind == "AdmissionReview" {
+    let review = if kind == "AdmissionReview" {
         Some((evaluate::route(&value), value))
     } else if is_core_v1(&value, "Secret") || is_core_v1(&value, "Pod") {
         let kind = if kind == "Pod" { "Pod" } else { "Secret" };
@@ -145,12 +147,14 @@ pub fn check_one(
     } else {
         None
     };
-    let Some((webhook, review)) = wrapped else {
+    let wrapped = kind != "AdmissionReview";
+    let Some((webhook, review)) = review else {
         return Ok(Checked {
             source,
             kind,
             outcome: None,
             mutated: None,
+            wrapped: false,
         });
     };
     // Serialising a Value cannot fail.
@@ -173,6 +177,7 @@ pub fn check_one(
         kind,
         outcome: Some(outcome),
         mutated,
+        wrapped,
     })
 }
 

@@ -61,6 +61,8 @@ struct Entry<'a> {
     patch: Option<&'a json_patch::Patch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mutated_object: Option<&'a Value>,
+    #[serde(skip)]
+    wrapped: bool,
 }
 
 #[derive(Serialize)]
@@ -107,6 +109,7 @@ fn entry(checked: &Checked) -> Entry<'_> {
             injections: Vec::new(),
             patch: None,
             mutated_object: None,
+            wrapped: false,
         };
     };
     let s = &outcome.summary;
@@ -142,6 +145,7 @@ fn entry(checked: &Checked) -> Entry<'_> {
             .collect(),
         patch: outcome.patch.as_ref(),
         mutated_object: checked.mutated.as_ref(),
+        wrapped: checked.wrapped,
     }
 }
 
@@ -196,10 +200,16 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             )?;
             continue;
         }
-        let object = if e.namespace.is_empty() {
-            e.name.to_owned()
+        // A malformed generateName object reaches no name at all.
+        let name = if e.name.is_empty() {
+            "(no name)"
         } else {
-            format!("{}/{}", e.namespace, e.name)
+            e.name
+        };
+        let object = if e.namespace.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", e.namespace)
         };
         write!(out, "{}: {} {}: {}", e.source, e.kind, object, e.verdict)?;
         match (e.policy, e.mode) {
@@ -208,6 +218,16 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         }
         if e.verdict == "invalid" {
             writeln!(out, "  error: {}", e.message.unwrap_or(""))?;
+            if e.wrapped {
+                // The position is in the review built from the manifest, not the file.
+                writeln!(
+                    out,
+                    "  note: the object does not decode as a v1 {}; the API server would \
+                     refuse it before any webhook (data values must be base64, fields \
+                     must have their types)",
+                    e.kind
+                )?;
+            }
         }
         for v in &e.violations {
             writeln!(out, "  {:<6} {}: {}", v.effect, v.field, v.message)?;
