@@ -82,7 +82,7 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 proptest! {
-    #![proptest_config(config(200))]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn admission_review_answers_arbitrary_bodies(data in input(seeds().0)) {
@@ -101,7 +101,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(5000))]
 
     #[test]
     fn registry_parsing_round_trips(data in "[a-zA-Z0-9.:/@_\\[\\]*-]{0,40}(\n[a-zA-Z0-9.:*-]{0,20})?") {
