@@ -123,9 +123,10 @@ impl Drop for Serving {
 #[derive(Default)]
 struct Tally {
     ok: AtomicU64,
-    /// Refused before the signal (or at all, when there is no signal): failures.
+    /// Refusals seen before the signal (or at all, when there is none): failures.
     refused_early: AtomicU64,
-    /// Refused after the signal: requests the server never accepted.
+    /// Refusals seen after the signal: requests the server did not accept. That it
+    /// really did not is checked against its log (one line per review answered).
     refused_late: AtomicU64,
     /// Answers that were cut off or not a valid review answer: always failures.
     broken: Mutex<Vec<String>>,
@@ -134,9 +135,9 @@ struct Tally {
 }
 
 impl Tally {
-    fn refused(&self, started: Instant) {
+    fn refused(&self) {
         match self.signal_at.get() {
-            Some(at) if started >= *at => self.refused_late.fetch_add(1, Ordering::Relaxed),
+            Some(at) if Instant::now() >= *at => self.refused_late.fetch_add(1, Ordering::Relaxed),
             _ => self.refused_early.fetch_add(1, Ordering::Relaxed),
         };
     }
@@ -177,12 +178,11 @@ async fn client(
     let mut sent = 0usize;
     'connections: while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30)
     {
-        let connecting = Instant::now();
         let mut conn = match Client::try_connect(addr, &ca, proto).await {
             Ok(c) => c,
             Err(_) if tally.signal_at.get().is_some() => break,
             Err(e) => {
-                tally.refused(connecting);
+                tally.refused();
                 tally.broken(format!("connect before the signal: {e:?}"));
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
@@ -194,7 +194,6 @@ async fn client(
             }
             let (path, body) = &bodies[sent % bodies.len()];
             sent += 1;
-            let at = Instant::now();
             match conn.try_post(path, body.clone()).await {
                 Ok(reply) => match check(&reply, body) {
                     Ok(()) => {
@@ -203,7 +202,7 @@ async fn client(
                     Err(why) => tally.broken(why),
                 },
                 Err(Failure::Refused(_)) => {
-                    tally.refused(at);
+                    tally.refused();
                     continue 'connections;
                 }
                 Err(Failure::Broken(why)) => {
@@ -308,6 +307,17 @@ async fn sigterm_under_load_answers_every_accepted_review_and_exits_0() {
     assert!(
         logs.contains("shutting down"),
         "graceful path taken:\n{logs}"
+    );
+    // Every review the server answered (it logs each) reached its client complete.
+    let answered = logs
+        .lines()
+        .filter(|l| l.contains(r#""message":"review""#))
+        .count();
+    assert_eq!(
+        answered as u64,
+        tally.ok.load(Ordering::Relaxed),
+        "reviews the server answered vs answers received: {}",
+        tally.report()
     );
 }
 
