@@ -7,6 +7,7 @@
 //!
 //! - [`server`]: the axum routers, the TLS accept loop, graceful shutdown.
 //! - [`tls`]: rustls configuration and the certificate that reloads from disk.
+//! - [`first_byte`]: closes a connection that sends nothing after the TLS handshake.
 //! - [`admission`]: the only module that knows AdmissionReview: decode, route by kind and
 //!   operation, turn findings or patches into the response.
 //! - [`objects`]: lean decoding of the Secret or Pod in a review (only what rules read).
@@ -27,6 +28,7 @@ pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod cli;
+pub mod first_byte;
 pub mod metrics;
 pub mod objects;
 pub mod pods;

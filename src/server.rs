@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{self, Answer, Context, Webhook};
+use crate::first_byte::FirstByte;
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
 use crate::tls::{self, CertStore};
@@ -46,7 +47,9 @@ pub struct Config {
     /// object and a review carries two objects.
     pub max_body_bytes: usize,
     /// A client that has not sent its request headers (or TLS handshake) by then is
-    /// disconnected.
+    /// disconnected, and a request whose body has not arrived by then gets 408: the API
+    /// server gives up on a webhook after at most 30 s, so a slower request is an attack
+    /// or a broken client holding a connection (or an h2 stream) open.
     pub header_read_timeout: Duration,
     /// After SIGTERM, in-flight reviews get this long to finish.
     pub drain_timeout: Duration,
@@ -168,6 +171,33 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
             "unreadable_body",
             format!("cannot read the request body: {e}"),
         )),
+    }
+}
+
+/// Answers 408 when a request (in practice: its body, reviews take microseconds) takes
+/// longer than `limit`, so a client trickling a body cannot hold a connection or an h2
+/// stream for ever.
+async fn within(
+    limit: Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let webhook = match path.as_str() {
+                "/validate" => Webhook::Validate.as_str(),
+                "/mutate" => Webhook::Mutate.as_str(),
+                _ => "other",
+            };
+            tracing::warn!(webhook, timeout = ?limit, "request not received in time");
+            status_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                &format!("the request was not received within {limit:?}"),
+            )
+        }
     }
 }
 
@@ -398,6 +428,12 @@ async fn serve_tls(
         .max_pending_accept_reset_streams(64)
         .max_header_list_size(64 * 1024);
     let handshake_timeout = config.header_read_timeout;
+    let request_timeout = config.header_read_timeout;
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            within(request_timeout, req, next)
+        },
+    ));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -430,6 +466,8 @@ async fn serve_tls(
                     return;
                 }
             };
+            // A client silent after the handshake is closed like a slow header.
+            let stream = FirstByte::new(stream, handshake_timeout);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

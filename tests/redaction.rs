@@ -1,6 +1,8 @@
-//! Secret values never leave the request: every secret fixture, as recorded and with
-//! planted marker values in every data key, goes through the webhook with logs captured
-//! at trace level; no value appears in a response, a log line or a metric.
+//! Secret values never leave the request: every fixture through both webhooks, every
+//! secret fixture with planted marker values in every data key, and random secrets of
+//! every type (fuzz-style: random bytes and random markers inside each format) go
+//! through the webhooks with logs captured at trace level and panics captured too; no
+//! value appears in a response, a warning, a log line, a panic message or /metrics.
 
 mod common;
 
@@ -70,6 +72,64 @@ async fn post(app: &axum::Router, path: &str, body: Vec<u8>) -> Vec<u8> {
         .to_vec()
 }
 
+async fn get(app: &axum::Router, path: &str) -> Vec<u8> {
+    let req = Request::get(path).body(Body::empty()).expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    res.into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec()
+}
+
+/// Each secret type and the data keys its parser reads.
+const SECRET_TYPES: &[(&str, &[&str])] = &[
+    ("kubernetes.io/dockerconfigjson", &[".dockerconfigjson"]),
+    ("kubernetes.io/dockercfg", &[".dockercfg"]),
+    ("kubernetes.io/tls", &["tls.crt", "tls.key"]),
+    ("kubernetes.io/ssh-auth", &["ssh-privatekey", "known_hosts"]),
+    ("kubernetes.io/basic-auth", &["username", "password"]),
+    ("Opaque", &["ssh", "id_ed25519", "token", "known_hosts"]),
+    ("example.com/custom", &["anything"]),
+];
+
+/// A small deterministic generator (xorshift64), so a failure reproduces.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// A random secret value and what must not appear: random bytes, or a random marker
+/// inside one of the formats parsers read.
+fn random_value(rng: &mut XorShift) -> (Vec<u8>, Vec<Vec<u8>>) {
+    if rng.below(3) == 0 {
+        let len = 16 + rng.below(200);
+        let value = rng.bytes(len);
+        return (value.clone(), vec![value]);
+    }
+    const ALNUM: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let len = 12 + rng.below(20);
+    let marker: String = (0..len)
+        .map(|_| ALNUM[rng.below(ALNUM.len())] as char)
+        .collect();
+    let forms = planted_values("PLANTEDx9q");
+    let value = forms[rng.below(forms.len())].replace("PLANTEDx9q", &marker);
+    (value.into_bytes(), vec![marker.into_bytes()])
+}
+
 #[tokio::test]
 async fn no_secret_value_reaches_responses_logs_or_metrics() {
     let captured = Captured::default();
@@ -78,6 +138,12 @@ async fn no_secret_value_reaches_responses_logs_or_metrics() {
         .with_max_level(tracing::Level::TRACE)
         .with_writer(move || writer.clone())
         .init();
+    // A panic anywhere (a handler, a spawned task) lands in the same buffer.
+    let panics = captured.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut out = panics.clone();
+        let _ = writeln!(out, "PANIC {info}");
+    }));
 
     let mut outputs: Vec<Vec<u8>> = Vec::new();
     let mut secrets_to_hide: Vec<Vec<u8>> = Vec::new();
@@ -143,22 +209,59 @@ async fn no_secret_value_reaches_responses_logs_or_metrics() {
                 outputs.push(post(&app, "/validate", body).await);
             }
         }
+        // Every fixture through both webhooks: a pod sent to /validate, a secret to
+        // /mutate, are allowed untouched and must not echo anything either.
+        for (_, body) in common::request_fixtures() {
+            for path in ["/validate", "/mutate"] {
+                outputs.push(post(&app, path, body.clone()).await);
+            }
+        }
+        // Random secrets of every type.
+        let mut rng = XorShift(0x5eed_0000 ^ mode as u64);
+        let template: serde_json::Value =
+            serde_json::from_slice(&common::fixture("secret-create-generic-from-literal.json"))
+                .expect("fixture");
+        for _ in 0..120 {
+            let (ty, keys) = SECRET_TYPES[rng.below(SECRET_TYPES.len())];
+            let (value, hide) = random_value(&mut rng);
+            let mut review = template.clone();
+            let object = &mut review["request"]["object"];
+            object["type"] = ty.into();
+            object["data"] = keys
+                .iter()
+                .map(|k| ((*k).to_owned(), serde_json::Value::String(b64(&value))))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            secrets_to_hide.push(b64(&value).into_bytes());
+            secrets_to_hide.extend(hide);
+            let body = serde_json::to_vec(&review).expect("JSON");
+            for path in ["/validate", "/mutate"] {
+                outputs.push(post(&app, path, body.clone()).await);
+            }
+        }
         outputs.push(state.metrics.render().into_bytes());
+        outputs.push(get(&secretgate::server::ops_app(state.clone()), "/metrics").await);
     }
+    let _ = std::panic::take_hook();
     let _ = std::io::stderr().flush();
     let logs = captured.0.lock().expect("logs").clone();
     assert!(
         String::from_utf8_lossy(&logs).contains("verdict"),
         "logs were captured"
     );
+    assert!(
+        !String::from_utf8_lossy(&logs).contains("PANIC "),
+        "nothing panicked"
+    );
     outputs.push(logs);
 
     // Outputs are joined with a separator no value contains, then searched once per value.
+    // One pass over all outputs for every value (memmem per value took minutes).
     let haystack = outputs.join(&b"\0\0"[..]);
-    let mut leaks: Vec<String> = secrets_to_hide
-        .iter()
-        .filter(|s| memchr::memmem::find(&haystack, s).is_some())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
+    let finder = aho_corasick::AhoCorasick::new(&secrets_to_hide).expect("patterns");
+    let mut leaks: Vec<String> = finder
+        .find_overlapping_iter(&haystack)
+        .map(|m| String::from_utf8_lossy(&secrets_to_hide[m.pattern().as_usize()]).into_owned())
         .collect();
     leaks.sort();
     leaks.dedup();

@@ -305,3 +305,85 @@ pub fn uid_of(body: &[u8]) -> String {
     let v: serde_json::Value = serde_json::from_slice(body).expect("fixture JSON");
     v["request"]["uid"].as_str().expect("uid").to_owned()
 }
+
+/// Why a request under load got no complete answer.
+#[derive(Debug)]
+pub enum Failure {
+    /// No connection, or the connection was closed or the stream refused before any
+    /// response header arrived: the server never accepted the request.
+    Refused(String),
+    /// A response started but did not complete (a dropped in-flight review).
+    Broken(String),
+}
+
+impl Client {
+    /// Like [`Client::connect`], but reports a failed connection instead of panicking
+    /// (load tests count those).
+    pub async fn try_connect(
+        addr: SocketAddr,
+        ca_pem: &[u8],
+        proto: Proto,
+    ) -> Result<Self, Failure> {
+        let alpn: &[&[u8]] = match proto {
+            Proto::Http1 => &[b"http/1.1"],
+            Proto::Http2 => &[b"h2"],
+        };
+        let tls = tls_connect(addr, ca_pem, alpn)
+            .await
+            .map_err(|e| Failure::Refused(format!("connect: {e}")))?;
+        let peer_cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        let io = TokioIo::new(tls);
+        let handshake = |e: hyper::Error| Failure::Refused(format!("handshake: {e}"));
+        let sender = match proto {
+            Proto::Http1 => {
+                let (send, conn) = http1::handshake(io).await.map_err(handshake)?;
+                tokio::spawn(conn);
+                Sender::H1(send)
+            }
+            Proto::Http2 => {
+                let (send, conn) = http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(handshake)?;
+                tokio::spawn(conn);
+                Sender::H2(send)
+            }
+        };
+        Ok(Self { sender, peer_cert })
+    }
+
+    /// POSTs a review; a failure says whether the server had started answering.
+    pub async fn try_post(&mut self, path: &str, body: Vec<u8>) -> Result<Reply, Failure> {
+        let mut req = hyper::Request::post(format!("https://localhost{path}?timeout=10s"))
+            .header("content-type", "application/json");
+        if matches!(self.sender, Sender::H1(_)) {
+            req = req.header("host", "localhost");
+        }
+        let req = req.body(Full::new(Bytes::from(body))).expect("request");
+        let res = match &mut self.sender {
+            Sender::H1(s) => match s.ready().await {
+                Ok(()) => s.send_request(req).await,
+                Err(e) => Err(e),
+            },
+            Sender::H2(s) => match s.ready().await {
+                Ok(()) => s.send_request(req).await,
+                Err(e) => Err(e),
+            },
+        }
+        .map_err(|e| Failure::Refused(e.to_string()))?;
+        let status = res.status().as_u16();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Failure::Broken(format!("body after status {status}: {e}")))?
+            .to_bytes()
+            .to_vec();
+        Ok(Reply { status, body })
+    }
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Soak: secretgate under steady mixed load for a long time, reporting RSS over time.
+
+Starts `secretgate serve` on loopback with bench/policy.yaml and drives it with h2load
+(nghttp2-client) in rounds: each round takes the next workload (every recorded request
+fixture in turn, plus malformed bodies), alternates HTTP/1.1 and HTTP/2, and opens new
+connections (so TLS handshakes, denials, warnings, patches and 400s all run). Between
+rounds it samples the server's RSS from /proc. Growth is the last samples' median minus
+the median after warm-up; a leak shows as steady growth, allocator noise does not.
+
+    python3 bench/soak.py --binary target/release/secretgate --seconds 600   # documented run
+    python3 bench/soak.py --smoke                                            # CI: ~20 s, asserts
+
+Writes JSON (--out, default target/soak.json) and exits 1 if growth exceeds --max-growth-mib
+or any request failed.
+"""
+
+import argparse
+import json
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "admission"
+POLICY = ROOT / "bench" / "policy.yaml"
+PORT = 18743
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def workloads(work):
+    """(name, path, body file, expected 2xx) for every request fixture and bad bodies."""
+    out = []
+    for f in sorted(FIXTURES.glob("*.json")):
+        if f.name.startswith("response-"):
+            continue
+        path = "/mutate" if f.name.startswith(("pod-", "reject-pod")) else "/validate"
+        out.append((f.stem, path, f, True))
+    bad = {
+        "not-json": b"{not json",
+        "nested": b"[" * 5000,
+        "wrong-version": b'{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}',
+    }
+    for name, body in bad.items():
+        p = work / f"{name}.json"
+        p.write_bytes(body)
+        out.append((name, "/validate", p, False))
+    return out
+
+
+def wait_ready(proc, metrics_port, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("secretgate exited during start-up")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=0.5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("secretgate not ready in time")
+
+
+def round_once(port, path, body, h2, seconds, rps):
+    flags = ["-c", "2", "-m", "8"] if h2 else ["--h1", "-c", "4"]
+    args = ["h2load", *flags, "-D", str(seconds), "--rps", str(rps), "-d", str(body),
+            "-H", "content-type: application/json",
+            f"https://127.0.0.1:{port}{path}?timeout=10s"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    done = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if not done or not codes:
+        raise SystemExit(f"cannot read h2load output:\n{out}")
+    return {
+        "succeeded": int(done.group(1)),
+        "failed": int(done.group(2)) + int(done.group(3)),
+        "2xx": int(codes.group(1)), "4xx": int(codes.group(3)), "5xx": int(codes.group(4)),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "secretgate"))
+    ap.add_argument("--seconds", type=int, default=600)
+    ap.add_argument("--round-seconds", type=int, default=5)
+    ap.add_argument("--rps", type=int, default=100, help="per h2load client")
+    ap.add_argument("--max-growth-mib", type=float, default=None)
+    ap.add_argument("--smoke", action="store_true", help="20 s, 2 s rounds, growth < 16 MiB")
+    ap.add_argument("--out", default=str(ROOT / "target" / "soak.json"))
+    args = ap.parse_args()
+    if args.smoke:
+        args.seconds, args.round_seconds = 20, 2
+        args.max_growth_mib = 16.0 if args.max_growth_mib is None else args.max_growth_mib
+    if not shutil.which("h2load"):
+        raise SystemExit("h2load not found: apt-get install nghttp2-client")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        certs = work / "certs"
+        subprocess.run([args.binary, "certs", "--out-dir", str(certs),
+                        "--name", "localhost", "--name", "127.0.0.1"],
+                       check=True, capture_output=True)
+        server_log = open(work / "server.log", "w")
+        proc = subprocess.Popen([
+            args.binary, "serve", "--listen", f"127.0.0.1:{PORT}",
+            "--metrics-listen", f"127.0.0.1:{PORT + 1}",
+            "--tls-cert", str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key"),
+            "--policy", str(POLICY)], stdout=server_log, stderr=server_log)
+        try:
+            wait_ready(proc, PORT + 1)
+            loads = workloads(work)
+            samples, totals = [], {"succeeded": 0, "failed": 0, "unexpected": 0}
+            started = time.time()
+            samples.append({"t": 0.0, "rss_kib": rss_kib(proc.pid), "requests": 0})
+            i = 0
+            while time.time() - started < args.seconds:
+                name, path, body, want_2xx = loads[i % len(loads)]
+                r = round_once(PORT, path, body, h2=i % 2 == 1,
+                               seconds=args.round_seconds, rps=args.rps)
+                i += 1
+                totals["succeeded"] += r["succeeded"]
+                totals["failed"] += r["failed"]
+                # A 5xx is never right; a bad body must get 4xx, a fixture 2xx.
+                wrong = r["5xx"] + (r["4xx"] if want_2xx else r["2xx"])
+                totals["unexpected"] += wrong
+                if wrong:
+                    log(f"{name}: {r}")
+                samples.append({"t": round(time.time() - started, 1),
+                                "rss_kib": rss_kib(proc.pid), "requests": totals["succeeded"]})
+                if len(samples) % 10 == 0:
+                    s = samples[-1]
+                    log(f"{s['t']:7.1f}s  rss {s['rss_kib'] / 1024:6.1f} MiB  requests {s['requests']}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            server_log.close()
+        if code != 0:
+            raise SystemExit(f"secretgate exited {code} on SIGTERM")
+
+    # Warm-up: the first fifth of the run (every workload seen once, pools filled).
+    n = len(samples)
+    warm = [s["rss_kib"] for s in samples[max(1, n // 5): max(2, n // 5 + 3)]]
+    last = [s["rss_kib"] for s in samples[-3:]]
+    growth_mib = (statistics.median(last) - statistics.median(warm)) / 1024
+    result = {
+        "seconds": args.seconds, "rounds": i, **totals,
+        "rss_start_mib": samples[0]["rss_kib"] / 1024,
+        "rss_after_warmup_mib": statistics.median(warm) / 1024,
+        "rss_end_mib": statistics.median(last) / 1024,
+        "rss_max_mib": max(s["rss_kib"] for s in samples) / 1024,
+        "growth_after_warmup_mib": round(growth_mib, 2),
+        "samples": samples,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"soak {args.seconds}s, {i} rounds: {totals['succeeded']} requests, "
+          f"{totals['failed']} failed, {totals['unexpected']} unexpected statuses; RSS "
+          f"{result['rss_start_mib']:.1f} → {result['rss_after_warmup_mib']:.1f} (warm) → "
+          f"{result['rss_end_mib']:.1f} MiB (max {result['rss_max_mib']:.1f}); growth after "
+          f"warm-up {growth_mib:+.2f} MiB")
+    failed = totals["failed"] or totals["unexpected"]
+    if args.max_growth_mib is not None and growth_mib > args.max_growth_mib:
+        log(f"RSS grew {growth_mib:.2f} MiB > {args.max_growth_mib} MiB")
+        failed = True
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+//! Fuzz target: Image references and registry keys: parse, resolve, match.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::registry(data));
