@@ -144,13 +144,18 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
         return;
     }
     let mut builder = Builder::default();
+    // Rebuilds follow every secret change; overlaps are worth a warning only when they change.
+    let mut last_overlaps = Vec::new();
     loop {
         let (snapshot, updates) = builder.rebuild(
             &caches.policies.state(),
             &caches.namespaces.state(),
             &caches.secrets.state(),
         );
-        log_overlaps(&snapshot);
+        if snapshot.overlaps() != last_overlaps.as_slice() {
+            log_overlaps(&snapshot);
+            last_overlaps = snapshot.overlaps().to_vec();
+        }
         record_reload(&targets.metrics, &snapshot);
         tracing::debug!(
             policies = snapshot.policy_count(),

@@ -101,7 +101,7 @@ pub fn log_overlaps(snapshot: &Snapshot) {
         let policies: Vec<&str> = overlap.policies.iter().map(|p| &**p).collect();
         tracing::warn!(
             namespace = %overlap.namespace,
-            governing = policies[0],
+            governing = policies.first().copied().unwrap_or_default(),
             policies = ?policies,
             "several policies select this namespace; the first by name governs it"
         );
