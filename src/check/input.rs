@@ -116,25 +116,17 @@ pub fn parse(file: &str, text: &str, objects: &mut Vec<Object>) -> Result<(), Er
             documents.push(value);
         }
     } else {
-        for (i, (first_line, doc)) in yaml_documents(text).into_iter().enumerate() {
-            let value: Value = serde_saphyr::from_str(doc).map_err(|e| {
-                let (line, column) = e
-                    .location()
-                    .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
-                // Without the source snippet: the document may hold secret values.
-                let plain = e.without_snippet().to_string();
-                let message = plain
-                    .strip_suffix(&format!(" at line {line}, column {column}"))
-                    .unwrap_or(&plain)
-                    .to_owned();
-                Error::Syntax {
-                    file: file.to_owned(),
-                    document: i + 1,
-                    line: first_line + line - 1,
-                    column,
-                    message,
-                }
-            })?;
+        // The same splitting and value-free errors as a policy file.
+        for doc in crate::policy::file::documents(text) {
+            let value: Value =
+                doc.parse_located()
+                    .map_err(|(line, column, message)| Error::Syntax {
+                        file: file.to_owned(),
+                        document: doc.index,
+                        line,
+                        column,
+                        message,
+                    })?;
             documents.push(value);
         }
     }
@@ -199,28 +191,6 @@ fn push(source: Source, value: Value, objects: &mut Vec<Object>) -> Result<(), E
         });
     }
     Ok(())
-}
-
-/// Splits YAML at `---` lines, with each document's first line; documents holding only
-/// comments or blank lines are left out (and not counted).
-fn yaml_documents(text: &str) -> Vec<(usize, &str)> {
-    let mut docs = Vec::new();
-    let (mut start, mut start_line, mut offset) = (0, 1, 0);
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let bare = line.trim_end();
-        if bare == "---" || bare.starts_with("--- ") || bare == "..." {
-            docs.push((start_line, &text[start..offset]));
-            start = offset + line.len();
-            start_line = i + 2;
-        }
-        offset += line.len();
-    }
-    docs.push((start_line, &text[start..]));
-    docs.retain(|(_, doc)| {
-        !doc.lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    });
-    docs
 }
 
 #[cfg(test)]

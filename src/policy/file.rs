@@ -178,40 +178,49 @@ struct Metadata {
 }
 
 /// One YAML document of the file, with where it starts.
-struct Document<'a> {
+pub(crate) struct Document<'a> {
     /// 1-based position among the non-empty documents.
-    index: usize,
+    pub index: usize,
     /// 1-based line of the document's first line in the file.
-    first_line: usize,
-    text: &'a str,
+    pub first_line: usize,
+    pub text: &'a str,
 }
 
 impl Document<'_> {
     fn parse<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Result<T> {
+        self.parse_located()
+            .map_err(|(line, column, message)| Error::Syntax {
+                path: path.to_owned(),
+                document: self.index,
+                line,
+                column,
+                message,
+            })
+    }
+
+    /// Parses the document (also used by `secretgate check`). An error gives the line and
+    /// column in the whole file and the parser's message without the source snippet: a
+    /// Secret document may hold values.
+    pub(crate) fn parse_located<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> std::result::Result<T, (usize, usize, String)> {
         serde_saphyr::from_str(self.text).map_err(|e| {
             let (line, column) = e
                 .location()
                 .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
-            // The message without the source snippet: a Secret document may hold values.
             let plain = e.without_snippet().to_string();
             let message = plain
                 .strip_suffix(&format!(" at line {line}, column {column}"))
                 .unwrap_or(&plain)
                 .to_owned();
-            Error::Syntax {
-                path: path.to_owned(),
-                document: self.index,
-                line: self.first_line + line - 1,
-                column,
-                message,
-            }
+            (self.first_line + line - 1, column, message)
         })
     }
 }
 
 /// Splits `text` at `---` lines; documents holding only comments or blank lines are left
 /// out (and not counted).
-fn documents(text: &str) -> Vec<Document<'_>> {
+pub(crate) fn documents(text: &str) -> Vec<Document<'_>> {
     let mut docs = Vec::new();
     let mut start = 0;
     let mut start_line = 1;
