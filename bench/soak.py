@@ -11,8 +11,9 @@ the median after warm-up; a leak shows as steady growth, allocator noise does no
     python3 bench/soak.py --binary target/release/secretgate --seconds 600   # documented run
     python3 bench/soak.py --smoke                                            # CI: ~20 s, asserts
 
-Writes JSON (--out, default target/soak.json) and exits 1 if growth exceeds --max-growth-mib
-or any request failed.
+Writes JSON (--out, default target/soak.json, with every round's counts) and exits 1 if
+growth exceeds --max-growth-mib, any request got no answer, or any answer had the wrong
+status class (a fixture must get 2xx, a malformed body 4xx, nothing 5xx).
 """
 
 import argparse
@@ -58,10 +59,11 @@ def workloads(work):
         "nested": b"[" * 5000,
         "wrong-version": b'{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}',
     }
-    for name, body in bad.items():
+    # Every fifth round is a malformed body, so even the 20-s smoke sends each kind.
+    for n, (name, body) in enumerate(bad.items()):
         p = work / f"{name}.json"
         p.write_bytes(body)
-        out.append((name, "/validate", p, False))
+        out.insert(4 + 5 * n, (name, "/validate", p, False))
     return out
 
 
@@ -85,14 +87,19 @@ def round_once(port, path, body, h2, seconds, rps):
             "-H", "content-type: application/json",
             f"https://127.0.0.1:{port}{path}?timeout=10s"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    done = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    done = re.search(r"requests: \d+ total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                     r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     if not done or not codes:
         raise SystemExit(f"cannot read h2load output:\n{out}")
+    started, finished, succeeded, failed, errored, timeout = map(int, done.groups())
+    c2, c3, c4, c5 = (int(g) for g in codes.groups())
     return {
-        "succeeded": int(done.group(1)),
-        "failed": int(done.group(2)) + int(done.group(3)),
-        "2xx": int(codes.group(1)), "4xx": int(codes.group(3)), "5xx": int(codes.group(4)),
+        "started": started, "done": finished, "answered": c2 + c3 + c4 + c5,
+        # h2load counts a 4xx or 5xx answer as "failed" too (and "errored" and "timeout"
+        # are parts of "failed"), so what got no answer at all is the rest.
+        "no_answer": failed - c4 - c5, "errored": errored, "timeout": timeout,
+        "2xx": c2, "4xx": c4, "5xx": c5,
     }
 
 
@@ -127,24 +134,26 @@ def main():
         try:
             wait_ready(proc, PORT + 1)
             loads = workloads(work)
-            samples, totals = [], {"succeeded": 0, "failed": 0, "unexpected": 0}
+            samples, rounds = [], []
+            totals = {"answered": 0, "no_answer": 0, "unexpected": 0}
             started = time.time()
             samples.append({"t": 0.0, "rss_kib": rss_kib(proc.pid), "requests": 0})
             i = 0
             while time.time() - started < args.seconds:
                 name, path, body, want_2xx = loads[i % len(loads)]
-                r = round_once(PORT, path, body, h2=i % 2 == 1,
-                               seconds=args.round_seconds, rps=args.rps)
+                h2 = i % 2 == 1
+                r = round_once(PORT, path, body, h2=h2, seconds=args.round_seconds, rps=args.rps)
                 i += 1
-                totals["succeeded"] += r["succeeded"]
-                totals["failed"] += r["failed"]
+                totals["answered"] += r["answered"]
+                totals["no_answer"] += r["no_answer"]
                 # A 5xx is never right; a bad body must get 4xx, a fixture 2xx.
                 wrong = r["5xx"] + (r["4xx"] if want_2xx else r["2xx"])
                 totals["unexpected"] += wrong
-                if wrong:
-                    log(f"{name}: {r}")
+                rounds.append({"workload": name, "protocol": "h2" if h2 else "http/1.1", **r})
+                if wrong or r["no_answer"]:
+                    log(f"{name} over {rounds[-1]['protocol']}: {r}")
                 samples.append({"t": round(time.time() - started, 1),
-                                "rss_kib": rss_kib(proc.pid), "requests": totals["succeeded"]})
+                                "rss_kib": rss_kib(proc.pid), "requests": totals["answered"]})
                 if len(samples) % 10 == 0:
                     s = samples[-1]
                     log(f"{s['t']:7.1f}s  rss {s['rss_kib'] / 1024:6.1f} MiB  requests {s['requests']}")
@@ -161,22 +170,23 @@ def main():
     last = [s["rss_kib"] for s in samples[-3:]]
     growth_mib = (statistics.median(last) - statistics.median(warm)) / 1024
     result = {
-        "seconds": args.seconds, "rounds": i, **totals,
+        "seconds": args.seconds, "round_count": i, **totals,
         "rss_start_mib": samples[0]["rss_kib"] / 1024,
         "rss_after_warmup_mib": statistics.median(warm) / 1024,
         "rss_end_mib": statistics.median(last) / 1024,
         "rss_max_mib": max(s["rss_kib"] for s in samples) / 1024,
         "growth_after_warmup_mib": round(growth_mib, 2),
         "samples": samples,
+        "rounds": rounds,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
-    print(f"soak {args.seconds}s, {i} rounds: {totals['succeeded']} requests, "
-          f"{totals['failed']} failed, {totals['unexpected']} unexpected statuses; RSS "
+    print(f"soak {args.seconds}s, {i} rounds: {totals['answered']} answered, "
+          f"{totals['no_answer']} without an answer, {totals['unexpected']} unexpected statuses; RSS "
           f"{result['rss_start_mib']:.1f} → {result['rss_after_warmup_mib']:.1f} (warm) → "
           f"{result['rss_end_mib']:.1f} MiB (max {result['rss_max_mib']:.1f}); growth after "
           f"warm-up {growth_mib:+.2f} MiB")
-    failed = totals["failed"] or totals["unexpected"]
+    failed = totals["no_answer"] or totals["unexpected"]
     if args.max_growth_mib is not None and growth_mib > args.max_growth_mib:
         log(f"RSS grew {growth_mib:.2f} MiB > {args.max_growth_mib} MiB")
         failed = True
