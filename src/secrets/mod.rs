@@ -174,31 +174,7 @@ pub fn validate_update(
 }
 
 #[cfg(test)]
-pub(crate) mod test_support {
-    use std::collections::BTreeMap;
-
-    use k8s_openapi::ByteString;
-    use k8s_openapi::api::core::v1::Secret;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    /// A secret named `name` of type `ty` with the given data entries.
-    pub fn secret(name: &str, ty: &str, data: &[(&str, &[u8])]) -> Secret {
-        Secret {
-            metadata: ObjectMeta {
-                name: Some(name.to_owned()),
-                namespace: Some("team-a".to_owned()),
-                ..ObjectMeta::default()
-            },
-            type_: Some(ty.to_owned()),
-            data: Some(
-                data.iter()
-                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.to_vec())))
-                    .collect::<BTreeMap<_, _>>(),
-            ),
-            ..Secret::default()
-        }
-    }
-}
+pub(crate) mod test_support;
 
 #[cfg(test)]
 mod tests {

@@ -280,6 +280,9 @@ mod tests {
 
     use super::*;
     use crate::policy::SecretRules;
+    use crate::secrets::test_support::{
+        ENCRYPTED_PKCS8, LEGACY_ENCRYPTED, PLANTED, RSA_1024_PKCS1,
+    };
 
     // Throwaway test keys generated for these tests with OpenSSH 9.2 `ssh-keygen`
     // (`-t ed25519|ecdsa -b 384|rsa -b 2048|rsa -b 1024|dsa`, `-m PEM` for the legacy ones,
@@ -353,21 +356,6 @@ Sg28xSjFt9UPvZykVYUSR3kKj004SpJSpy6uQBftQgIC2NxVrZEF5g2U2Pf3rB5iMAAABB
 AM4eW2ZMvNHT+BQte1xHpZLnBZb2u98NrKSEk9Rl9/m2gSHo2Od+NWw3O8odgjcGpK4AP2
 8dryLTlYyFeR/bdbkAAAAOdGhyb3dhd2F5LXRlc3QBAgMEBQ==
 -----END OPENSSH PRIVATE KEY-----";
-    const RSA_1024_PEM: &str = "-----BEGIN RSA PRIVATE KEY-----
-MIICXQIBAAKBgQCzZvcfV9/+lZQKi7dWF+NcVvKDoNhjidTvSWi9Q1uXh1nab5Fi
-CM2evIUEHqkBayN62sODPq32Bo4XbA6PukYY2Bx6HbfstqUa+LpC4ltln/0qVa4N
-xTcR0Qid6CmBHlUanr1u5Sywfn/wKV3XfomRFZGkEUeLekP7cCAuJNbBGwIDAQAB
-AoGASH68L+M/tc3V8+j/nf+rNZ5BA6XUq2yAKm3csFZuxa3BRn69HgN2q8V8buzA
-2LzlqniKdxe2DmwZsSdOPxBD0IsBGUUpUMc5FkN3/AsTmv3IfMMEA9mi1LcJhOaY
-rruG+CHY2KrzR53Lj5Mb3litwOmp19Bc3pQBUSYbKS/iqVECQQDdYI2JufFKkBmm
-T/NwnbLFmkbWSYAFZIdkxkDOeaCi7dNb2llosx2bAkMjWVzB6JoibBdwqJUy9J3D
-QpAQUhgzAkEAz3XUQSTVKpUmeZJ6zF5bRSYl9c0Fj2zJc0PmuOjFbFr+1NVQUamB
-PxR9gXwDDy4tj9qcAUU8xzMqwd5ArmRreQJAJA/6fpkfyXm38/PKQGowGSiMqZPH
-mxlJRQ1WuUvu8xuy9p+XOQsUo4+2yCdiiOQPV9Qr7VpJE8fte0V4mnAFKQJBAJQg
-FEnjC5SY49y/uo/6+v3XbBkhpsuuJ/P10mHKSVPBcNvz5qI3/cFVVvtB2UlYdk2V
-D/hUQD4WiXvcvaAGsTkCQQDVWzu7IX6daIOlYQ4uBuSpCgjaOjoiRUt0WnF3saE+
-Pt7jN3n+Vc6KWEqXwUC2YxArFjxiARrGXGHsJTsRbKpJ
------END RSA PRIVATE KEY-----";
     const EC_PEM: &str = "-----BEGIN EC PRIVATE KEY-----
 MHcCAQEEIACO7WhfmFsNvIt3qY8w5sjsP+a7UqUWOcGyQvcFHHL0oAoGCCqGSM49
 AwEHoUQDQgAENcuqctZWaKad4c0UBZ4GmLIVsOzGt0PWwGtdh9PaEmoz62vzz0as
@@ -394,36 +382,9 @@ iZDTwtfPCr1o20/VH2fUlsoVjaKobw6hYWE44oqvdyOv9zExBkOeGv9sGMxxp1rrFZ8EN5
 FFhc9Yd1k17ZL2XM834iC0eTq6n5rTL2nJ23WtAAAAFQCFFTALlEuxA5G239MjN5MgqdOT
 9gAAAAdyb290QHZtAQID
 -----END OPENSSH PRIVATE KEY-----";
-    const RSA_PEM_ENCRYPTED: &str = "-----BEGIN RSA PRIVATE KEY-----
-Proc-Type: 4,ENCRYPTED
-DEK-Info: AES-128-CBC,C61CCEFDE4DB4692F194BDF62F032226
-
-ktauWW/glAxhxpCTNri/EBjjs007hgCzQDhf6MRcorZ0CpAeB6xrxqzqt9kYRSXK
-TZXF+G8lfM1nNT3nm9cqt3NU2gVXW7ZUafNn4F5S5j5A7fGAG/1F0kXr6oK4QGYC
-Bh4GZ1HC8XNbchsBgeNfrwaJxsJz/aQaa0qbXOUlhNUZbG/uT7/2KkQ2XCRJ2S40
-fg+rFbSYUH5LFdMx6TAUEOTbKIdCuWinKc9XbNVW7k57rZxuiuLnEmQOhjtlPp8B
-4N+nQJPXt6+zwEYXr9QlAMhvS+5YWK+ANTAnEDMK+6VUaSJDO4X4VRzXD0mAqNVs
-jKLUOZ0DdqapY9iWkfaogVCLUtUzhKLNs3POq8rDS7OSoswnq7DjUyDGvbVxm5gT
-AuHIkKcD3v6IZkgtcrEeSuIXpGiOt52gpp1v5V9pnsl17ne+KNPZ5G3fv/If0WiC
-2OesYxcPN1QIGf/AyHkreSSb3HMNfGJoa0U8KwKriV+if0hFaFWbLPQLrFGOjcB8
-+Yut52sVVzX/4tclkNIfoBnIHeMaOWqA7Zlsn7T/r+/EwulbZsRcX8nPIeVK244W
-EeJsXQVKdeJGKQ+xe8+06Q32UeAkNylOOwCeCPek+zQgGDG3ITqMPOa5ZXK3FDic
-zhsQqMOTNCGbB2l/UPD0lJ6VnebhLb1lpctb+8EPcM5v2fOlmCNOcy+SYB+ldYq7
-hmu2/OW8q1S4qbYMx9PmvJTLhUVqplQZOBBNfw3xjK+Y9Nv4jq1F6KR2GXVkqO7Z
-9GjkRQIdfa1ouxp6NhB7Zb6z6GpwPhulPXcQc9Dm8TPfCL+38JBtUcW/ohLXe4/D
------END RSA PRIVATE KEY-----";
-    const PKCS8_ENCRYPTED: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----
-MIHsMFcGCSqGSIb3DQEFDTBKMCkGCSqGSIb3DQEFDDAcBAhM5nMpOk5wXQICCAAw
-DAYIKoZIhvcNAgkFADAdBglghkgBZQMEAQIEEGCe35FM1zRMRxtdGjonl5YEgZBL
-32sglt98k4YmbpSv8TJW4IYPK9HVtyshVA/74z5oR/sK573/9HYS4qhZSglKjwxs
-POrZx2ziyaXCtnt9Q68jjTSHa//6uQ+iq2nGgqhsYuGK5j2rV57m8Pgpy1B0z8w6
-sP8cF00bhrnRaZkGo6vX9m+0h2YFCDVDfkDPNnqjIizB16fhXj9K3slzGIVrfr8=
------END ENCRYPTED PRIVATE KEY-----";
     const ED25519_PUB: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILRyL9ifwQ06tsDEu3OiXKfYqD537Bl+VmurQ47b35Ih";
     const ECDSA_PUB: &str = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBMgvpIQvnQ2KRq7Q/a1y0TIDN66khw9J5SeF51jyL1iX86Xz/FQoEyks07uPgm0xpAI0vuEXBrAlswOwW+7VTp1ZmYXO84GwQD6ooJ6uRy7GbL3lz3xNAESWiF6zeSv35w==";
-    /// A planted value that must never show up in a violation.
-    const PLANTED: &str = "PLANTEDsecretVALUE0123456789abcd";
 
     const NOW: OffsetDateTime = datetime!(2026-11-23 18:00 UTC);
 
@@ -511,7 +472,7 @@ sP8cF00bhrnRaZkGo6vX9m+0h2YFCDVDfkDPNnqjIizB16fhXj9K3slzGIVrfr8=
             cut.push("-----END OPENSSH PRIVATE KEY-----");
             cut.join("\n")
         };
-        let corrupt_pem = RSA_1024_PEM.replace("MIICXQIBAAKBgQ", "MIICXQIBAAKBgA");
+        let corrupt_pem = RSA_1024_PKCS1.replace("MIICXQIBAAKBgQ", "MIICXQIBAAKBgA");
         let good_hosts = format!(
             "# team-a git servers\n\
              github.com {ED25519_PUB}\n\n\
@@ -554,7 +515,7 @@ sP8cF00bhrnRaZkGo6vX9m+0h2YFCDVDfkDPNnqjIizB16fhXj9K3slzGIVrfr8=
             with_rules(key_case("rsa 1024, policy allows it", RSA_1024, &[]), |r| {
                 r.ssh.min_rsa_bits = 1024
             }),
-            key_case("rsa 1024, legacy PEM", RSA_1024_PEM, &[small]),
+            key_case("rsa 1024, legacy PEM", RSA_1024_PKCS1, &[small]),
             key_case("ecdsa, legacy PEM", EC_PEM, &[]),
             key_case("ed25519, PKCS#8 PEM", &ed_pkcs8.serialize_pem(), &[]),
             key_case("ecdsa, PKCS#8 PEM", &p256.serialize_pem(), &[]),
@@ -568,8 +529,8 @@ sP8cF00bhrnRaZkGo6vX9m+0h2YFCDVDfkDPNnqjIizB16fhXj9K3slzGIVrfr8=
                 key_case("encrypted, policy allows it", ED25519_ENCRYPTED, &[]),
                 |r| r.ssh.allow_passphrase = true,
             ),
-            key_case("encrypted legacy PEM", RSA_PEM_ENCRYPTED, &[passphrase]),
-            key_case("encrypted PKCS#8", PKCS8_ENCRYPTED, &[passphrase]),
+            key_case("encrypted legacy PEM", LEGACY_ENCRYPTED, &[passphrase]),
+            key_case("encrypted PKCS#8", ENCRYPTED_PKCS8, &[passphrase]),
             key_case(
                 "public key line",
                 &format!("{ED25519_PUB} me@laptop\n"),
@@ -622,7 +583,7 @@ sP8cF00bhrnRaZkGo6vX9m+0h2YFCDVDfkDPNnqjIizB16fhXj9K3slzGIVrfr8=
             with_rules(
                 key_case(
                     "encrypted, small and not allowed",
-                    RSA_PEM_ENCRYPTED,
+                    LEGACY_ENCRYPTED,
                     &[
                         passphrase,
                         "Deny data[ssh-privatekey]: key algorithm rsa is not allowed (allowed: ed25519)",
