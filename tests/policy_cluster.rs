@@ -1,9 +1,11 @@
 //! Cluster mode against a mock API server (kube-rs's tower-test pattern): LIST answers
 //! fill the caches, the service turns ready after the first sync of all three, the
 //! snapshot follows the ProjectPolicies, and an invalid policy gets its status patched.
+//! WATCH events then change policies, namespaces and secrets; an invalid edit keeps the
+//! last good policy in force; failing watches leave the snapshot as it was.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -25,17 +27,46 @@ fn meta_list(items: serde_json::Value) -> Vec<u8> {
     list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
 }
 
-/// Answers LISTs, holds WATCHes open (no events), and reports PATCH bodies.
+/// How the mock answers WATCH requests.
+#[derive(Default)]
+struct Watches {
+    /// Events streamed by the first WATCH of a resource (by path prefix), after which
+    /// the stream ends and the watcher watches again.
+    first: Vec<(&'static str, Vec<serde_json::Value>)>,
+    /// Later WATCHes get HTTP 500 (the API server is failing) instead of being held open.
+    fail_later: bool,
+    /// How many WATCHes got a 500.
+    failed: Arc<AtomicUsize>,
+}
+
+/// Answers LISTs, WATCHes as `watches` says, and reports PATCH bodies.
 async fn api_server(
     mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
     patches: mpsc::UnboundedSender<(String, serde_json::Value)>,
+    mut watches: Watches,
 ) {
     let mut open_watches = Vec::new();
     while let Some((request, send)) = handle.next_request().await {
         let uri = request.uri().to_string();
         let method = request.method().clone();
         if uri.contains("watch=true") {
-            open_watches.push(send);
+            let scripted = watches.first.iter().position(|(p, _)| uri.starts_with(p));
+            if let Some(i) = scripted {
+                let (_, events) = watches.first.remove(i);
+                let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+                send.send_response(Response::new(Body::from(lines.into_bytes())));
+            } else if watches.fail_later {
+                let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                    "message": "etcd is down", "reason": "InternalError", "code": 500});
+                let response = Response::builder()
+                    .status(500)
+                    .body(Body::from(status.to_string().into_bytes()))
+                    .expect("response");
+                send.send_response(response);
+                watches.failed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                open_watches.push(send);
+            }
             continue;
         }
         let body = if method == "PATCH" {
@@ -82,7 +113,7 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let (patches_tx, mut patches) = mpsc::unbounded_channel();
-    tokio::spawn(api_server(handle, patches_tx));
+    tokio::spawn(api_server(handle, patches_tx, Watches::default()));
     let targets = Targets {
         policies: Arc::new(ArcSwap::from_pointee(Snapshot::with_default())),
         ready: Arc::new(AtomicBool::new(false)),
@@ -134,4 +165,163 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
     );
     assert_eq!(broken["status"]["observedGeneration"], 7);
     assert_eq!(seen[1].1["status"]["conditions"][0]["status"], "True");
+}
+
+fn policy(
+    name: &str,
+    generation: i64,
+    version: &str,
+    spec: serde_json::Value,
+) -> serde_json::Value {
+    json!({"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+           "metadata": {"name": name, "generation": generation, "resourceVersion": version},
+           "spec": spec})
+}
+
+fn meta(
+    name: &str,
+    namespace: Option<&str>,
+    version: &str,
+    labels: serde_json::Value,
+) -> serde_json::Value {
+    let mut metadata = json!({"name": name, "resourceVersion": version, "labels": labels});
+    if let Some(ns) = namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": metadata})
+}
+
+fn event(kind: &str, object: serde_json::Value) -> serde_json::Value {
+    json!({"type": kind, "object": object})
+}
+
+/// Polls `done` on the published snapshot for up to 5 s.
+async fn until(targets: &Targets, done: impl Fn(&Snapshot) -> bool) -> bool {
+    for _ in 0..500 {
+        if targets.ready.load(Ordering::Acquire) && done(&targets.policies.load()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
+    let failed = Arc::new(AtomicUsize::new(0));
+    let watches = Watches {
+        first: vec![
+            (
+                "/apis/secretgate.io/v1alpha1/projectpolicies",
+                vec![
+                    // team-a turns invalid: its last good version (Warn) stays in force.
+                    event(
+                        "MODIFIED",
+                        policy(
+                            "team-a",
+                            2,
+                            "2",
+                            json!({"namespaceSelector": {"matchLabels": {"project": "a"}},
+                               "mode": "Enforce", "secrets": {"ssh": {"minRsaBits": 1}}}),
+                        ),
+                    ),
+                    event(
+                        "ADDED",
+                        policy(
+                            "team-c",
+                            1,
+                            "3",
+                            json!({"namespaces": ["c"], "mode": "Audit"}),
+                        ),
+                    ),
+                    event(
+                        "DELETED",
+                        policy("broken", 7, "4", json!({"namespaces": ["b"]})),
+                    ),
+                ],
+            ),
+            (
+                "/api/v1/namespaces",
+                vec![event(
+                    "ADDED",
+                    meta("a-prod", None, "5", json!({"project": "a"})),
+                )],
+            ),
+            (
+                "/api/v1/secrets",
+                vec![
+                    event("ADDED", meta("git-ssh", Some("a-dev"), "6", json!({}))),
+                    event("DELETED", meta("pull", Some("a-dev"), "7", json!({}))),
+                ],
+            ),
+        ],
+        fail_later: true,
+        failed: failed.clone(),
+    };
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (patches_tx, mut patches) = mpsc::unbounded_channel();
+    tokio::spawn(api_server(handle, patches_tx, watches));
+    let targets = Targets {
+        policies: Arc::new(ArcSwap::from_pointee(Snapshot::with_default())),
+        ready: Arc::new(AtomicBool::new(false)),
+        metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
+    };
+    tokio::spawn(run(client, targets.clone()));
+
+    let followed = |s: &Snapshot| {
+        s.policy_count() == 2
+            && &*s.for_namespace("c").name == "team-c"
+            && &*s.for_namespace("a-prod").name == "team-a"
+            && s.secrets.contains("a-dev", "git-ssh")
+            && !s.secrets.contains("a-dev", "pull")
+    };
+    assert!(
+        until(&targets, followed).await,
+        "the snapshot follows the events"
+    );
+    let snapshot = targets.policies.load();
+    let team_a = snapshot.for_namespace("a-dev");
+    assert_eq!(&*team_a.name, "team-a");
+    assert_eq!(
+        team_a.spec.mode,
+        Mode::Warn,
+        "the last good team-a stays in force"
+    );
+    assert_eq!(snapshot.for_namespace("c").spec.mode, Mode::Audit);
+    assert_eq!(
+        &*snapshot.for_namespace("b").name,
+        "default",
+        "broken is gone"
+    );
+
+    // team-a's status says why its edit is not in force, for generation 2.
+    let status = loop {
+        let (uri, patch) = tokio::time::timeout(Duration::from_secs(5), patches.recv())
+            .await
+            .expect("status patches within 5s")
+            .expect("patch");
+        if uri.contains("/projectpolicies/team-a/status")
+            && patch["status"]["observedGeneration"] == 2
+        {
+            break patch["status"].clone();
+        }
+    };
+    assert_eq!(status["conditions"][0]["status"], "False");
+    assert_eq!(
+        status["conditions"][0]["message"],
+        "spec.secrets.ssh.minRsaBits: 1 is outside 1024..16384"
+    );
+
+    // Every watch now fails (500) and retries with backoff: nothing changes meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        failed.load(Ordering::Relaxed) >= 3,
+        "each watcher retried against the failing server"
+    );
+    assert!(targets.ready.load(Ordering::Acquire), "still ready");
+    assert!(
+        followed(&targets.policies.load()),
+        "the snapshot is kept while watches fail"
+    );
 }
