@@ -245,6 +245,75 @@ fn a_pod_gets_the_patch_and_with_yaml_the_mutated_pod() {
     no_secret_values(&out);
 }
 
+const WORKLOADS: &str = "\
+apiVersion: v1
+kind: Secret
+metadata: {name: a-regcred, namespace: team-a}
+stringData: {k: PLANTED-VALUE-1}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: team-a}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: app, image: registry.example.com/app:1}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly, namespace: team-a}
+spec:
+  schedule: '@daily'
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: job, image: docker.io/library/busybox}]
+";
+
+#[test]
+fn workloads_are_checked_through_the_pods_their_templates_make() {
+    let dir = workspace(&[("app.yaml", WORKLOADS)]);
+    let file = dir.path().join("app.yaml").display().to_string();
+    let out = run_in(dir.path(), &["-f", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("document 2: Deployment team-a/web: patched"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"patch (to each pod): [{"op":"add","path":"/spec/imagePullSecrets""#),
+        "{text}"
+    );
+    assert!(
+        text.contains("document 3: CronJob team-a/nightly: allowed"),
+        "{text}"
+    );
+
+    let out = run_in(dir.path(), &["-f", &file, "-o", "yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_saphyr::from_str(&stdout(&out)).expect("YAML report");
+    let deployment = &report["results"][1]["mutatedObject"];
+    assert_eq!(
+        deployment["kind"], "Deployment",
+        "the workload, ready to apply"
+    );
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
+        "a-regcred"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["labels"]["app"],
+        "web"
+    );
+    no_secret_values(&out);
+}
+
 #[test]
 fn stdin_is_read_with_a_dash() {
     let dir = workspace(&[]);

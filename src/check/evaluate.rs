@@ -143,6 +143,49 @@ pub fn wrap(
     Ok((webhook, review))
 }
 
+/// Where a workload keeps the template of the Pods its controller creates.
+pub fn pod_template_path(workload: &Value) -> Option<&'static str> {
+    let api_version = workload["apiVersion"].as_str()?;
+    let kind = workload["kind"].as_str()?;
+    match (api_version, kind) {
+        ("apps/v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+        | ("batch/v1", "Job")
+        | ("v1", "ReplicationController") => Some("/spec/template"),
+        ("batch/v1", "CronJob") => Some("/spec/jobTemplate/spec/template"),
+        _ => None,
+    }
+}
+
+/// The Pod a controller would create from the template at `path`, named after the
+/// workload (so the report says which one) and in its namespace. `None` without a
+/// template.
+pub fn templated_pod(workload: &Value, path: &str) -> Option<Value> {
+    let template = workload.pointer(path)?.as_object()?;
+    let mut metadata = match template.get("metadata") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    let workload_meta = &workload["metadata"];
+    for key in ["name", "namespace"] {
+        match workload_meta[key].as_str() {
+            Some(v) if !v.is_empty() => {
+                metadata.insert(key.to_owned(), Value::from(v));
+            }
+            _ => {}
+        }
+    }
+    let spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
+    Some(json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}))
+}
+
+/// The workload with the (mutated) pod's spec as its template's spec.
+pub fn with_template_spec(mut workload: Value, path: &str, pod: Value) -> Value {
+    if let Some(Value::Object(template)) = workload.pointer_mut(path) {
+        template.insert("spec".to_owned(), pod["spec"].clone());
+    }
+    workload
+}
+
 /// Moves `stringData` into `data` (base64), later keys winning, as the API server does.
 fn fold_string_data(secret: &mut Value) -> Result<(), WrapError> {
     let Some(obj) = secret.as_object_mut() else {
@@ -191,6 +234,51 @@ mod tests {
             "team-a"
         );
         assert_eq!(review["request"]["operation"], "CREATE");
+    }
+
+    #[test]
+    fn workloads_are_checked_through_their_pod_template() {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "team-a"},
+            "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "c", "image": "ghcr.io/x"}]}}}});
+        let path = pod_template_path(&deployment).expect("a workload");
+        let pod = templated_pod(&deployment, path).expect("a template");
+        assert_eq!(pod["kind"], "Pod");
+        assert_eq!(pod["metadata"]["name"], "web");
+        assert_eq!(pod["metadata"]["namespace"], "team-a");
+        assert_eq!(pod["metadata"]["labels"]["app"], "web");
+        assert_eq!(pod["spec"]["containers"][0]["image"], "ghcr.io/x");
+
+        let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "n"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
+        assert_eq!(
+            pod_template_path(&cron),
+            Some("/spec/jobTemplate/spec/template")
+        );
+        let mut patched = templated_pod(&cron, "/spec/jobTemplate/spec/template").expect("pod");
+        patched["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+        let cron = with_template_spec(cron, "/spec/jobTemplate/spec/template", patched);
+        assert_eq!(
+            cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
+            "regcred"
+        );
+
+        // Odd shapes are skipped, never a panic.
+        for odd in [
+            json!({"apiVersion": "apps/v1", "kind": "Deployment"}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": "x"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": 3,
+                   "spec": {"template": {"metadata": [], "spec": 1}}}),
+        ] {
+            if let Some(pod) = templated_pod(&odd, "/spec/template") {
+                assert_eq!(pod["kind"], "Pod");
+            }
+        }
+        assert_eq!(
+            pod_template_path(&json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+            None
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! `secretgate check`: Secret and Pod manifests, or recorded AdmissionReviews, evaluated
-//! offline with the code the server runs, for CI pipelines (like `kyverno apply`).
+//! `secretgate check`: Secret and Pod manifests (and the pod templates of Deployments,
+//! StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs), or recorded
+//! AdmissionReviews, evaluated offline with the code the server runs, for CI pipelines
+//! (like `kyverno apply`).
 //!
 //! - [`input`] reads files, directories and stdin into objects with their source.
 //! - [`evaluate`] wraps a bare object into the review the API server would send and
@@ -135,15 +137,21 @@ pub fn check_one(
             },
         });
     };
-    let review = if kind == "AdmissionReview" {
-        Some((evaluate::route(&value), value))
-    } else if is_core_v1(&value, "Secret") || is_core_v1(&value, "Pod") {
-        let kind = if kind == "Pod" { "Pod" } else { "Secret" };
-        let review = evaluate::wrap(kind, value, namespace);
-        Some(review.map_err(|error| Error::Wrap {
+    let wrap = |kind, object| {
+        evaluate::wrap(kind, object, namespace).map_err(|error| Error::Wrap {
             at: source.clone(),
             error,
-        })?)
+        })
+    };
+    // A workload is checked through the Pod its controller would create from its template.
+    let template = evaluate::pod_template_path(&value);
+    let review = if kind == "AdmissionReview" {
+        Some((evaluate::route(&value), value.clone()))
+    } else if is_core_v1(&value, "Secret") || is_core_v1(&value, "Pod") {
+        let kind = if kind == "Pod" { "Pod" } else { "Secret" };
+        Some(wrap(kind, value.clone())?)
+    } else if let Some(pod) = template.and_then(|path| evaluate::templated_pod(&value, path)) {
+        Some(wrap("Pod", pod)?)
     } else {
         None
     };
@@ -164,11 +172,18 @@ pub fn check_one(
     let mutated = match (&outcome.patch, webhook, want_mutated) {
         (Some(patch), Webhook::Mutate, true) => {
             let mut pod = review["request"]["object"].clone();
-            json_patch::patch(&mut pod, patch).ok().map(|()| pod)
+            json_patch::patch(&mut pod, patch)
+                .ok()
+                .map(|()| match template {
+                    // The workload as it should be written: its template with the pod's spec.
+                    Some(path) => evaluate::with_template_spec(value, path, pod),
+                    None => pod,
+                })
         }
         _ => None,
     };
     let kind = match outcome.summary.kind.as_str() {
+        _ if template.is_some() => kind,
         "" => kind,
         k => k.to_owned(),
     };

@@ -246,7 +246,13 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         }
         if let Some(patch) = e.patch {
             let json = serde_json::to_string(patch).map_err(std::io::Error::other)?;
-            writeln!(out, "  patch: {json}")?;
+            // A workload's patch applies to each Pod made from its template.
+            let to = if e.kind == "Pod" {
+                ""
+            } else {
+                " (to each pod)"
+            };
+            writeln!(out, "  patch{to}: {json}")?;
         }
     }
     let c = &report.summary;
