@@ -12,8 +12,9 @@ the median after warm-up; a leak shows as steady growth, allocator noise does no
     python3 bench/soak.py --smoke                                            # CI: ~20 s, asserts
 
 Writes JSON (--out, default target/soak.json, with every round's counts) and exits 1 if
-growth exceeds --max-growth-mib, any request got no answer, or any answer had the wrong
-status class (a fixture must get 2xx, a malformed body 4xx, nothing 5xx).
+growth exceeds --max-growth-mib, any request got no answer, a round stalled (under half
+its rate answered), or any answer had the wrong status class (a fixture must get 2xx, a
+malformed body 4xx, nothing 5xx).
 """
 
 import argparse
@@ -59,11 +60,11 @@ def workloads(work):
         "nested": b"[" * 5000,
         "wrong-version": b'{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}',
     }
-    # Every fifth round is a malformed body, so even the 20-s smoke sends each kind.
+    # Rounds 2, 5 and 8 are malformed bodies, so even the 20-s smoke sends each kind.
     for n, (name, body) in enumerate(bad.items()):
         p = work / f"{name}.json"
         p.write_bytes(body)
-        out.insert(4 + 5 * n, (name, "/validate", p, False))
+        out.insert(1 + 3 * n, (name, "/validate", p, False))
     return out
 
 
@@ -94,11 +95,15 @@ def round_once(port, path, body, h2, seconds, rps):
         raise SystemExit(f"cannot read h2load output:\n{out}")
     started, finished, succeeded, failed, errored, timeout = map(int, done.groups())
     c2, c3, c4, c5 = (int(g) for g in codes.groups())
+    clients = 2 if h2 else 4
     return {
         "started": started, "done": finished, "answered": c2 + c3 + c4 + c5,
-        # h2load counts a 4xx or 5xx answer as "failed" too (and "errored" and "timeout"
-        # are parts of "failed"), so what got no answer at all is the rest.
-        "no_answer": failed - c4 - c5, "errored": errored, "timeout": timeout,
+        # h2load's "failed" also counts every 4xx and 5xx answer; "errored" (which
+        # includes "timeout") is a stream closed without a complete answer.
+        "no_answer": errored, "timeout": timeout,
+        # A server that accepts but stops answering leaves requests neither done nor
+        # failed: a round far below its rate is a stall.
+        "stalled": c2 + c3 + c4 + c5 < 0.5 * rps * clients * seconds,
         "2xx": c2, "4xx": c4, "5xx": c5,
     }
 
@@ -135,7 +140,7 @@ def main():
             wait_ready(proc, PORT + 1)
             loads = workloads(work)
             samples, rounds = [], []
-            totals = {"answered": 0, "no_answer": 0, "unexpected": 0}
+            totals = {"answered": 0, "no_answer": 0, "stalled": 0, "unexpected": 0}
             started = time.time()
             samples.append({"t": 0.0, "rss_kib": rss_kib(proc.pid), "requests": 0})
             i = 0
@@ -150,7 +155,8 @@ def main():
                 wrong = r["5xx"] + (r["4xx"] if want_2xx else r["2xx"])
                 totals["unexpected"] += wrong
                 rounds.append({"workload": name, "protocol": "h2" if h2 else "http/1.1", **r})
-                if wrong or r["no_answer"]:
+                totals["stalled"] += int(r["stalled"])
+                if wrong or r["no_answer"] or r["stalled"]:
                     log(f"{name} over {rounds[-1]['protocol']}: {r}")
                 samples.append({"t": round(time.time() - started, 1),
                                 "rss_kib": rss_kib(proc.pid), "requests": totals["answered"]})
@@ -182,11 +188,12 @@ def main():
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"soak {args.seconds}s, {i} rounds: {totals['answered']} answered, "
-          f"{totals['no_answer']} without an answer, {totals['unexpected']} unexpected statuses; RSS "
+          f"{totals['no_answer']} without an answer, {totals['stalled']} stalled rounds, "
+          f"{totals['unexpected']} unexpected statuses; RSS "
           f"{result['rss_start_mib']:.1f} → {result['rss_after_warmup_mib']:.1f} (warm) → "
           f"{result['rss_end_mib']:.1f} MiB (max {result['rss_max_mib']:.1f}); growth after "
           f"warm-up {growth_mib:+.2f} MiB")
-    failed = totals["no_answer"] or totals["unexpected"]
+    failed = totals["no_answer"] or totals["unexpected"] or totals["stalled"]
     if args.max_growth_mib is not None and growth_mib > args.max_growth_mib:
         log(f"RSS grew {growth_mib:.2f} MiB > {args.max_growth_mib} MiB")
         failed = True

@@ -46,10 +46,10 @@ pub enum Command {
     /// Reads YAML or JSON (several documents per file, `List` objects, directories
     /// recursively for *.yaml, *.yml and *.json, `-` for stdin). A bare Secret or Pod is
     /// reviewed as a CREATE in its namespace (else --namespace); a workload (Deployment,
-    /// StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) through the Pod its template
-    /// makes. Secrets in the input count as existing for the pods beside them. Other kinds
-    /// are skipped. Exit status: 0 when
-    /// every object passes, 1 when any is denied, 2 for a usage or input error.
+    /// StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob) through
+    /// the Pod its template makes. Secrets in the input count as existing for the pods
+    /// beside them. Other kinds are skipped. Exit status: 0 when every object passes, 1
+    /// when any is denied, 2 for a usage or input error.
     #[command(
         after_help = "Examples:\n  secretgate check -f deploy/\n  secretgate check -f secret.yaml --policy policy.yaml -o json\n  kubectl create secret tls web --cert=tls.crt --key=tls.key --dry-run=client -o yaml | secretgate check -f - -n team-a\n  helm template charts/app | secretgate check -f - --policy policy.yaml -o yaml"
     )]

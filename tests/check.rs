@@ -272,6 +272,16 @@ spec:
         spec:
           restartPolicy: Never
           containers: [{name: job, image: docker.io/library/busybox}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {generateName: migrate-, namespace: team-a}
+spec:
+  template:
+    metadata: {namespace: ignored-by-the-controller}
+    spec:
+      restartPolicy: Never
+      containers: [{name: m, image: registry.example.com/migrate}]
 ";
 
 #[test]
@@ -286,11 +296,15 @@ fn workloads_are_checked_through_the_pods_their_templates_make() {
         "{text}"
     );
     assert!(
-        text.contains(r#"patch (to each pod): [{"op":"add","path":"/spec/imagePullSecrets""#),
+        text.contains(r#"patch: [{"op":"add","path":"/spec/template/spec/imagePullSecrets""#),
         "{text}"
     );
     assert!(
         text.contains("document 3: CronJob team-a/nightly: allowed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("document 4: Job team-a/migrate-*: patched"),
         "{text}"
     );
 

@@ -4,8 +4,10 @@
 //! WATCH events then change policies, namespaces and secrets; an invalid edit keeps the
 //! last good policy in force; failing watches leave the snapshot as it was.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -27,6 +29,13 @@ fn meta_list(items: serde_json::Value) -> Vec<u8> {
     list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
 }
 
+/// The paths of the three resources cluster mode watches.
+const RESOURCES: [&str; 3] = [
+    "/apis/secretgate.io/v1alpha1/projectpolicies",
+    "/api/v1/namespaces",
+    "/api/v1/secrets",
+];
+
 /// How the mock answers WATCH requests.
 #[derive(Default)]
 struct Watches {
@@ -35,8 +44,8 @@ struct Watches {
     first: Vec<(&'static str, Vec<serde_json::Value>)>,
     /// Later WATCHes get HTTP 500 (the API server is failing) instead of being held open.
     fail_later: bool,
-    /// How many WATCHes got a 500.
-    failed: Arc<AtomicUsize>,
+    /// How many WATCHes got a 500, by resource path.
+    failed: Arc<Mutex<HashMap<&'static str, usize>>>,
 }
 
 /// Answers LISTs, WATCHes as `watches` says, and reports PATCH bodies.
@@ -63,7 +72,16 @@ async fn api_server(
                     .body(Body::from(status.to_string().into_bytes()))
                     .expect("response");
                 send.send_response(response);
-                watches.failed.fetch_add(1, Ordering::Relaxed);
+                let resource = RESOURCES
+                    .into_iter()
+                    .find(|r| uri.starts_with(r))
+                    .expect("a watched resource");
+                *watches
+                    .failed
+                    .lock()
+                    .expect("lock")
+                    .entry(resource)
+                    .or_default() += 1;
             } else {
                 open_watches.push(send);
             }
@@ -86,6 +104,9 @@ async fn api_server(
                     {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
                      "metadata": {"name": "team-a", "generation": 1},
                      "spec": {"namespaceSelector": {"matchLabels": {"project": "a"}}, "mode": "Warn"}},
+                    {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+                     "metadata": {"name": "team-b", "generation": 1},
+                     "spec": {"namespaces": ["b2"]}},
                     {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
                      "metadata": {"name": "broken", "generation": 7},
                      "spec": {"namespaces": ["b"], "secrets": {"ssh": {"minRsaBits": 1}}}}
@@ -135,14 +156,15 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
     assert_eq!(&*snapshot.for_namespace("a-dev").name, "team-a");
     assert_eq!(snapshot.for_namespace("a-dev").spec.mode, Mode::Warn);
     assert!(snapshot.secrets.contains("a-dev", "pull"));
+    assert_eq!(&*snapshot.for_namespace("b2").name, "team-b");
     assert_eq!(
         snapshot.policy_count(),
-        1,
+        2,
         "the invalid policy is not in force"
     );
 
     let mut seen = Vec::new();
-    while seen.len() < 2 {
+    while seen.len() < 3 {
         let patch = tokio::time::timeout(Duration::from_secs(5), patches.recv())
             .await
             .expect("status patches within 5s")
@@ -165,6 +187,7 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
     );
     assert_eq!(broken["status"]["observedGeneration"], 7);
     assert_eq!(seen[1].1["status"]["conditions"][0]["status"], "True");
+    assert_eq!(seen[2].1["status"]["conditions"][0]["status"], "True");
 }
 
 fn policy(
@@ -208,7 +231,7 @@ async fn until(targets: &Targets, done: impl Fn(&Snapshot) -> bool) -> bool {
 
 #[tokio::test]
 async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
-    let failed = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(Mutex::new(HashMap::new()));
     let watches = Watches {
         first: vec![
             (
@@ -237,6 +260,11 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
                     event(
                         "DELETED",
                         policy("broken", 7, "4", json!({"namespaces": ["b"]})),
+                    ),
+                    // team-b was valid and in force: b2 falls back to the default.
+                    event(
+                        "DELETED",
+                        policy("team-b", 1, "5", json!({"namespaces": ["b2"]})),
                     ),
                 ],
             ),
@@ -271,6 +299,7 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
 
     let followed = |s: &Snapshot| {
         s.policy_count() == 2
+            && &*s.for_namespace("b2").name == "default"
             && &*s.for_namespace("c").name == "team-c"
             && &*s.for_namespace("a-prod").name == "team-a"
             && s.secrets.contains("a-dev", "git-ssh")
@@ -313,11 +342,24 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         "spec.secrets.ssh.minRsaBits: 1 is outside 1024..16384"
     );
 
-    // Every watch now fails (500) and retries with backoff: nothing changes meanwhile.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Every watch now fails (500); each watcher retries with backoff (0.8 s and up) and
+    // the snapshot stays as it was. Wait for two failures of each.
+    let retried = || {
+        let failed = failed.lock().expect("lock");
+        RESOURCES
+            .iter()
+            .all(|r| failed.get(r).copied().unwrap_or(0) >= 2)
+    };
+    for _ in 0..200 {
+        if retried() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
-        failed.load(Ordering::Relaxed) >= 3,
-        "each watcher retried against the failing server"
+        retried(),
+        "each watcher retried against the failing server: {:?}",
+        failed.lock().expect("lock")
     );
     assert!(targets.ready.load(Ordering::Acquire), "still ready");
     assert!(

@@ -157,17 +157,17 @@ pub fn pod_template_path(workload: &Value) -> Option<&'static str> {
 }
 
 /// The Pod a controller would create from the template at `path`, named after the
-/// workload (so the report says which one) and in its namespace. `None` without a
-/// template.
+/// workload (so the report says which one) and in its namespace: a namespace in the
+/// template is ignored, as the controller ignores it. `None` without a template.
 pub fn templated_pod(workload: &Value, path: &str) -> Option<Value> {
     let template = workload.pointer(path)?.as_object()?;
     let mut metadata = match template.get("metadata") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
-    let workload_meta = &workload["metadata"];
-    for key in ["name", "namespace"] {
-        match workload_meta[key].as_str() {
+    for key in ["name", "generateName", "namespace"] {
+        metadata.remove(key);
+        match workload["metadata"][key].as_str() {
             Some(v) if !v.is_empty() => {
                 metadata.insert(key.to_owned(), Value::from(v));
             }
@@ -178,12 +178,18 @@ pub fn templated_pod(workload: &Value, path: &str) -> Option<Value> {
     Some(json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}))
 }
 
-/// The workload with the (mutated) pod's spec as its template's spec.
-pub fn with_template_spec(mut workload: Value, path: &str, pod: Value) -> Value {
-    if let Some(Value::Object(template)) = workload.pointer_mut(path) {
-        template.insert("spec".to_owned(), pod["spec"].clone());
+/// A patch for a template's Pod, rewritten to apply to the workload (every `path` and
+/// `from` under the template at `template`).
+pub fn patch_for_workload(patch: &json_patch::Patch, template: &str) -> Option<json_patch::Patch> {
+    let mut ops = serde_json::to_value(patch).ok()?;
+    for op in ops.as_array_mut()? {
+        for key in ["path", "from"] {
+            if let Some(Value::String(p)) = op.get_mut(key) {
+                *p = format!("{template}{p}");
+            }
+        }
     }
-    workload
+    serde_json::from_value(ops).ok()
 }
 
 /// Moves `stringData` into `data` (base64), later keys winning, as the API server does.
@@ -250,15 +256,25 @@ mod tests {
         assert_eq!(pod["metadata"]["labels"]["app"], "web");
         assert_eq!(pod["spec"]["containers"][0]["image"], "ghcr.io/x");
 
-        let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "n"},
-            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
+        let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"generateName": "n-"},
+            "spec": {"jobTemplate": {"spec": {"template": {
+                "metadata": {"namespace": "elsewhere"}, "spec": {"containers": []}}}}}});
+        let path = pod_template_path(&cron).expect("a workload");
+        assert_eq!(path, "/spec/jobTemplate/spec/template");
+        let pod = templated_pod(&cron, path).expect("pod");
         assert_eq!(
-            pod_template_path(&cron),
-            Some("/spec/jobTemplate/spec/template")
+            pod["metadata"],
+            json!({"generateName": "n-"}),
+            "no template namespace"
         );
-        let mut patched = templated_pod(&cron, "/spec/jobTemplate/spec/template").expect("pod");
-        patched["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
-        let cron = with_template_spec(cron, "/spec/jobTemplate/spec/template", patched);
+        let patch: json_patch::Patch = serde_json::from_value(json!([
+            {"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "regcred"}]}
+        ]))
+        .expect("patch");
+        let mut cron = cron;
+        json_patch::patch(&mut cron, &patch_for_workload(&patch, path).expect("patch"))
+            .expect("applies to the workload");
         assert_eq!(
             cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"],
             "regcred"

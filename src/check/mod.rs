@@ -1,7 +1,7 @@
 //! `secretgate check`: Secret and Pod manifests (and the pod templates of Deployments,
-//! StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs), or recorded
-//! AdmissionReviews, evaluated offline with the code the server runs, for CI pipelines
-//! (like `kyverno apply`).
+//! StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and CronJobs), or
+//! recorded AdmissionReviews, evaluated offline with the code the server runs, for CI
+//! pipelines (like `kyverno apply`).
 //!
 //! - [`input`] reads files, directories and stdin into objects with their source.
 //! - [`evaluate`] wraps a bare object into the review the API server would send and
@@ -151,6 +151,13 @@ pub fn check_one(
         let kind = if kind == "Pod" { "Pod" } else { "Secret" };
         Some(wrap(kind, value.clone())?)
     } else if let Some(pod) = template.and_then(|path| evaluate::templated_pod(&value, path)) {
+        if pod["metadata"]["name"].is_null() && pod["metadata"]["generateName"].is_null() {
+            return Err(Error::Document {
+                file: source.file,
+                document: source.document,
+                message: format!("{kind} has neither metadata.name nor metadata.generateName"),
+            });
+        }
         Some(wrap("Pod", pod)?)
     } else {
         None
@@ -167,23 +174,26 @@ pub fn check_one(
     };
     // Serialising a Value cannot fail.
     let body = serde_json::to_vec(&review).unwrap_or_default();
-    let outcome = evaluate::review(webhook, &body, ctx);
+    let mut outcome = evaluate::review(webhook, &body, ctx);
     drop(body);
+    // A workload's patch and mutated object are the workload's, not its template Pod's.
+    let (mut target, template) = match template {
+        Some(path) if wrapped => {
+            outcome.patch = outcome
+                .patch
+                .and_then(|p| evaluate::patch_for_workload(&p, path));
+            (value, true)
+        }
+        _ => (review["request"]["object"].clone(), false),
+    };
     let mutated = match (&outcome.patch, webhook, want_mutated) {
         (Some(patch), Webhook::Mutate, true) => {
-            let mut pod = review["request"]["object"].clone();
-            json_patch::patch(&mut pod, patch)
-                .ok()
-                .map(|()| match template {
-                    // The workload as it should be written: its template with the pod's spec.
-                    Some(path) => evaluate::with_template_spec(value, path, pod),
-                    None => pod,
-                })
+            json_patch::patch(&mut target, patch).ok().map(|()| target)
         }
         _ => None,
     };
     let kind = match outcome.summary.kind.as_str() {
-        _ if template.is_some() => kind,
+        _ if template => kind,
         "" => kind,
         k => k.to_owned(),
     };

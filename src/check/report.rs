@@ -195,7 +195,8 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         if e.verdict == "skipped" {
             writeln!(
                 out,
-                "{}: {}: skipped (check evaluates Secrets, Pods and AdmissionReviews)",
+                "{}: {}: skipped (check evaluates Secrets, Pods, workloads' pod templates and \
+                 AdmissionReviews)",
                 e.source, e.kind
             )?;
             continue;
@@ -220,12 +221,15 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             writeln!(out, "  error: {}", e.message.unwrap_or(""))?;
             if e.wrapped {
                 // The position is in the review built from the manifest, not the file.
+                let what = match e.kind {
+                    "Secret" | "Pod" => format!("v1 {}", e.kind),
+                    workload => format!("v1 Pod (from the {workload}'s template)"),
+                };
                 writeln!(
                     out,
-                    "  note: the object does not decode as a v1 {}; the API server would \
+                    "  note: the object does not decode as a {what}; the API server would \
                      refuse it before any webhook (data values must be base64, fields \
-                     must have their types)",
-                    e.kind
+                     must have their types)"
                 )?;
             }
         }
@@ -246,13 +250,7 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         }
         if let Some(patch) = e.patch {
             let json = serde_json::to_string(patch).map_err(std::io::Error::other)?;
-            // A workload's patch applies to each Pod made from its template.
-            let to = if e.kind == "Pod" {
-                ""
-            } else {
-                " (to each pod)"
-            };
-            writeln!(out, "  patch{to}: {json}")?;
+            writeln!(out, "  patch: {json}")?;
         }
     }
     let c = &report.summary;
