@@ -496,6 +496,33 @@ fn rbac_grants_only_what_the_watchers_use() {
 }
 
 #[test]
+fn the_auditor_role_is_optional_and_grants_what_audit_reads() {
+    let Some(tools) = Tools::find() else { return };
+    let roles = tools.render(&[]);
+    assert_eq!(
+        roles.all("ClusterRole").len(),
+        1,
+        "no auditor role by default"
+    );
+    let manifests = tools.render(&["--set", "rbac.auditor=true"]);
+    tools.kubernetes_validate(&manifests);
+    let auditor = manifests.named("ClusterRole", "sg-secretgate-auditor");
+    assert_eq!(
+        at(auditor, "/rules"),
+        &json!([
+            {"apiGroups": ["secretgate.io"], "resources": ["projectpolicies"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "get"]},
+        ])
+    );
+    assert_eq!(
+        manifests.all("ClusterRoleBinding").len(),
+        1,
+        "the auditor role is bound by whoever audits, not by the chart"
+    );
+}
+
+#[test]
 fn service_monitor_is_optional_and_scrapes_the_metrics_port() {
     let Some(tools) = Tools::find() else { return };
     assert!(tools.render(&[]).all("ServiceMonitor").is_empty());
