@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Instructions per review, counted by valgrind (callgrind): secretgate against its echo.
+
+Wall-clock figures on a shared 2-core machine move by tens of percent from run to run;
+instruction counts do not (the same binary and inputs give the same count whatever else
+the machine is doing). This starts `serve --echo` and `serve` (bench/policy.yaml) under
+callgrind, warms each up, zeroes the counters, sends N reviews per workload over
+HTTP/1.1 keep-alive (h2load, 4 connections), dumps the counters, and prints instructions
+per review for both and their ratio. Everything the process does is counted: TLS, HTTP,
+decoding, evaluation, encoding, the log line and metrics.
+
+    python3 bench/instructions.py --binary target/release/secretgate
+
+Needs valgrind and h2load (Debian packages valgrind, nghttp2-client). Writes JSON (--out,
+default target/instructions.json).
+"""
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "admission"
+POLICY = ROOT / "bench" / "policy.yaml"
+PORT = 18760
+
+WORKLOADS = [
+    ("secret-opaque", "/validate", "secret-create-generic-from-literal.json"),
+    ("secret-dockerconfigjson", "/validate", "secret-create-dockerconfigjson-valid.json"),
+    ("secret-tls-rsa", "/validate", "secret-create-tls-rsa-pkcs8.json"),
+    ("pod-kubectl-run", "/mutate", "pod-create-kubectl-run-nginx.json"),
+    ("pod-git-sync", "/mutate", "pod-create-git-sync-container.json"),
+]
+
+
+def wait_ready(metrics_port, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("server not ready under valgrind in time")
+
+
+def load(path, body, n):
+    out = subprocess.run(
+        ["h2load", "--h1", "-c", "4", "-n", str(n), "-d", str(body),
+         "-H", "content-type: application/json", f"https://127.0.0.1:{PORT}{path}"],
+        capture_output=True, text=True, check=True).stdout
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done", out)
+    if not done or int(done.group(1)) != n:
+        raise SystemExit(f"h2load did not finish {n} requests:\n{out}")
+
+
+def total_instructions(dump):
+    text = Path(dump).read_text()
+    m = re.search(r"^summary: (\d+)", text, re.M) or re.search(r"^totals: (\d+)", text, re.M)
+    if not m:
+        raise SystemExit(f"no totals in {dump}")
+    return int(m.group(1))
+
+
+def measure(binary, echo, work, n):
+    certs = work / "certs"
+    out_file = work / ("echo" if echo else "gate") / "callgrind.out"
+    out_file.parent.mkdir()
+    args = ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
+            f"--callgrind-out-file={out_file}", binary, "serve",
+            "--listen", f"127.0.0.1:{PORT}", "--metrics-listen", f"127.0.0.1:{PORT + 1}",
+            "--tls-cert", str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key"),
+            "--policy", str(POLICY)]
+    if echo:
+        args.append("--echo")
+    log = open(out_file.parent / "server.log", "w")
+    proc = subprocess.Popen(args, stdout=log, stderr=log)
+    results = {}
+    try:
+        wait_ready(PORT + 1)
+        for name, path, fixture in WORKLOADS:
+            body = FIXTURES / fixture
+            load(path, body, 200)  # warm-up: connections, allocator, lazy statics
+            subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
+                           capture_output=True)
+            load(path, body, n)
+            subprocess.run(["callgrind_control", "-d", name, str(proc.pid)], check=True,
+                           capture_output=True)
+            dumps = sorted(out_file.parent.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
+            results[name] = total_instructions(dumps[-1]) / n
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "secretgate"))
+    ap.add_argument("--requests", type=int, default=2000, help="per workload and server")
+    ap.add_argument("--out", default=str(ROOT / "target" / "instructions.json"))
+    args = ap.parse_args()
+    for tool in ("valgrind", "callgrind_control", "h2load"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found: apt-get install valgrind nghttp2-client")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        subprocess.run([args.binary, "certs", "--out-dir", str(work / "certs"),
+                        "--name", "localhost", "--name", "127.0.0.1"],
+                       check=True, capture_output=True)
+        echo = measure(args.binary, True, work, args.requests)
+        gate = measure(args.binary, False, work, args.requests)
+    rows = []
+    print(f"{'workload':26} {'echo instr/review':>18} {'secretgate':>12} {'ratio':>6}")
+    for name, _, _ in WORKLOADS:
+        rows.append({"workload": name, "echo": round(echo[name]), "secretgate": round(gate[name]),
+                     "ratio": round(echo[name] / gate[name], 3)})
+        r = rows[-1]
+        print(f"{name:26} {r['echo']:>18,} {r['secretgate']:>12,} {r['ratio']:>6.2f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"requests": args.requests, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
