@@ -22,13 +22,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "admission"
-POLICY = ROOT / "bench" / "policy.yaml"
+from harness import FIXTURES, POLICY, ROOT, Server, make_certs
+
 PORT = 18760
 
 WORKLOADS = [
@@ -38,18 +35,6 @@ WORKLOADS = [
     ("pod-kubectl-run", "/mutate", "pod-create-kubectl-run-nginx.json"),
     ("pod-git-sync", "/mutate", "pod-create-git-sync-container.json"),
 ]
-
-
-def wait_ready(metrics_port, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("server not ready under valgrind in time")
 
 
 def load(path, body, n):
@@ -71,35 +56,25 @@ def total_instructions(dump):
 
 
 def measure(binary, echo, work, n):
-    certs = work / "certs"
     out_file = work / ("echo" if echo else "gate") / "callgrind.out"
     out_file.parent.mkdir()
-    args = ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
-            f"--callgrind-out-file={out_file}", binary, "serve",
-            "--listen", f"127.0.0.1:{PORT}", "--metrics-listen", f"127.0.0.1:{PORT + 1}",
-            "--tls-cert", str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key"),
-            "--policy", str(POLICY)]
-    if echo:
-        args.append("--echo")
-    log = open(out_file.parent / "server.log", "w")
-    proc = subprocess.Popen(args, stdout=log, stderr=log)
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
+    server = Server(binary, work / "certs", PORT, echo, POLICY, out_file.parent / "server.log",
+                    wrapper=valgrind, ready_timeout=120.0)
+    pid = str(server.proc.pid)
     results = {}
     try:
-        wait_ready(PORT + 1)
         for name, path, fixture in WORKLOADS:
             body = FIXTURES / fixture
             load(path, body, 200)  # warm-up: connections, allocator, lazy statics
-            subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
-                           capture_output=True)
+            subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
             load(path, body, n)
-            subprocess.run(["callgrind_control", "-d", name, str(proc.pid)], check=True,
+            subprocess.run(["callgrind_control", "-d", name, pid], check=True,
                            capture_output=True)
             dumps = sorted(out_file.parent.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
             results[name] = total_instructions(dumps[-1]) / n
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        log.close()
+        server.stop()
     return results
 
 
@@ -114,9 +89,7 @@ def main():
             raise SystemExit(f"{tool} not found: apt-get install valgrind nghttp2-client")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        subprocess.run([args.binary, "certs", "--out-dir", str(work / "certs"),
-                        "--name", "localhost", "--name", "127.0.0.1"],
-                       check=True, capture_output=True)
+        make_certs(args.binary, work / "certs")
         echo = measure(args.binary, True, work, args.requests)
         gate = measure(args.binary, False, work, args.requests)
     rows = []

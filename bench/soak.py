@@ -21,30 +21,16 @@ import argparse
 import json
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "admission"
-POLICY = ROOT / "bench" / "policy.yaml"
+from harness import FIXTURES, POLICY, ROOT, Server, log, make_certs
+
 PORT = 18743
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def rss_kib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def workloads(work):
@@ -66,20 +52,6 @@ def workloads(work):
         p.write_bytes(body)
         out.insert(1 + 3 * n, (name, "/validate", p, False))
     return out
-
-
-def wait_ready(proc, metrics_port, timeout=30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("secretgate exited during start-up")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=0.5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("secretgate not ready in time")
 
 
 def round_once(port, path, body, h2, seconds, rps):
@@ -126,23 +98,14 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        certs = work / "certs"
-        subprocess.run([args.binary, "certs", "--out-dir", str(certs),
-                        "--name", "localhost", "--name", "127.0.0.1"],
-                       check=True, capture_output=True)
-        server_log = open(work / "server.log", "w")
-        proc = subprocess.Popen([
-            args.binary, "serve", "--listen", f"127.0.0.1:{PORT}",
-            "--metrics-listen", f"127.0.0.1:{PORT + 1}",
-            "--tls-cert", str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key"),
-            "--policy", str(POLICY)], stdout=server_log, stderr=server_log)
+        certs = make_certs(args.binary, work / "certs")
+        server = Server(args.binary, certs, PORT, False, POLICY, work / "server.log")
         try:
-            wait_ready(proc, PORT + 1)
             loads = workloads(work)
             samples, rounds = [], []
             totals = {"answered": 0, "no_answer": 0, "stalled": 0, "unexpected": 0}
             started = time.time()
-            samples.append({"t": 0.0, "rss_kib": rss_kib(proc.pid), "requests": 0})
+            samples.append({"t": 0.0, "rss_kib": server.rss_kib(), "requests": 0})
             i = 0
             while time.time() - started < args.seconds:
                 name, path, body, want_2xx = loads[i % len(loads)]
@@ -159,16 +122,13 @@ def main():
                 if wrong or r["no_answer"] or r["stalled"]:
                     log(f"{name} over {rounds[-1]['protocol']}: {r}")
                 samples.append({"t": round(time.time() - started, 1),
-                                "rss_kib": rss_kib(proc.pid), "requests": totals["answered"]})
+                                "rss_kib": server.rss_kib(), "requests": totals["answered"]})
                 if len(samples) % 10 == 0:
                     s = samples[-1]
                     log(f"{s['t']:7.1f}s  rss {s['rss_kib'] / 1024:6.1f} MiB  requests {s['requests']}")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=30)
-            server_log.close()
-        if code != 0:
-            raise SystemExit(f"secretgate exited {code} on SIGTERM")
+            # Exits non-zero unless the server stops cleanly (code 0) on SIGTERM.
+            server.stop()
 
     # Warm-up: the first fifth of the run (every workload seen once, pools filled).
     n = len(samples)
