@@ -9,7 +9,8 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Built without tracing-subscriber's `ansi` feature: in a pod, stderr goes to a file
     // where escape codes are noise for log tools, and styling every field (even with
-    // colours off) cost a fifth of an allowed review's CPU (callgrind).
+    // colours off) cost ~20k instructions a line, a tenth of an allowed review
+    // (callgrind, BENCHMARKS.md).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

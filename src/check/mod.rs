@@ -143,14 +143,17 @@ pub fn check_one(
             error,
         })
     };
-    // A workload is checked through the Pod its controller would create from its template.
-    let template = evaluate::pod_template_path(&value);
+    // A workload is checked through the Pod its controller would create from its
+    // template; `workload` keeps it (with the template's path) for the patch and output.
+    let mut workload = None;
     let review = if kind == "AdmissionReview" {
-        Some((evaluate::route(&value), value.clone()))
+        Some((evaluate::route(&value), value))
     } else if is_core_v1(&value, "Secret") || is_core_v1(&value, "Pod") {
         let kind = if kind == "Pod" { "Pod" } else { "Secret" };
-        Some(wrap(kind, value.clone())?)
-    } else if let Some(pod) = template.and_then(|path| evaluate::templated_pod(&value, path)) {
+        Some(wrap(kind, value)?)
+    } else if let Some(path) = evaluate::pod_template_path(&value)
+        && let Some(pod) = evaluate::templated_pod(&value, path)
+    {
         if pod["metadata"]["name"].is_null() && pod["metadata"]["generateName"].is_null() {
             return Err(Error::Document {
                 file: source.file,
@@ -158,6 +161,7 @@ pub fn check_one(
                 message: format!("{kind} has neither metadata.name nor metadata.generateName"),
             });
         }
+        workload = Some((path, value));
         Some(wrap("Pod", pod)?)
     } else {
         None
@@ -177,23 +181,24 @@ pub fn check_one(
     let mut outcome = evaluate::review(webhook, &body, ctx);
     drop(body);
     // A workload's patch and mutated object are the workload's, not its template Pod's.
-    let (mut target, template) = match template {
-        Some(path) if wrapped => {
-            outcome.patch = outcome
-                .patch
-                .and_then(|p| evaluate::patch_for_workload(&p, path));
-            (value, true)
-        }
-        _ => (review["request"]["object"].clone(), false),
-    };
+    let templated = workload.is_some();
+    if let Some((path, _)) = &workload {
+        outcome.patch = outcome
+            .patch
+            .and_then(|p| evaluate::patch_for_workload(&p, path));
+    }
     let mutated = match (&outcome.patch, webhook, want_mutated) {
         (Some(patch), Webhook::Mutate, true) => {
+            let mut target = match workload {
+                Some((_, workload)) => workload,
+                None => review["request"]["object"].clone(),
+            };
             json_patch::patch(&mut target, patch).ok().map(|()| target)
         }
         _ => None,
     };
     let kind = match outcome.summary.kind.as_str() {
-        _ if template => kind,
+        _ if templated => kind,
         "" => kind,
         k => k.to_owned(),
     };
