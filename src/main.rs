@@ -120,6 +120,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // policies after the first full sync.
         ready: Arc::new(AtomicBool::new(!cluster)),
         max_body_bytes: config.max_body_bytes,
+        lane: Arc::new(secretgate::server::evaluation::Lane::for_this_machine()),
         echo: args.echo,
     };
 

@@ -24,6 +24,9 @@ pub struct Metrics {
     pub policy_last_reload: Gauge,
     /// Policy reloads (file edits, cluster changes), by result (`success`, `failure`).
     pub policy_reloads: IntCounterVec,
+    /// Large reviews given no answer, by webhook and reason (`busy`: too many at once;
+    /// `timeout`: the API server's timeout passed).
+    pub abandoned_reviews: IntCounterVec,
     /// Serving certificate notAfter, as a Unix timestamp.
     pub certificate_expiry: Gauge,
     /// Certificate reload attempts that found a change, by result.
@@ -84,6 +87,13 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let abandoned_reviews = IntCounterVec::new(
+            Opts::new(
+                "secretgate_abandoned_reviews_total",
+                "Large reviews given no answer: too many at once (busy) or past the API server's timeout.",
+            ),
+            &["webhook", "reason"],
+        )?;
         let certificate_expiry = Gauge::new(
             "secretgate_certificate_expiry_timestamp_seconds",
             "Unix time at which the serving certificate expires.",
@@ -103,6 +113,7 @@ impl Metrics {
         registry.register(Box::new(policies.clone()))?;
         registry.register(Box::new(policy_last_reload.clone()))?;
         registry.register(Box::new(policy_reloads.clone()))?;
+        registry.register(Box::new(abandoned_reviews.clone()))?;
         registry.register(Box::new(certificate_expiry.clone()))?;
         registry.register(Box::new(certificate_reloads.clone()))?;
         Ok(Self {
@@ -115,6 +126,7 @@ impl Metrics {
             policies,
             policy_last_reload,
             policy_reloads,
+            abandoned_reviews,
             certificate_expiry,
             certificate_reloads,
         })

@@ -20,3 +20,69 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// A value from a request as a log field: control characters escaped, so no input can
+/// start a new log line or hide behind a terminal escape sequence, and at most `max`
+/// characters (the cut marked with `…`). Text and JSON logs both get the escaped form.
+pub struct Escaped<'a> {
+    text: &'a str,
+    max: usize,
+}
+
+impl<'a> Escaped<'a> {
+    pub fn new(text: &'a str, max: usize) -> Self {
+        Self { text, max }
+    }
+}
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        let mut chars = self.text.chars();
+        for c in chars.by_ref().take(self.max) {
+            match c {
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                '\\' => f.write_str("\\\\")?,
+                // Line and paragraph separators end a line for some log readers; bidi
+                // controls reorder what a reader sees.
+                c if c.is_control()
+                    || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') =>
+                {
+                    write!(f, "\\u{{{:x}}}", u32::from(c))?
+                }
+                c => f.write_char(c)?,
+            }
+        }
+        if chars.next().is_some() {
+            f.write_char('…')?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Escaped;
+
+    #[test]
+    fn no_input_starts_a_new_line() {
+        let forged = "u-1\n2026-12-01T00:00:00Z  INFO review verdict=allowed\r\u{1b}[2J\u{2028}\\";
+        let shown = Escaped::new(forged, 1000).to_string();
+        assert!(
+            !shown.contains(['\n', '\r', '\u{1b}', '\u{2028}']),
+            "{shown}"
+        );
+        assert_eq!(
+            shown,
+            "u-1\\n2026-12-01T00:00:00Z  INFO review verdict=allowed\\r\\u{1b}[2J\\u{2028}\\\\"
+        );
+    }
+
+    #[test]
+    fn long_values_are_cut() {
+        assert_eq!(Escaped::new("abcdef", 3).to_string(), "abc…");
+        assert_eq!(Escaped::new("abc", 3).to_string(), "abc");
+    }
+}

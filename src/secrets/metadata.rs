@@ -1,14 +1,11 @@
 //! Rules for every secret type: name, allowed type, required labels and annotations, and
 //! secret values copied into annotations.
 
+use super::copied_values::{CopiedValues, MIN_LEN, Search};
 use super::{BUILT_IN_TYPES, Input, Violation};
 
 /// kubectl's client-side apply stores the whole object here, `data` included.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Data values shorter than this are not searched for in annotations: short values such
-/// as `true` or `80` would match by chance.
-const MIN_COPIED_VALUE_LEN: usize = 8;
 
 pub fn validate(input: &Input<'_>, out: &mut Vec<Violation>) {
     name_rule(input, out);
@@ -109,41 +106,54 @@ fn required_keys(input: &Input<'_>, out: &mut Vec<Violation>) {
 }
 
 fn values_in_annotations(input: &Input<'_>, out: &mut Vec<Violation>) {
-    use base64::Engine as _;
     let Some(annotations) = &input.secret.metadata.annotations else {
         return;
     };
     let severity = input.rules.values_in_annotations;
+    let searched: usize = annotations
+        .iter()
+        .filter(|(key, _)| *key != LAST_APPLIED)
+        .map(|(_, value)| value.len())
+        .sum();
+    // Only kubectl's annotation (or none worth searching): skip indexing the values.
+    let data = input.entries().map(|(_, data)| data);
+    let mut values = if searched >= MIN_LEN {
+        CopiedValues::new(data, searched)
+    } else {
+        CopiedValues::new(std::iter::empty(), 0)
+    };
+    let mut incomplete = 0usize;
     for (key, value) in annotations {
-        let field = format!("metadata.annotations[{key}]");
+        let field = || format!("metadata.annotations[{key}]");
         if key == LAST_APPLIED {
             if last_applied_holds_data(value) {
                 out.push(Violation::with_severity(
                     severity,
-                    field,
+                    field(),
                     "holds a copy of the secret's data (kubectl client-side apply); \
                      use kubectl apply --server-side or kubectl create instead",
                 ));
             }
             continue;
         }
-        let copied = input.entries().any(|(_, data)| {
-            data.len() >= MIN_COPIED_VALUE_LEN
-                && (contains(value.as_bytes(), data)
-                    || contains(
-                        value.as_bytes(),
-                        base64::engine::general_purpose::STANDARD
-                            .encode(data)
-                            .as_bytes(),
-                    ))
-        });
-        if copied {
-            out.push(Violation::with_severity(
+        match values.search(value.as_bytes()) {
+            Search::Found => out.push(Violation::with_severity(
                 severity,
-                field,
+                field(),
                 "holds a copy of a data value; annotations are not secret",
-            ));
+            )),
+            Search::NotFound => {}
+            Search::Incomplete => incomplete += 1,
         }
+    }
+    if incomplete > 0 {
+        out.push(Violation::warn(
+            "metadata.annotations",
+            format!(
+                "{incomplete} annotations were not searched completely for copied data \
+                 values (the search is bounded by the secret's size)"
+            ),
+        ));
     }
 }
 
@@ -165,10 +175,6 @@ fn last_applied_holds_data(document: &str) -> bool {
         // to this annotation, and a malformed one holds nothing we can point at.
         Err(_) => false,
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! policy mode makes of it. Messages never contain a secret value or any part of one.
 
 mod basic_auth;
+mod copied_values;
 mod dockerconfig;
 mod metadata;
 mod ssh;

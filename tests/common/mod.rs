@@ -55,6 +55,7 @@ pub fn state(snapshot: Snapshot, max_body_bytes: usize) -> AppState {
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         ready: Arc::new(AtomicBool::new(true)),
         max_body_bytes,
+        lane: Arc::new(secretgate::server::evaluation::Lane::for_this_machine()),
         echo: false,
     }
 }

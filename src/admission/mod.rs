@@ -19,9 +19,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::objects::Lean;
+
+mod bounded;
 use crate::pods;
 use crate::policy::{Mode, Resolved, Severity, Snapshot};
 use crate::secrets::{self, Violation};
+pub use bounded::{MAX_SHOWN, clip};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -117,8 +120,13 @@ pub struct Summary {
     pub dry_run: bool,
     pub policy: Option<Arc<str>>,
     pub mode: Option<Mode>,
-    /// Findings with their field paths (never values), for the audit log.
+    /// The first findings with their field paths (never values), clipped as the response
+    /// shows them (`bounded`), for the log line and reports.
     pub findings: Vec<Violation>,
+    /// How many findings there were in all.
+    pub finding_count: usize,
+    /// The rest, counted by rule, when there were more than `findings` holds.
+    pub findings_more: Option<String>,
     pub verdict: Option<Verdict>,
     /// Injections made (kind and secret name; never values).
     pub injections: Vec<pods::Injection>,
@@ -254,7 +262,8 @@ fn validate_secret(
 }
 
 /// Applies the policy mode to the findings: Enforce denies on any `Deny` finding, Warn
-/// turns every finding into a warning, Audit only records them.
+/// turns every finding into a warning, Audit only records them. What is said is capped
+/// (`bounded`): the first findings in full, then a count of the rest by rule.
 fn apply_findings(
     mut response: AdmissionResponse,
     policy: &Resolved,
@@ -262,43 +271,81 @@ fn apply_findings(
     summary: &mut Summary,
 ) -> AdmissionResponse {
     let mode = policy.spec.mode;
-    let denied: Vec<&Violation> = findings
-        .iter()
-        .filter(|v| mode == Mode::Enforce && v.severity == Severity::Deny)
-        .collect();
-    let warnings: Vec<String> = match mode {
-        Mode::Audit => Vec::new(),
-        Mode::Warn => findings.iter().map(ToString::to_string).collect(),
-        Mode::Enforce => findings
-            .iter()
-            .filter(|v| v.severity == Severity::Warn)
-            .map(ToString::to_string)
-            .collect(),
+    let is_denied = |v: &&Violation| mode == Mode::Enforce && v.severity == Severity::Deny;
+    let is_warned = |v: &&Violation| match mode {
+        Mode::Audit => false,
+        Mode::Warn => true,
+        Mode::Enforce => v.severity == Severity::Warn,
     };
-    summary.verdict = Some(if !denied.is_empty() {
+    let denied = findings.iter().filter(is_denied).count();
+    let warned = findings.iter().filter(is_warned).count();
+    summary.verdict = Some(if denied > 0 {
         Verdict::Denied
-    } else if !warnings.is_empty() {
+    } else if warned > 0 {
         Verdict::Warned
     } else {
         Verdict::Allowed
     });
-    if !denied.is_empty() {
-        let list: Vec<String> = denied.iter().map(ToString::to_string).collect();
+    if denied > 0 {
+        let shown = bounded::lines(ExactCount::new(findings.iter().filter(is_denied), denied));
         response = deny(
             response,
             format!(
                 "secret violates policy {:?}: {}",
                 policy.name.as_ref(),
-                list.join("; ")
+                shown.join("; ")
             ),
         );
     }
-    if !warnings.is_empty() {
-        response.warnings = Some(warnings);
+    if warned > 0 {
+        response.warnings = Some(bounded::lines(ExactCount::new(
+            findings.iter().filter(is_warned),
+            warned,
+        )));
     }
-    summary.findings = findings;
+    summary.finding_count = findings.len();
+    summary.findings_more = (findings.len() > bounded::MAX_SHOWN).then(|| {
+        bounded::more(
+            findings[bounded::MAX_SHOWN..]
+                .iter()
+                .map(|v| v.message.as_str()),
+        )
+    });
+    summary.findings = findings
+        .into_iter()
+        .take(bounded::MAX_SHOWN)
+        .map(bounded::clip_finding)
+        .collect();
     response
 }
+
+/// An iterator whose length was counted beforehand (a filter's is not known).
+struct ExactCount<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I> ExactCount<I> {
+    fn new(inner: I, len: usize) -> Self {
+        Self { inner, left: len }
+    }
+}
+
+impl<I: Iterator> Iterator for ExactCount<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.inner.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for ExactCount<I> {}
 
 fn mutate_pod(
     req: AdmissionRequest<Lean<Pod>>,
@@ -328,7 +375,7 @@ fn mutate_pod(
         injections,
     } = mutation;
     if !warnings.is_empty() {
-        response.warnings = Some(warnings);
+        response.warnings = Some(bounded::warnings(warnings));
         summary.verdict = Some(Verdict::Warned);
     }
     if !patch.0.is_empty() {
@@ -547,11 +594,11 @@ impl Envelope {
         let head: Head = serde_json::from_slice(body).map_err(describe)?;
         match head.api_version.as_deref() {
             Some(API_VERSION) => {}
-            other => return Err(DecodeError::ApiVersion(other.unwrap_or("").to_owned())),
+            other => return Err(DecodeError::ApiVersion(quoted(other))),
         }
         match head.kind.as_deref() {
             Some(KIND) => {}
-            other => return Err(DecodeError::Kind(other.unwrap_or("").to_owned())),
+            other => return Err(DecodeError::Kind(quoted(other))),
         }
         let req = head.request.ok_or(DecodeError::NoRequest)?;
         let uid = req
@@ -586,6 +633,12 @@ impl Envelope {
             ..Summary::default()
         }
     }
+}
+
+/// An apiVersion or kind as an error may quote it: the sender chose it, so it is clipped
+/// (a review body may be megabytes of one string).
+fn quoted(value: Option<&str>) -> String {
+    clip(value.unwrap_or(""), 64).into_owned()
 }
 
 /// The response body. kube-core serialises `patch` as an array of numbers; the
@@ -637,154 +690,4 @@ fn encode(response: &AdmissionResponse) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn response_for(uid: &str) -> AdmissionResponse {
-        let mut response = AdmissionResponse::invalid("");
-        response.uid = uid.to_owned();
-        response.allowed = true;
-        response.result = Status::default();
-        response
-    }
-
-    #[test]
-    fn a_patch_is_sent_as_base64_json_patch() {
-        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-            {"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "regcred"}]}
-        ]))
-        .expect("patch");
-        let response = with_patch(response_for("u-1"), patch).expect("patch");
-        let wire: serde_json::Value = serde_json::from_slice(&encode(&response)).expect("JSON");
-        assert_eq!(wire["response"]["patchType"], "JSONPatch");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(wire["response"]["patch"].as_str().expect("a base64 string"))
-            .expect("base64");
-        assert_eq!(
-            serde_json::from_slice::<serde_json::Value>(&decoded).expect("JSON"),
-            serde_json::json!([{"op": "add", "path": "/spec/imagePullSecrets", "value": [{"name": "regcred"}]}])
-        );
-        assert!(
-            wire["response"].get("status").is_none(),
-            "no status when allowed"
-        );
-    }
-
-    #[test]
-    fn an_allowed_answer_has_only_uid_and_allowed() {
-        let wire: serde_json::Value =
-            serde_json::from_slice(&encode(&response_for("u-2"))).expect("JSON");
-        assert_eq!(
-            wire,
-            serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": {"uid": "u-2", "allowed": true}})
-        );
-    }
-
-    #[test]
-    fn json_errors_never_quote_the_input() {
-        // A wrong type inside the object makes serde quote the value; we must not.
-        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Secret"},"resource":{"group":"","version":"v1","resource":"secrets"},"operation":"CREATE","userInfo":{},"object":{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"k":"PLANTED-not-base64!!"}}}}"#;
-        let ctx = Context {
-            policies: &Snapshot::with_default(),
-            now: OffsetDateTime::now_utc(),
-        };
-        let answer = review(Webhook::Validate, body, &ctx);
-        assert_eq!(answer.http_status, 400);
-        let text = String::from_utf8(answer.body).expect("utf-8");
-        assert!(!text.contains("PLANTED"), "{text}");
-        assert!(
-            text.contains("a field has the wrong type or value"),
-            "{text}"
-        );
-        assert_eq!(uid_in(&text), "u", "the uid is echoed when it was readable");
-    }
-
-    /// The single pass is only a shortcut: for every recorded review, under a policy
-    /// that denies, warns and patches, and for bodies it must leave to the careful path,
-    /// the answer, the log/metrics summary and the error are the same as the careful path's.
-    #[test]
-    fn the_single_pass_answers_as_the_careful_path() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let policies =
-            crate::policy::file::load(&root.join("bench/policy.yaml")).expect("bench policy");
-        let ctx = Context {
-            policies: &policies,
-            now: OffsetDateTime::now_utc(),
-        };
-        let fixtures = root.join("../shared/fixtures/admission");
-        let mut fast = 0;
-        for entry in std::fs::read_dir(&fixtures).expect("fixtures") {
-            let path = entry.expect("entry").path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if name.starts_with("response-") || !name.ends_with(".json") {
-                continue;
-            }
-            let body = std::fs::read(&path).expect("fixture");
-            let text = String::from_utf8_lossy(&body);
-            // (body, whether the single pass may answer it)
-            let variants = [
-                (body.clone(), true),
-                (
-                    text.replacen("\"CREATE\"", "\"CONNECT\"", 1).into_bytes(),
-                    true,
-                ),
-                // Without an object a pod UPDATE is still answered (nothing to mutate).
-                (
-                    text.replacen("\"object\"", "\"objet\"", 1).into_bytes(),
-                    true,
-                ),
-                (
-                    text.replacen("admission.k8s.io/v1", "admission.k8s.io/v1beta1", 1)
-                        .into_bytes(),
-                    false,
-                ),
-                (
-                    text.replacen("\"AdmissionReview\"", "\"AdmissionRevue\"", 1)
-                        .into_bytes(),
-                    false,
-                ),
-                (text.replacen("\"uid\"", "\"uuid\"", 1).into_bytes(), false),
-                // request.kind's group comes first: another API group is not ours.
-                (
-                    text.replacen("\"group\": \"\"", "\"group\": \"apps\"", 1)
-                        .into_bytes(),
-                    false,
-                ),
-                (body[..body.len() / 2].to_vec(), false),
-            ];
-            for (i, (body, may_be_quick)) in variants.iter().enumerate() {
-                for webhook in [Webhook::Validate, Webhook::Mutate] {
-                    let quick = review_well_formed(webhook, body, &ctx);
-                    if !may_be_quick {
-                        assert!(quick.is_none(), "{name} variant {i} took the single pass");
-                    }
-                    let Some(quick) = quick else { continue };
-                    fast += 1;
-                    let careful = review_checked(webhook, body, &ctx);
-                    assert_eq!(quick.http_status, careful.http_status, "{name}");
-                    assert_eq!(
-                        String::from_utf8_lossy(&quick.body),
-                        String::from_utf8_lossy(&careful.body),
-                        "{name} {webhook:?}"
-                    );
-                    assert_eq!(
-                        format!("{:?}", quick.summary),
-                        format!("{:?}", careful.summary),
-                        "{name} {webhook:?}"
-                    );
-                    assert!(quick.error.is_none() && careful.error.is_none(), "{name}");
-                }
-            }
-        }
-        assert!(
-            fast >= 50,
-            "only {fast} recorded reviews took the single pass"
-        );
-    }
-
-    fn uid_in(text: &str) -> String {
-        let v: serde_json::Value = serde_json::from_str(text).expect("JSON");
-        v["response"]["uid"].as_str().unwrap_or_default().to_owned()
-    }
-}
+mod tests;

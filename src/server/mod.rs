@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt as _;
@@ -30,7 +30,10 @@ use crate::admission::{self, Answer, Context, Webhook};
 use crate::first_byte::FirstByte;
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
+use crate::telemetry::Escaped;
 use crate::tls::{self, CertStore};
+
+pub mod evaluation;
 
 /// How the server listens and what it tolerates.
 #[derive(Clone, Debug)]
@@ -68,6 +71,8 @@ pub struct AppState {
     /// Set once certificates are loaded and policy has synced.
     pub ready: Arc<AtomicBool>,
     pub max_body_bytes: usize,
+    /// Where reviews of large bodies run (`evaluation`).
+    pub lane: Arc<evaluation::Lane>,
     /// Benchmark ceiling: answer every review allowed without evaluating it
     /// (`serve --echo`, hidden). Everything else — TLS, HTTP, body limits, envelope
     /// decode, response encode, logs, metrics — is the same.
@@ -93,16 +98,34 @@ pub fn ops_app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn validate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    handle(Webhook::Validate, &state, &headers, body).await
+async fn validate(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(Webhook::Validate, &state, &uri, &headers, body).await
 }
 
-async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    handle(Webhook::Mutate, &state, &headers, body).await
+async fn mutate(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(Webhook::Mutate, &state, &uri, &headers, body).await
 }
 
-async fn handle(webhook: Webhook, state: &AppState, headers: &HeaderMap, body: Body) -> Response {
+async fn handle(
+    webhook: Webhook,
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
+    let deadline =
+        started + evaluation::requested_timeout(uri.query()).unwrap_or(evaluation::DEFAULT_TIMEOUT);
     let bytes = match read_body(headers, body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err((status, reason, message)) => {
@@ -117,13 +140,34 @@ async fn handle(webhook: Webhook, state: &AppState, headers: &HeaderMap, body: B
     };
     let answer = if state.echo {
         admission::echo(&bytes)
+    } else if bytes.len() <= evaluation::INLINE_MAX_BYTES {
+        review_now(webhook, state, &bytes)
     } else {
-        let policies = state.policies.load();
-        let ctx = Context {
-            policies: &policies,
-            now: time::OffsetDateTime::now_utc(),
-        };
-        admission::review(webhook, &bytes, &ctx)
+        let review_state = state.clone();
+        let reviewed = state
+            .lane
+            .run(deadline, move || review_now(webhook, &review_state, &bytes))
+            .await;
+        match reviewed {
+            Ok(answer) => answer,
+            Err(abandoned) => {
+                state
+                    .metrics
+                    .abandoned_reviews
+                    .with_label_values(&[webhook.as_str(), abandoned.reason()])
+                    .inc();
+                tracing::warn!(
+                    webhook = webhook.as_str(),
+                    reason = abandoned.reason(),
+                    "review abandoned: {abandoned}"
+                );
+                let status = match abandoned {
+                    evaluation::Abandoned::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                    evaluation::Abandoned::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+                };
+                return status_response(status, abandoned.reason(), &abandoned.to_string());
+            }
+        }
     };
     record(webhook, state, &answer, started.elapsed());
     let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -133,6 +177,16 @@ async fn handle(webhook: Webhook, state: &AppState, headers: &HeaderMap, body: B
         answer.body,
     )
         .into_response()
+}
+
+/// Reviews `body` against the policy snapshot in force now.
+fn review_now(webhook: Webhook, state: &AppState, body: &[u8]) -> Answer {
+    let policies = state.policies.load();
+    let ctx = Context {
+        policies: &policies,
+        now: time::OffsetDateTime::now_utc(),
+    };
+    admission::review(webhook, body, &ctx)
 }
 
 type Refusal = (StatusCode, &'static str, String);
@@ -145,7 +199,10 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
             return Err((
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                format!("content-type {essence:?} is not supported; send application/json"),
+                format!(
+                    "content-type {:?} is not supported; send application/json",
+                    admission::clip(essence, 64)
+                ),
             ));
         }
     }
@@ -231,7 +288,7 @@ fn record(webhook: Webhook, state: &AppState, answer: &Answer, elapsed: Duration
             .inc();
     }
     if let Some(mode) = s.mode
-        && !s.findings.is_empty()
+        && s.finding_count > 0
     {
         let outcome = match verdict {
             admission::Verdict::Denied => "denied",
@@ -241,28 +298,35 @@ fn record(webhook: Webhook, state: &AppState, answer: &Answer, elapsed: Duration
         metrics
             .findings
             .with_label_values(&[mode.as_str(), outcome])
-            .inc_by(s.findings.len() as u64);
+            .inc_by(s.finding_count as u64);
     }
-    let findings: Vec<String> = s.findings.iter().map(ToString::to_string).collect();
+    // Everything from the request is escaped and cut (`Escaped`); findings are already
+    // capped by admission, so the line stays under ~24 KiB whatever the review held.
+    let mut findings: Vec<String> = s.findings.iter().map(ToString::to_string).collect();
+    findings.extend(s.findings_more.clone());
+    let findings = findings.join("; ");
     let injected: Vec<String> = s
         .injections
         .iter()
+        .take(admission::MAX_SHOWN)
         .map(|i| format!("{}/{}", i.kind, i.secret))
         .collect();
+    let injected = injected.join(", ");
+    let error = answer.error.as_ref().map(ToString::to_string);
     tracing::info!(
         webhook = webhook.as_str(),
-        uid = %s.uid,
-        kind = %s.kind,
-        namespace = %s.namespace,
-        name = %s.name,
-        operation = %s.operation,
+        uid = %Escaped::new(&s.uid, 128),
+        kind = %Escaped::new(&s.kind, 64),
+        namespace = %Escaped::new(&s.namespace, 64),
+        name = %Escaped::new(&s.name, 256),
+        operation = %Escaped::new(&s.operation, 16),
         dry_run = s.dry_run,
-        policy = s.policy.as_deref().unwrap_or(""),
+        policy = %Escaped::new(s.policy.as_deref().unwrap_or(""), 256),
         mode = s.mode.map(|m| m.as_str()).unwrap_or(""),
         verdict = verdict.as_str(),
-        findings = ?findings,
-        injected = ?injected,
-        error = answer.error.as_ref().map(ToString::to_string),
+        findings = %Escaped::new(&findings, 20_000),
+        injected = %Escaped::new(&injected, 4096),
+        error = error.as_deref().map(|e| Escaped::new(e, 512)).map(tracing::field::display),
         duration_us = elapsed.as_micros() as u64,
         "review"
     );

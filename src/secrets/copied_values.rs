@@ -1,0 +1,187 @@
+//! Finds data values copied into annotations, in time linear in the secret.
+//!
+//! The naive search (every annotation × every value × every offset) let one Secret with
+//! tens of thousands of annotations and values cost a minute of CPU. Here every value
+//! (raw and base64, at least `MIN_LEN` bytes) is indexed once by its first 8 bytes; each
+//! annotation is scanned once, one hash lookup per byte, and a value is compared in full
+//! only where its first 8 bytes occur.
+//!
+//! Comparisons are bounded by a budget proportional to the secret's size, so a tenant who
+//! plants thousands of near-misses (values sharing a prefix that repeats through a long
+//! annotation) cannot make the comparisons quadratic. That bound loses nothing a security
+//! team relies on: the rule catches honest mistakes (a value pasted into a note); a tenant
+//! set on copying a value into an annotation can always encode it differently. When the
+//! budget runs out the search stops and says so (`Search::Incomplete`).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use base64::Engine as _;
+
+/// Values shorter than this are not searched for: `true` or `80` would match by chance.
+pub const MIN_LEN: usize = 8;
+
+/// Bytes compared per byte of input (annotations plus indexed values), plus a floor.
+const BUDGET_PER_BYTE: usize = 8;
+const BUDGET_FLOOR: usize = 1 << 20;
+
+/// Data values indexed for search.
+pub struct CopiedValues {
+    /// Every distinct value and base64 encoding of one, longest first within a prefix.
+    by_prefix: HashMap<u64, Vec<Box<[u8]>>, BuildHasherDefault<PrefixHasher>>,
+    /// Bytes that comparisons may still read.
+    budget: usize,
+}
+
+/// The outcome of searching one annotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Search {
+    Found,
+    NotFound,
+    /// The comparison budget ran out before this annotation was searched completely.
+    Incomplete,
+}
+
+impl CopiedValues {
+    /// Indexes `values` (shorter ones are ignored); `haystack_bytes` is the total size of
+    /// what will be searched, which sets the budget.
+    pub fn new<'v>(values: impl Iterator<Item = &'v [u8]>, haystack_bytes: usize) -> Self {
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        let mut by_prefix: HashMap<u64, Vec<Box<[u8]>>, BuildHasherDefault<PrefixHasher>> =
+            HashMap::default();
+        let mut indexed = 0usize;
+        let mut add = |pattern: Box<[u8]>| {
+            indexed += pattern.len();
+            by_prefix
+                .entry(prefix_key(&pattern))
+                .or_default()
+                .push(pattern);
+        };
+        for value in values.filter(|v| v.len() >= MIN_LEN) {
+            if !seen.insert(value) {
+                continue;
+            }
+            add(value.into());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+            add(encoded.into_bytes().into_boxed_slice());
+        }
+        for patterns in by_prefix.values_mut() {
+            // Distinct raw values can share an encoding prefix but not an encoding.
+            patterns.sort_unstable();
+            patterns.dedup();
+        }
+        let budget = BUDGET_FLOOR
+            .saturating_add(BUDGET_PER_BYTE.saturating_mul(indexed.saturating_add(haystack_bytes)));
+        Self { by_prefix, budget }
+    }
+
+    /// Whether `haystack` contains one of the indexed values.
+    pub fn search(&mut self, haystack: &[u8]) -> Search {
+        if self.by_prefix.is_empty() || haystack.len() < MIN_LEN {
+            return Search::NotFound;
+        }
+        for start in 0..=haystack.len() - MIN_LEN {
+            let Some(patterns) = self.by_prefix.get(&prefix_key(&haystack[start..])) else {
+                continue;
+            };
+            let rest = &haystack[start..];
+            for pattern in patterns {
+                let cost = pattern.len().min(rest.len());
+                if cost > self.budget {
+                    self.budget = 0;
+                    return Search::Incomplete;
+                }
+                self.budget -= cost;
+                if rest.starts_with(pattern) {
+                    return Search::Found;
+                }
+            }
+        }
+        Search::NotFound
+    }
+}
+
+/// The first 8 bytes as one number (callers guarantee at least `MIN_LEN` bytes).
+fn prefix_key(bytes: &[u8]) -> u64 {
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(key)
+}
+
+/// A multiplicative hash for the 8-byte prefixes: SipHash would cost more than the rest
+/// of the scan, and a collision only costs a lookup (the map compares whole keys).
+#[derive(Default)]
+struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 29);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search(values: &[&[u8]], haystack: &[u8]) -> Search {
+        CopiedValues::new(values.iter().copied(), haystack.len()).search(haystack)
+    }
+
+    #[test]
+    fn finds_raw_and_base64_copies_anywhere() {
+        let value: &[u8] = b"PLANTED-s3cr3t";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(value);
+        assert_eq!(search(&[value], b"PLANTED-s3cr3t"), Search::Found);
+        assert_eq!(search(&[value], b"note: PLANTED-s3cr3t!"), Search::Found);
+        assert_eq!(search(&[value], b64.as_bytes()), Search::Found);
+        assert_eq!(search(&[value], b"PLANTED-s3cr3"), Search::NotFound);
+        assert_eq!(search(&[value], b"PLANTED-s3cr3T"), Search::NotFound);
+        assert_eq!(search(&[b"short"], b"short short"), Search::NotFound);
+        assert_eq!(search(&[], b"anything at all"), Search::NotFound);
+    }
+
+    #[test]
+    fn values_sharing_a_prefix_are_each_found() {
+        let values: &[&[u8]] = &[b"prefix00-one", b"prefix00-two-longer", b"prefix00"];
+        for v in values {
+            let haystack = [b"..".as_slice(), v, b".."].concat();
+            assert_eq!(search(values, &haystack), Search::Found);
+        }
+        assert_eq!(search(values, b"prefix0-none"), Search::NotFound);
+    }
+
+    #[test]
+    fn near_misses_exhaust_the_budget_instead_of_the_cpu() {
+        // 8 values of 128 KiB that differ from a 250 KiB run of 'A' only in their last
+        // byte: a full search compares ~256 Ki × 8 × 128 Ki bytes.
+        let values: Vec<Vec<u8>> = (0..8u8)
+            .map(|i| {
+                let mut v = vec![b'A'; 128 * 1024];
+                *v.last_mut().expect("non-empty") = b'a' + i;
+                v
+            })
+            .collect();
+        let haystack = vec![b'A'; 250 * 1024];
+        let mut index = CopiedValues::new(values.iter().map(Vec::as_slice), haystack.len());
+        assert_eq!(index.search(&haystack), Search::Incomplete);
+        assert_eq!(index.search(&haystack), Search::Incomplete);
+    }
+
+    #[test]
+    fn duplicate_values_are_indexed_once() {
+        let values = vec![b"same-value-1".as_slice(); 10_000];
+        let index = CopiedValues::new(values.into_iter(), 0);
+        assert_eq!(index.by_prefix.values().map(Vec::len).sum::<usize>(), 2);
+    }
+}
