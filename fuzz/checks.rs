@@ -101,8 +101,21 @@ pub fn admission_review(data: &[u8]) {
     }
 }
 
+/// What one review may say at most, whatever the input: the uid is echoed as sent, the
+/// rest is capped (20 findings shown, each clipped).
+const MAX_RESPONSE_BESIDE_UID: usize = 48 * 1024;
+
 fn check_answer(webhook: Webhook, body: &[u8], ctx: &Context<'_>) {
     let answer = admission::review(webhook, body, ctx);
+    let uid_len = answer.summary.uid.len();
+    assert!(
+        answer.body.len() <= MAX_RESPONSE_BESIDE_UID + 2 * uid_len,
+        "a response of {} bytes",
+        answer.body.len()
+    );
+    assert!(answer.summary.findings.len() <= admission::MAX_SHOWN);
+    assert!(answer.summary.findings.len() <= answer.summary.finding_count);
+    check_not_echoed(body, &answer);
     assert!(
         answer.http_status == 200 || answer.http_status == 400,
         "status {}",
@@ -114,6 +127,47 @@ fn check_answer(webhook: Webhook, body: &[u8], ctx: &Context<'_>) {
     if answer.http_status == 400 {
         assert_eq!(json["response"]["allowed"], false);
         assert_eq!(json["response"]["status"]["code"], 400);
+    }
+}
+
+/// No 8-byte run of a Secret's data value reaches the response or the log summary,
+/// unless the same bytes are in the request outside the data (a name, a key).
+fn check_not_echoed(body: &[u8], answer: &admission::Answer) {
+    let Ok(review) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    let mut rest = String::from_utf8_lossy(body).into_owned();
+    let mut values = Vec::new();
+    for object in ["object", "oldObject"] {
+        let Some(data) = review["request"][object]["data"].as_object() else {
+            continue;
+        };
+        for encoded in data.values().filter_map(serde_json::Value::as_str) {
+            rest = rest.replace(encoded, "");
+            if let Ok(value) = base64::engine::general_purpose::STANDARD.decode(encoded) {
+                values.push(value);
+            }
+        }
+    }
+    if values.is_empty() {
+        return;
+    }
+    let summary = &answer.summary;
+    let mut said = String::from_utf8_lossy(&answer.body).into_owned();
+    for v in &summary.findings {
+        said.push_str(&format!("\n{v}"));
+    }
+    said.push_str(summary.findings_more.as_deref().unwrap_or(""));
+    for value in &values {
+        for window in value.windows(8) {
+            let Ok(text) = std::str::from_utf8(window) else {
+                continue;
+            };
+            if rest.contains(text) {
+                continue;
+            }
+            assert!(!said.contains(text), "the answer echoes a data value");
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! Never clobbers what the user wrote: a volume of the same name that is not this
 //! secret, or a mount at the same path, leaves the pod as written and says why.
 
+use std::collections::HashSet;
+
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::json;
 
@@ -34,7 +36,7 @@ pub fn inject(
     let init = indexed(&["spec", "initContainers"], spec.init_containers.as_ref());
     let targets: Vec<_> = containers
         .chain(init)
-        .filter(|(_, _, c)| wanted.iter().any(|w| *w == c.name))
+        .filter(|(_, _, c)| wanted.contains(c.name.as_str()))
         .collect();
     if targets.is_empty() {
         return;
@@ -108,8 +110,10 @@ fn is_dns1123_label(name: &str) -> bool {
         && name.bytes().last().is_some_and(alnum)
 }
 
-/// The container names the pod's annotation gives, or else the policy's.
-fn target_names<'a>(pod: &'a Pod, policy: &'a [String]) -> Vec<&'a str> {
+/// The container names the pod's annotation gives, or else the policy's. A set: the
+/// annotation is the pod author's, as long as the API server allows, and every container
+/// is looked up in it.
+fn target_names<'a>(pod: &'a Pod, policy: &'a [String]) -> HashSet<&'a str> {
     let annotated = pod
         .metadata
         .annotations

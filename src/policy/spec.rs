@@ -170,7 +170,7 @@ impl Default for SecretRules {
 
 /// How a finding counts. `Deny` findings follow the policy mode; `Warn` findings are at most
 /// warnings, whatever the mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum Severity {
     Deny,
     #[default]

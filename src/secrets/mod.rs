@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use crate::policy::{SecretRules, Severity};
 
 /// One broken rule, with the field it concerns.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Violation {
     /// Field path in kubectl's style, e.g. `data[.dockerconfigjson].auths["ghcr.io"].auth`.
     pub field: String,
@@ -164,9 +164,11 @@ pub fn validate_update(
     now: OffsetDateTime,
 ) -> Vec<Violation> {
     let before = validate(old, rules, now);
+    // A set, not a list: both sides can hold a finding per registry key or annotation.
+    let before: std::collections::HashSet<&Violation> = before.iter().collect();
     let mut after = validate(new, rules, now);
     for v in &mut after {
-        if v.severity == Severity::Deny && before.contains(v) {
+        if v.severity == Severity::Deny && before.contains(&*v) {
             v.severity = Severity::Warn;
             v.message.push_str(" (already present before this update)");
         }
