@@ -22,13 +22,8 @@ const POLICY_API_VERSION: &str = "secretgate.io/v1alpha1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    // The cause is in the message and not a `#[source]`, so that logs (`%e`) and
-    // `{:#}` chains both show it exactly once.
-    #[error("cannot read policy file {path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error("policy file: {0}")]
+    Read(#[from] crate::file_read::Error),
     /// The YAML does not parse, or a document does not have the expected shape.
     #[error("{path}:{line}:{column}: document {document}: {message}")]
     Syntax {
@@ -57,9 +52,10 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Reads and parses `path` into a snapshot.
+/// Reads and parses `path` into a snapshot (`check`: a pipe is fine there, unlike in
+/// `serve`, which re-reads the file).
 pub fn load(path: &Path) -> Result<Snapshot> {
-    let bytes = std::fs::read(path).map_err(|error| Error::Read {
+    let bytes = std::fs::read(path).map_err(|error| crate::file_read::Error::Io {
         path: path.to_owned(),
         error,
     })?;
