@@ -374,6 +374,49 @@ fn input_errors_exit_2_naming_file_document_and_line() {
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
+#[test]
+fn yaml_and_json_errors_quote_no_key_or_value() {
+    const MARKER: &str = "PLANTEDSECRET123";
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: a-s, namespace: team-a}\n";
+    let cases = [
+        (
+            "duplicate key",
+            format!("{secret}data:\n  {MARKER}: eA==\n  {MARKER}: eQ==\n"),
+            ":6:3: document 1: duplicate mapping key",
+        ),
+        (
+            "syntax error after the marker",
+            format!("{secret}data:\n  k: {MARKER}: [\n"),
+            ":5:22: document 1: syntax error",
+        ),
+        (
+            "a stringData value that is not a string",
+            format!("{secret}stringData:\n  {MARKER}: [{MARKER}]\n"),
+            ", document 1: a value in stringData is not a string",
+        ),
+        (
+            "JSON syntax error after the marker",
+            format!(r#"{{"apiVersion": "v1", "kind": "Secret", "{MARKER}" {MARKER}}}"#),
+            ":1:59: document 1: not valid JSON",
+        ),
+    ];
+    for (case, text, want) in cases {
+        let dir = workspace(&[("in.yaml", &text)]);
+        let file = dir.path().join("in.yaml").display().to_string();
+        for format in ["text", "json"] {
+            let out = run_in(dir.path(), &["-o", format, "-f", &file]);
+            assert_eq!(out.status.code(), Some(2), "{case}");
+            let (out, err) = (stdout(&out), stderr(&out));
+            let want = format!("{file}{want}");
+            assert!(err.contains(&want), "{case}: want {want:?} in {err}");
+            assert!(
+                !format!("{out}{err}").contains(MARKER),
+                "{case}: {out}{err}"
+            );
+        }
+    }
+}
+
 /// Runs `secretgate check ARGS`, failing the test if it has not finished within 30 s.
 fn check_within(args: &[&str]) -> Output {
     let mut child = Command::new(BIN)
