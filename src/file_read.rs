@@ -92,7 +92,7 @@ impl Reader {
             let _ = tx.send(result);
         })?;
         match rx.recv_timeout(self.timeout) {
-            Ok(result) => result,
+            Ok(result) => self.finished(result),
             Err(_) => Err(self.timed_out(&at)),
         }
     }
@@ -104,7 +104,7 @@ impl Reader {
             let _ = tx.send(result);
         })?;
         match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(result)) => self.finished(result),
             // The thread died without an answer (it cannot panic, but a timeout says
             // enough either way).
             Ok(Err(_)) | Err(_) => Err(self.timed_out(&at)),
@@ -137,6 +137,15 @@ impl Reader {
             })?;
         *in_flight = Some(handle);
         Ok(at)
+    }
+
+    /// The thread has answered and is about to end: the next read need not wait for it.
+    fn finished(&self, result: Result<Contents>) -> Result<Contents> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        result
     }
 
     fn timed_out(&self, at: &AtomicUsize) -> Error {
