@@ -19,8 +19,9 @@
 //! Offline and against a cluster, through the same review path: [`check`] (manifests
 //! and AdmissionReviews, for CI) and [`audit`] (what a cluster holds now).
 //!
-//! Around it: [`cli`] (flags), [`certs`] (development certificates), [`metrics`]
-//! (Prometheus registry), [`telemetry`] (logging), [`signal`] (SIGTERM/SIGINT).
+//! Around it: [`cli`] (flags), [`certs`] (development certificates), [`file_read`]
+//! (policy and certificate reads, bounded in time), [`metrics`] (Prometheus registry),
+//! [`telemetry`] (logging), [`signal`] (SIGTERM/SIGINT).
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -28,6 +29,7 @@ pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod cli;
+pub mod file_read;
 pub mod first_byte;
 pub mod metrics;
 pub mod objects;

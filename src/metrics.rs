@@ -1,5 +1,6 @@
 //! Prometheus metrics, registered in a registry passed in (no globals). Labels are
-//! bounded: webhook, operation, verdict, mode, kind — never an object name or a value.
+//! bounded: webhook, operation, verdict, mode, kind, file — never an object name or a
+//! value.
 
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
@@ -31,6 +32,10 @@ pub struct Metrics {
     pub certificate_expiry: Gauge,
     /// Certificate reload attempts that found a change, by result.
     pub certificate_reloads: IntCounterVec,
+    /// Polled reads of the policy file or the certificate pair that failed, by file
+    /// (`policy`, `certificate`) and reason (`timeout`, `error`); the server keeps what
+    /// it had.
+    pub file_read_failures: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -105,6 +110,14 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let file_read_failures = IntCounterVec::new(
+            Opts::new(
+                "secretgate_file_read_failures_total",
+                "Reads of the policy file or serving certificate that failed or did not \
+                 finish in time; the server keeps what it had.",
+            ),
+            &["file", "reason"],
+        )?;
         registry.register(Box::new(reviews.clone()))?;
         registry.register(Box::new(review_duration.clone()))?;
         registry.register(Box::new(invalid_requests.clone()))?;
@@ -116,6 +129,7 @@ impl Metrics {
         registry.register(Box::new(abandoned_reviews.clone()))?;
         registry.register(Box::new(certificate_expiry.clone()))?;
         registry.register(Box::new(certificate_reloads.clone()))?;
+        registry.register(Box::new(file_read_failures.clone()))?;
         Ok(Self {
             registry,
             reviews,
@@ -129,6 +143,7 @@ impl Metrics {
             abandoned_reviews,
             certificate_expiry,
             certificate_reloads,
+            file_read_failures,
         })
     }
 

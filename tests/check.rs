@@ -374,6 +374,128 @@ fn input_errors_exit_2_naming_file_document_and_line() {
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
 }
 
+#[test]
+fn yaml_and_json_errors_quote_no_key_or_value() {
+    const MARKER: &str = "PLANTEDSECRET123";
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: a-s, namespace: team-a}\n";
+    let cases = [
+        (
+            "duplicate key",
+            format!("{secret}data:\n  {MARKER}: eA==\n  {MARKER}: eQ==\n"),
+            ":6:3: document 1: duplicate mapping key",
+        ),
+        (
+            "syntax error after the marker",
+            format!("{secret}data:\n  k: {MARKER}: [\n"),
+            ":5:22: document 1: syntax error",
+        ),
+        (
+            "a stringData value that is not a string",
+            format!("{secret}stringData:\n  {MARKER}: [{MARKER}]\n"),
+            ", document 1: a value in stringData is not a string",
+        ),
+        (
+            "JSON syntax error after the marker",
+            format!(r#"{{"apiVersion": "v1", "kind": "Secret", "{MARKER}" {MARKER}}}"#),
+            ":1:59: document 1: not valid JSON",
+        ),
+    ];
+    for (case, text, want) in cases {
+        let dir = workspace(&[("in.yaml", &text)]);
+        let file = dir.path().join("in.yaml").display().to_string();
+        for format in ["text", "json"] {
+            let out = run_in(dir.path(), &["-o", format, "-f", &file]);
+            assert_eq!(out.status.code(), Some(2), "{case}");
+            let (out, err) = (stdout(&out), stderr(&out));
+            let want = format!("{file}{want}");
+            assert!(err.contains(&want), "{case}: want {want:?} in {err}");
+            assert!(
+                !format!("{out}{err}").contains(MARKER),
+                "{case}: {out}{err}"
+            );
+        }
+    }
+}
+
+/// Runs `secretgate check ARGS`, failing the test if it has not finished within 30 s.
+fn check_within(args: &[&str]) -> Output {
+    let mut child = Command::new(BIN)
+        .arg("check")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run secretgate");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("secretgate check {args:?} still running after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("secretgate exits")
+}
+
+#[test]
+fn symlink_loops_end_and_every_file_is_read_once() {
+    use std::os::unix::fs::symlink;
+    let dir = workspace(&[
+        ("tree/good.yaml", GOOD_SECRET),
+        ("tree/sub/bad.yaml", BAD_SECRET),
+    ]);
+    let tree = dir.path().join("tree");
+    symlink(".", tree.join("again")).expect("link to itself");
+    symlink(&tree, tree.join("sub/loop")).expect("link to itself, absolute");
+    // Out of the tree, to the workspace holding it (and policy.yaml, a real file too).
+    symlink("..", tree.join("up")).expect("link to the parent");
+    let policy = dir.path().join("policy.yaml").display().to_string();
+    let tree = tree.display().to_string();
+
+    let out = check_within(&["--policy", &policy, "-o", "json", "-f", &tree]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = json(&out);
+    let mut read: Vec<PathBuf> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            let file = r["source"]["file"].as_str().expect("file");
+            std::fs::canonicalize(file).expect("a real file")
+        })
+        .collect();
+    read.sort();
+    let root = std::fs::canonicalize(dir.path()).expect("canonical");
+    let mut want = [
+        root.join("policy.yaml"),
+        root.join("tree/good.yaml"),
+        root.join("tree/sub/bad.yaml"),
+    ];
+    want.sort();
+    assert_eq!(read, want, "every real file once");
+    let notes: Vec<&str> = report["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let looping = "skipped: link to a directory already being read";
+    for link in ["tree/again", "tree/sub/loop", "tree/up/tree"] {
+        let want = format!("{}/{link}: {looping}", dir.path().display());
+        assert!(notes.contains(&want.as_str()), "want {want:?} in {notes:?}");
+    }
+    assert_eq!(notes.len(), 3, "{notes:?}");
+
+    let out = check_within(&["--policy", &policy, "-f", &tree]);
+    assert!(
+        stdout(&out).contains(&format!("note: {tree}/again: {looping}\n")),
+        "{}",
+        stdout(&out)
+    );
+}
+
 /// Manifests as `kubectl create secret … --dry-run=client -o yaml` writes them.
 #[test]
 fn kubectl_generated_secrets() {

@@ -1,15 +1,18 @@
 //! File mode end to end: a policy file written to a tempdir decides verdicts over HTTPS,
-//! an edit takes effect without a restart, and a broken edit keeps the last good policy.
+//! an edit takes effect without a restart, a broken edit keeps the last good policy, and
+//! a path that cannot be read (a FIFO) neither stops reviews nor hangs start-up.
 
 mod common;
 
+use std::ffi::OsString;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
+use secretgate::certs::DevCertificates;
 use secretgate::policy::file::PolicyFile;
 
-use common::{Proto, TestServer, fixture};
+use common::{Proto, TestServer, fixture, replace_by_fifo};
 
 /// Secret `app-config` in namespace `team-a`: breaks a `team-a-` name prefix.
 const APP_CONFIG: &str = "secret-create-generic-from-literal.json";
@@ -126,6 +129,113 @@ async fn a_file_policy_decides_and_reloads_without_restart() {
     );
     wait_for(&server, (true, 0)).await;
     server.stop().await;
+}
+
+/// /healthz answers on both ports.
+async fn assert_healthy(server: &TestServer) {
+    let reply = server
+        .client(Proto::Http2)
+        .await
+        .send("GET", "/healthz", None, Vec::new())
+        .await;
+    assert_eq!(reply.status, 200, "/healthz on the webhook port");
+    assert_eq!(
+        server.ops_get("/healthz").await.0,
+        200,
+        "/healthz on the metrics port"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_file_replaced_by_a_fifo_is_a_counted_failure_and_reviews_go_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    write(&path, &policy_file("Enforce"));
+    let server = serve(&path).await;
+    assert_eq!(verdict(&server).await, (false, 0));
+
+    // Opening a FIFO blocks until a writer comes; none ever does.
+    replace_by_fifo(&path);
+    server
+        .wait_for_metric(r#"secretgate_file_read_failures_total{file="policy",reason="error"}"#)
+        .await;
+    assert_healthy(&server).await;
+    assert_eq!(
+        verdict(&server).await,
+        (false, 0),
+        "the last good policy decides"
+    );
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(r#"secretgate_policy_reloads_total{result="failure"}"#),
+        "{metrics}"
+    );
+
+    // A regular file again: the next poll reads it.
+    write(&path, &policy_file("Warn"));
+    wait_for(&server, (true, 1)).await;
+    server.stop().await;
+}
+
+/// `secretgate serve ARGS` with development certificates in `dir`; its exit status and
+/// standard error, or a panic if it is still running after 10 s.
+fn serve_exits(dir: &Path, args: &[OsString]) -> (ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_secretgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--dev-certs-dir")
+        .arg(dir.join("certs"))
+        .args(args)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run secretgate serve");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+                .expect("stderr");
+            return (status, stderr);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("secretgate serve {args:?} still running after 10 s");
+}
+
+#[test]
+fn start_up_refuses_a_fifo_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo");
+    replace_by_fifo(&fifo);
+    let (status, stderr) = serve_exits(dir.path(), &["--policy".into(), fifo.clone().into()]);
+    assert!(!status.success());
+    let want = format!("{} is not a regular file", fifo.display());
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+
+    // The key of the certificate pair too.
+    let certs = dir.path().join("certs");
+    DevCertificates::generate(&["localhost".to_owned()])
+        .expect("generate")
+        .write_to(&certs)
+        .expect("write");
+    let args = [
+        "--tls-cert".into(),
+        certs.join("tls.crt").into(),
+        "--tls-key".into(),
+        fifo.into(),
+    ];
+    let (status, stderr) = serve_exits(dir.path(), &args);
+    assert!(!status.success());
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
 }
 
 #[test]

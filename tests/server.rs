@@ -271,6 +271,36 @@ async fn a_broken_certificate_on_disk_keeps_the_last_good_one() {
 }
 
 #[tokio::test]
+async fn a_certificate_file_replaced_by_a_fifo_keeps_the_pair_and_the_server_serving() {
+    let server = TestServer::start().await;
+    let before = server.client(Proto::Http1).await.peer_cert;
+    // Opening a FIFO blocks until a writer comes; none ever does.
+    common::replace_by_fifo(&server.dir.path().join("tls.key"));
+    server
+        .wait_for_metric(
+            r#"secretgate_file_read_failures_total{file="certificate",reason="error"}"#,
+        )
+        .await;
+    let mut client = server.client(Proto::Http2).await;
+    assert_eq!(client.peer_cert, before, "the last good pair is served");
+    let body = fixture("secret-create-generic-from-literal.json");
+    assert_well_formed(
+        "with a FIFO",
+        &body,
+        &client.post("/validate", body.clone()).await,
+    );
+    assert_eq!(
+        client
+            .send("GET", "/healthz", None, Vec::new())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(server.ops_get("/healthz").await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn shutdown_stops_accepting_and_returns() {
     let server = TestServer::start().await;
     let addr = server.addr;

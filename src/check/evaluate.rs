@@ -15,8 +15,9 @@ use crate::admission::{self, Context, Summary, Webhook};
 pub enum WrapError {
     #[error("{0} has neither metadata.name nor metadata.generateName")]
     NoName(&'static str),
-    #[error("stringData[{0}] is not a string")]
-    StringData(String),
+    /// The key is not named: a tenant's manifest may hold anything there.
+    #[error("a value in stringData is not a string (the API server would refuse it)")]
+    StringData,
 }
 
 /// How the server answered one review, read back from the response body.
@@ -209,7 +210,7 @@ fn fold_string_data(secret: &mut Value) -> Result<(), WrapError> {
     if let Value::Object(data) = data {
         for (key, value) in strings {
             let Value::String(text) = value else {
-                return Err(WrapError::StringData(key));
+                return Err(WrapError::StringData);
             };
             let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
             data.insert(key, Value::String(encoded));

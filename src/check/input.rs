@@ -4,7 +4,12 @@
 //!
 //! Errors name the file, the document and, where the parser gives them, line and
 //! column. They never quote the input: a manifest may hold secret values.
+//!
+//! Symlinks are followed, but never into a directory already read: a link to the
+//! directory itself or to a parent would otherwise make the walk endless, and links
+//! between siblings make it exponential. Each skipped link is a note in the report.
 
+use std::collections::HashSet;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -40,9 +45,18 @@ pub struct Object {
     pub value: Value,
 }
 
+/// What the inputs hold, and what was left out of them.
+#[derive(Default)]
+pub struct Input {
+    pub objects: Vec<Object>,
+    /// Links skipped while walking directories, one line each.
+    pub notes: Vec<String>,
+}
+
 /// Every object in `inputs`, in order (a directory's files sorted by path).
-pub fn read(inputs: &[PathBuf]) -> Result<Vec<Object>, Error> {
+pub fn read(inputs: &[PathBuf]) -> Result<Input, Error> {
     let mut objects = Vec::new();
+    let mut notes = Vec::new();
     for input in inputs {
         if input.as_os_str() == "-" {
             let mut text = String::new();
@@ -54,37 +68,75 @@ pub fn read(inputs: &[PathBuf]) -> Result<Vec<Object>, Error> {
                 })?;
             parse("-", &text, &mut objects)?;
         } else if input.is_dir() {
-            let mut files = Vec::new();
-            walk(input, &mut files)?;
-            files.sort();
-            for file in files {
+            let mut walk = Walk::default();
+            walk.enter(input)?;
+            walk.files.sort();
+            notes.append(&mut walk.notes);
+            for file in walk.files {
                 read_file(&file, &mut objects)?;
             }
         } else {
             read_file(input, &mut objects)?;
         }
     }
-    Ok(objects)
+    Ok(Input { objects, notes })
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
-    let io = |error| Error::Read {
-        path: dir.to_owned(),
-        error,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
+/// One directory walk: the files found, and the directories seen by their real path.
+#[derive(Default)]
+struct Walk {
+    files: Vec<PathBuf>,
+    notes: Vec<String>,
+    /// Every directory read so far.
+    read: HashSet<PathBuf>,
+    /// The directories from the input down to the one being read.
+    inside: Vec<PathBuf>,
+}
+
+impl Walk {
+    /// Reads `dir` and below, unless it was read already.
+    fn enter(&mut self, dir: &Path) -> Result<(), Error> {
+        let io = |error| Error::Read {
+            path: dir.to_owned(),
+            error,
+        };
+        let real = std::fs::canonicalize(dir).map_err(io)?;
+        if self.inside.contains(&real) {
+            let note = "skipped: link to a directory already being read";
+            self.notes.push(format!("{}: {note}", dir.display()));
+            return Ok(());
+        }
+        if !self.read.insert(real.clone()) {
+            let note = "skipped: link to a directory already read";
+            self.notes.push(format!("{}: {note}", dir.display()));
+            return Ok(());
+        }
+        self.inside.push(real);
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            entries.push(entry.map_err(io)?.path());
+        }
+        // Sorted, so which of two ways into a directory counts is the same every run.
+        entries.sort();
+        for path in entries {
+            self.visit(path)?;
+        }
+        self.inside.pop();
+        Ok(())
+    }
+
+    fn visit(&mut self, path: PathBuf) -> Result<(), Error> {
         if path.is_dir() {
-            walk(&path, files)?;
+            self.enter(&path)?;
         } else if path
             .extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
         {
-            files.push(path);
+            self.files.push(path);
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn read_file(path: &Path, objects: &mut Vec<Object>) -> Result<(), Error> {

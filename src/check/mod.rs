@@ -94,7 +94,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn std::io::Write) -> Result<u8> {
         Some(path) => policy::file::load(path)?,
         None => Snapshot::with_default(),
     };
-    let objects = input::read(&args.filename)?;
+    let input::Input { objects, notes } = input::read(&args.filename)?;
     // Secrets in the input will exist when the pods beside them are created (kubectl
     // and Helm create Secrets first), so pods may be injected with them.
     for object in &objects {
@@ -115,7 +115,7 @@ pub fn run(args: &CheckArgs, out: &mut dyn std::io::Write) -> Result<u8> {
     for object in objects {
         results.push(check_one(object, &args.namespace, &ctx, want_mutated)?);
     }
-    report::write(&results, args.output, out).map_err(|e| Error::Output(e.to_string()))?;
+    report::write(&results, &notes, args.output, out).map_err(|e| Error::Output(e.to_string()))?;
     Ok(exit_code(&results))
 }
 

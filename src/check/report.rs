@@ -25,6 +25,9 @@ pub fn effect(mode: Option<Mode>, severity: Severity) -> &'static str {
 #[serde(rename_all = "camelCase")]
 struct Report<'a> {
     results: Vec<Entry<'a>>,
+    /// Inputs left out (links into a directory already read).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
     summary: Counts,
 }
 
@@ -167,14 +170,16 @@ fn counts(results: &[Checked]) -> Counts {
     c
 }
 
-/// Writes the report of `results` in `format`.
+/// Writes the report of `results` (and `notes` on the input) in `format`.
 pub fn write(
     results: &[Checked],
+    notes: &[String],
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     let report = Report {
         results: results.iter().map(entry).collect(),
+        notes,
         summary: counts(results),
     };
     match format {
@@ -252,6 +257,9 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             let json = serde_json::to_string(patch).map_err(std::io::Error::other)?;
             writeln!(out, "  patch: {json}")?;
         }
+    }
+    for note in report.notes {
+        writeln!(out, "note: {note}")?;
     }
     let c = &report.summary;
     writeln!(

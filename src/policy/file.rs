@@ -5,7 +5,8 @@
 //! skipped by the parser and never kept).
 //!
 //! Errors name the file, the line and column (relative to the whole file) and the
-//! document's index, so a broken edit is found at once.
+//! document's index, so a broken edit is found at once; they say what is wrong by
+//! category and never quote a key or value (a Secret document may hold credentials).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,13 +23,8 @@ const POLICY_API_VERSION: &str = "secretgate.io/v1alpha1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    // The cause is in the message and not a `#[source]`, so that logs (`%e`) and
-    // `{:#}` chains both show it exactly once.
-    #[error("cannot read policy file {path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error("policy file: {0}")]
+    Read(#[from] crate::file_read::Error),
     /// The YAML does not parse, or a document does not have the expected shape.
     #[error("{path}:{line}:{column}: document {document}: {message}")]
     Syntax {
@@ -57,9 +53,10 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Reads and parses `path` into a snapshot.
+/// Reads and parses `path` into a snapshot (`check`: a pipe is fine there, unlike in
+/// `serve`, which re-reads the file).
 pub fn load(path: &Path) -> Result<Snapshot> {
-    let bytes = std::fs::read(path).map_err(|error| Error::Read {
+    let bytes = std::fs::read(path).map_err(|error| crate::file_read::Error::Io {
         path: path.to_owned(),
         error,
     })?;
@@ -199,8 +196,8 @@ impl Document<'_> {
     }
 
     /// Parses the document (also used by `secretgate check`). An error gives the line and
-    /// column in the whole file and the parser's message without the source snippet: a
-    /// Secret document may hold values.
+    /// column in the whole file and what is wrong by category ([`describe`]), never the
+    /// parser's text: a Secret document may hold values, in its keys as well.
     pub(crate) fn parse_located<T: serde::de::DeserializeOwned>(
         &self,
     ) -> std::result::Result<T, (usize, usize, String)> {
@@ -208,13 +205,52 @@ impl Document<'_> {
             let (line, column) = e
                 .location()
                 .map_or((1, 1), |l| (l.line() as usize, l.column() as usize));
-            let plain = e.without_snippet().to_string();
-            let message = plain
-                .strip_suffix(&format!(" at line {line}, column {column}"))
-                .unwrap_or(&plain)
-                .to_owned();
-            (self.first_line + line - 1, column, message)
+            (self.first_line + line - 1, column, describe(&e))
         })
+    }
+}
+
+/// What is wrong with a YAML document, by category. serde's and the parser's own
+/// messages quote the input (`duplicate mapping key: <key>`, `invalid type: string
+/// "…"`, `unknown field `<key>``); what is kept here is the category and what the
+/// schema expected (field and type names from the code, never from the input).
+pub(crate) fn describe(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error as E;
+    let expected_one_of = |what: &str, expected: &[&str]| match expected {
+        [] => what.to_owned(),
+        names => format!("{what}, expected one of {}", names.join(", ")),
+    };
+    match e {
+        E::WithSnippet { error, .. } | E::AliasError { error, .. } => describe(error),
+        E::DuplicateMappingKey { .. } => "duplicate mapping key".to_owned(),
+        E::SerdeUnknownField { expected, .. } => expected_one_of("unknown field", expected),
+        E::SerdeUnknownVariant { expected, .. } => expected_one_of("unknown value", expected),
+        E::SerdeMissingField { field, .. } => format!("missing field `{field}`"),
+        E::SerdeInvalidType { expected, .. } => format!("invalid type, expected {expected}"),
+        E::SerdeInvalidValue { expected, .. } => format!("invalid value, expected {expected}"),
+        E::SerdeInvalidLength { expected, .. } => {
+            format!("invalid length, expected {expected}")
+        }
+        E::InvalidScalar { ty, .. } => format!("invalid value, expected {ty}"),
+        E::NullIntoString { .. } => "invalid value, expected a string".to_owned(),
+        E::InvalidBooleanStrict { .. } => "invalid value, expected a boolean".to_owned(),
+        E::Unexpected { expected, .. } => format!("invalid type, expected {expected}"),
+        // The one custom message of the policy types (`Pattern`) quotes the pattern.
+        E::Message { msg, .. } if msg.starts_with("invalid pattern") => {
+            "invalid regular expression".to_owned()
+        }
+        E::Message { .. } => "invalid value".to_owned(),
+        E::Eof { .. } => "the document ends early".to_owned(),
+        E::InvalidUtf8Input => "not UTF-8 text".to_owned(),
+        E::UnknownAnchor { .. } => "alias of an unknown anchor".to_owned(),
+        E::Budget { .. }
+        | E::AliasReplayCounterOverflow { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => {
+            "the document exceeds the parser's limits (size, depth or aliases)".to_owned()
+        }
+        _ => "syntax error".to_owned(),
     }
 }
 

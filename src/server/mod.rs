@@ -385,7 +385,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads the certificate and binds both ports (port 0 picks a free one).
+    /// Loads the certificate (waiting at most [`crate::file_read::TIMEOUT`] for its
+    /// files) and binds both ports (port 0 picks a free one).
     pub async fn bind(config: Config, state: AppState) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let certs = Arc::new(CertStore::load(&config.tls_cert, &config.tls_key)?);

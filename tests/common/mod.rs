@@ -124,18 +124,37 @@ impl TestServer {
 
     /// The Prometheus text from the metrics port.
     pub async fn metrics(&self) -> String {
+        let (status, body) = self.ops_get("/metrics").await;
+        assert_eq!(status, 200, "/metrics: {body}");
+        body
+    }
+
+    /// A GET on the metrics (plain HTTP) port: status and body.
+    pub async fn ops_get(&self, path: &str) -> (u16, String) {
         let stream = TcpStream::connect(self.metrics_addr)
             .await
             .expect("connect");
         let (mut send, conn) = http1::handshake(TokioIo::new(stream)).await.expect("h1");
         tokio::spawn(conn);
-        let req = hyper::Request::get("/metrics")
+        let req = hyper::Request::get(path)
             .header("host", "localhost")
             .body(Full::new(Bytes::new()))
             .expect("request");
-        let res = send.send_request(req).await.expect("metrics");
+        let res = send.send_request(req).await.expect(path);
+        let status = res.status().as_u16();
         let body = res.into_body().collect().await.expect("body").to_bytes();
-        String::from_utf8(body.to_vec()).expect("utf-8")
+        (status, String::from_utf8(body.to_vec()).expect("utf-8"))
+    }
+
+    /// Polls /metrics until it holds `line` (a reload loop runs every 50–100 ms).
+    pub async fn wait_for_metric(&self, line: &str) {
+        for _ in 0..200 {
+            if self.metrics().await.contains(line) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{line} never appeared in:\n{}", self.metrics().await);
     }
 
     /// Sends the shutdown signal and waits for the server to finish.
@@ -148,6 +167,16 @@ impl TestServer {
             .expect("server stops within 10s")
             .expect("server task");
     }
+}
+
+/// Replaces `path` by a FIFO: opening it for reading blocks until a writer comes.
+pub fn replace_by_fifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
 }
 
 fn write_certs(dir: &Path) {

@@ -81,12 +81,12 @@ fn errors_name_line_column_and_document() {
     let cases = [
         (
             bad_value.as_str(),
-            "policy.yaml:10:31: document 1: invalid u32",
+            "policy.yaml:10:31: document 1: invalid value, expected u32",
         ),
         (bad_labels.as_str(), "policy.yaml:15:11: document 2: "),
         (
             policy_typo.as_str(),
-            "policy.yaml:9:3: document 1: unknown field `mdoe`",
+            "policy.yaml:9:3: document 1: unknown field, expected one of ",
         ),
         (broken_yaml.as_str(), "policy.yaml:28:"),
     ];
@@ -129,4 +129,96 @@ fn secret_values_never_reach_error_messages() {
     let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\ndata:\n  key: [c3VwZXJzZWNyZXQ=, {\n  other: \"c3VwZXJzZWNyZXQ=\n";
     let got = error(text);
     assert!(!got.contains("c3VwZXJzZWNyZXQ"), "{got}");
+}
+
+/// A marker that must never appear in an error, planted where a tenant could put a
+/// credential: a key, a value, a field name, just before a syntax error.
+const MARKER: &str = "PLANTEDSECRET123";
+
+/// Documents whose errors are planted with [`MARKER`], and the line and column each
+/// error must name.
+fn planted() -> Vec<(&'static str, String, &'static str)> {
+    let policy = |spec: &str| {
+        format!(
+            "apiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicy\nmetadata: {{name: p}}\n\
+             spec:\n{spec}"
+        )
+    };
+    let secret = |data: &str| {
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s, namespace: n}}\ndata:\n{data}")
+    };
+    vec![
+        (
+            "duplicate key",
+            policy(&format!(
+                "  namespaces: [a]\n  {MARKER}: 1\n  {MARKER}: 2\n"
+            )),
+            "policy.yaml:7:3: document 1: duplicate mapping key",
+        ),
+        (
+            "duplicate key in a Secret's data",
+            secret(&format!("  {MARKER}: eA==\n  {MARKER}: eQ==\n")),
+            "policy.yaml:6:3: document 1: duplicate mapping key",
+        ),
+        (
+            "wrong type",
+            policy(&format!("  namespaces: {MARKER}\n")),
+            "policy.yaml:5:15: document 1: invalid type, expected sequence",
+        ),
+        (
+            "unknown value",
+            policy(&format!("  mode: {MARKER}\n")),
+            "policy.yaml:5:9: document 1: unknown value, expected one of Enforce, Warn, Audit",
+        ),
+        (
+            "unknown field",
+            policy(&format!("  {MARKER}: [a]\n")),
+            "policy.yaml:5:3: document 1: unknown field, expected one of ",
+        ),
+        (
+            "invalid pattern",
+            policy(&format!(
+                "  secrets: {{name: {{pattern: \"{MARKER}(\"}}}}\n"
+            )),
+            "policy.yaml:5:29: document 1: invalid regular expression",
+        ),
+        (
+            "syntax error after the marker",
+            secret(&format!("  k: {MARKER}: [\n")),
+            "policy.yaml:5:22: document 1: syntax error",
+        ),
+        (
+            "unterminated quote after the marker",
+            secret(&format!("  k: \"{MARKER}\n  j: x\n")),
+            "policy.yaml:5:6: document 1: syntax error",
+        ),
+    ]
+}
+
+#[test]
+fn errors_never_quote_a_key_or_value() {
+    for (case, text, want) in planted() {
+        let got = error(&text);
+        assert!(got.starts_with(want), "{case}: want {want:?}, got {got:?}");
+        assert!(!got.contains(MARKER), "{case}: {got}");
+    }
+}
+
+#[tokio::test]
+async fn reload_errors_never_quote_a_key_or_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, FILE).expect("write");
+    let (file, _) = PolicyFile::load(&path).expect("loads");
+    for (case, text, _) in planted() {
+        std::fs::write(&path, &text).expect("write");
+        let err = file.reload().await.expect_err(case);
+        for shown in [format!("{err}"), format!("{err:#}"), format!("{err:?}")] {
+            assert!(!shown.contains(MARKER), "{case}: {shown}");
+        }
+        assert!(
+            err.to_string().starts_with(&format!("{}:", path.display())),
+            "{case}: {err}"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Keeps a policy file's snapshot current: polls the file (the kubelet updates a mounted
 //! ConfigMap by swapping a `..data` symlink, which a watch on the file path misses),
 //! swaps in a new snapshot when the content changed and parses, and keeps the last good
-//! one when it does not.
+//! one when it does not. Reads run off the runtime and are bounded in time
+//! ([`crate::file_read`]): a file that blocks is a counted failure, not a stalled server.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::{Error, Result, parse};
+use crate::file_read::{self, Reader};
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
 
@@ -17,18 +19,22 @@ use crate::policy::Snapshot;
 #[derive(Debug)]
 pub struct PolicyFile {
     path: PathBuf,
+    reader: Reader,
     /// The bytes last parsed (good or bad), so an unchanged file is neither re-parsed nor
     /// re-reported every poll.
     seen: Mutex<Vec<u8>>,
 }
 
 impl PolicyFile {
-    /// Reads and parses the file; start-up fails on an error.
+    /// Reads and parses the file; start-up fails on an error, and on a file that is not
+    /// a regular one or does not read within [`file_read::TIMEOUT`].
     pub fn load(path: &Path) -> Result<(Self, Snapshot)> {
-        let bytes = read(path)?;
+        let reader = Reader::new(vec![path.to_owned()], file_read::TIMEOUT);
+        let bytes = only(reader.read_blocking()?);
         let snapshot = parse(path, &String::from_utf8_lossy(&bytes))?;
         let file = Self {
             path: path.to_owned(),
+            reader,
             seen: Mutex::new(bytes),
         };
         Ok((file, snapshot))
@@ -40,8 +46,8 @@ impl PolicyFile {
 
     /// Re-reads the file: `Ok(None)` when unchanged since the last call, the new snapshot
     /// when it changed and parses.
-    pub fn reload(&self) -> Result<Option<Snapshot>> {
-        let bytes = read(&self.path)?;
+    pub async fn reload(&self) -> Result<Option<Snapshot>> {
+        let bytes = only(self.reader.read().await?);
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if *seen == bytes {
             return Ok(None);
@@ -65,7 +71,7 @@ impl PolicyFile {
         ticker.tick().await;
         loop {
             ticker.tick().await;
-            match self.reload() {
+            match self.reload().await {
                 Ok(None) => {}
                 Ok(Some(snapshot)) => {
                     tracing::info!(
@@ -78,6 +84,12 @@ impl PolicyFile {
                     policies.store(Arc::new(snapshot));
                 }
                 Err(e) => {
+                    if let Error::Read(read) = &e {
+                        metrics
+                            .file_read_failures
+                            .with_label_values(&["policy", read.reason()])
+                            .inc();
+                    }
                     tracing::error!(error = %e, "policy file reload failed; keeping the last good policy");
                     metrics.policy_reloads.with_label_values(&["failure"]).inc();
                 }
@@ -108,9 +120,7 @@ pub fn log_overlaps(snapshot: &Snapshot) {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|error| Error::Read {
-        path: path.to_owned(),
-        error,
-    })
+/// The content of the one file a policy reader reads.
+fn only(contents: file_read::Contents) -> Vec<u8> {
+    contents.into_iter().next().unwrap_or_default()
 }
