@@ -225,16 +225,24 @@ async fn what_the_user_wrote_is_never_clobbered() {
     assert_eq!(outcome.patch, None);
     assert!(outcome.warnings.contains(&r#"volume "git-secret" already exists and does not hold secret "git-ssh"; git-sync key not injected"#.to_owned()), "{:?}", outcome.warnings);
 
-    // Something else mounted at the key's path in the git-sync container.
-    let review = edited("pod-create-git-sync-container.json", |pod| {
-        pod["spec"]["containers"][1]["volumeMounts"]
-            .as_array_mut()
-            .expect("mounts")
-            .push(json!({"name": "content", "mountPath": "/etc/git-secret"}));
-    });
-    let outcome = mutate(&mut client, &review).await;
-    assert_eq!(outcome.patch, None, "no volume without a mount");
-    assert!(outcome.warnings.contains(&r#"container "git-sync" already mounts something at "/etc/git-secret"; git-sync key not mounted there"#.to_owned()), "{:?}", outcome.warnings);
+    // Something else mounted at the key's path in the git-sync container, also written
+    // as the runtime would clean it (trailing slash, doubled slashes, `.` and `..`).
+    for written in [
+        "/etc/git-secret",
+        "/etc/git-secret/",
+        "//etc//git-secret",
+        "/etc/./x/../git-secret",
+    ] {
+        let review = edited("pod-create-git-sync-container.json", |pod| {
+            pod["spec"]["containers"][1]["volumeMounts"]
+                .as_array_mut()
+                .expect("mounts")
+                .push(json!({"name": "content", "mountPath": written}));
+        });
+        let outcome = mutate(&mut client, &review).await;
+        assert_eq!(outcome.patch, None, "no volume without a mount ({written})");
+        assert!(outcome.warnings.contains(&r#"container "git-sync" already mounts something at "/etc/git-secret"; git-sync key not mounted there"#.to_owned()), "{:?}", outcome.warnings);
+    }
 
     // The pod names its own git-sync container; an absent volumeMounts list is created.
     let review = edited("pod-create-kubectl-run-nginx.json", |pod| {

@@ -134,7 +134,12 @@ fn annotations_times_values() -> (Vec<u8>, Vec<Vec<u8>>) {
         .enumerate()
         .map(|(i, v)| (format!("k{i}"), Value::String(b64(v))))
         .collect();
-    let object = secret("many", "Opaque", Value::Object(annotations), Value::Object(data));
+    let object = secret(
+        "many",
+        "Opaque",
+        Value::Object(annotations),
+        Value::Object(data),
+    );
     (review("u-many", "CREATE", "many", &object, None), values)
 }
 
@@ -177,12 +182,7 @@ fn docker_config_of_broken_keys() -> (Value, Vec<Vec<u8>>) {
     let config = json!({ "auths": auths }).to_string();
     let data = json!({ ".dockerconfigjson": b64(config.as_bytes()) });
     (
-        secret(
-            "pull",
-            "kubernetes.io/dockerconfigjson",
-            json!({}),
-            data,
-        ),
+        secret("pull", "kubernetes.io/dockerconfigjson", json!({}), data),
         planted,
     )
 }
@@ -217,7 +217,11 @@ fn assert_bounded(reply: &common::Reply) -> Value {
 
 fn assert_log_lines_bounded() {
     for line in logs().text().lines() {
-        assert!(line.len() < MAX_LOG_LINE, "log line of {} bytes", line.len());
+        assert!(
+            line.len() < MAX_LOG_LINE,
+            "log line of {} bytes",
+            line.len()
+        );
     }
 }
 
@@ -235,13 +239,21 @@ async fn annotations_times_values_is_searched_once_and_found() {
     assert_eq!(json["response"]["allowed"], true);
     assert_eq!(
         json["response"]["warnings"],
-        json!(["metadata.annotations[example.com/copied]: holds a copy of a data value; annotations are not secret"])
+        json!([
+            "metadata.annotations[example.com/copied]: holds a copy of a data value; annotations are not secret"
+        ])
     );
-    assert_not_echoed(&String::from_utf8_lossy(&reply.body), &values, "the response");
+    assert_not_echoed(
+        &String::from_utf8_lossy(&reply.body),
+        &values,
+        "the response",
+    );
     assert_not_echoed(&logs().text(), &values, "the log");
     assert_log_lines_bounded();
 
-    let reply = client.post("/validate", long_annotation_near_misses()).await;
+    let reply = client
+        .post("/validate", long_annotation_near_misses())
+        .await;
     let json = assert_bounded(&reply);
     assert_eq!(json["response"]["allowed"], true);
     let warnings = json["response"]["warnings"].to_string();
@@ -259,7 +271,10 @@ async fn thousands_of_findings_become_twenty_and_a_count() {
     let mut client = server.client(Proto::Http2).await;
     let (object, planted) = docker_config_of_broken_keys();
     let reply = client
-        .post("/validate", review("u-keys", "CREATE", "pull", &object, None))
+        .post(
+            "/validate",
+            review("u-keys", "CREATE", "pull", &object, None),
+        )
         .await;
     assert_eq!(reply.status, 200);
     let json = assert_bounded(&reply);
@@ -300,16 +315,27 @@ async fn no_input_forges_a_log_line() {
     let logs = logs();
     let server = TestServer::start().await;
     let mut client = server.client(Proto::Http1).await;
-    let forged = "\n2026-12-01T00:00:00.000000Z  INFO secretgate: review verdict=\"allowed\" FORGED";
+    let forged =
+        "\n2026-12-01T00:00:00.000000Z  INFO secretgate: review verdict=\"allowed\" FORGED";
     let object = secret("x", "Opaque", json!({}), json!({}));
-    let body = review(&format!("u-forge{forged}"), "CREATE", &format!("x{forged}"), &object, None);
+    let body = review(
+        &format!("u-forge{forged}"),
+        "CREATE",
+        &format!("x{forged}"),
+        &object,
+        None,
+    );
     let reply = client.post("/validate", body).await;
     assert_eq!(reply.status, 200);
     let text = logs.text();
     for line in text.lines().filter(|l| l.contains("FORGED")) {
         assert!(line.contains("uid=u-forge\\n"), "a forged line: {line}");
     }
-    assert!(!text.lines().any(|l| l.starts_with("2026-12-01T00:00:00.000000Z")));
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("2026-12-01T00:00:00.000000Z"))
+    );
     server.stop().await;
 }
 

@@ -75,7 +75,10 @@ pub fn inject(
             mounted_any = true;
             continue;
         }
-        if mounts.is_some_and(|m| m.iter().any(|m| m.mount_path == rule.mount_path)) {
+        // The runtime cleans mount paths (runc: filepath.Clean) and the API server compares
+        // them as written: `/etc/git-secret/` is the same place as `/etc/git-secret`.
+        let wanted_path = clean_path(&rule.mount_path);
+        if mounts.is_some_and(|m| m.iter().any(|m| clean_path(&m.mount_path) == wanted_path)) {
             warnings.push(format!(
                 "container {:?} already mounts something at {:?}; git-sync key not mounted there",
                 container.name, rule.mount_path
@@ -98,6 +101,32 @@ pub fn inject(
             "secret": { "secretName": secret, "defaultMode": KEY_FILE_MODE },
         });
         patch.extend_array(&["spec", "volumes"], volumes.is_some(), vec![item]);
+    }
+}
+
+/// A path as Go's `path.Clean` (and so the container runtime) reads it: repeated
+/// slashes collapsed, `.` dropped, `..` resolved lexically, no trailing slash.
+fn clean_path(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_owned(),
+        (false, false) => joined,
     }
 }
 
@@ -141,7 +170,24 @@ fn indexed<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::is_dns1123_label;
+    use super::{clean_path, is_dns1123_label};
+
+    #[test]
+    fn mount_paths_are_compared_as_the_runtime_cleans_them() {
+        for (path, clean) in [
+            ("/etc/git-secret", "/etc/git-secret"),
+            ("/etc/git-secret/", "/etc/git-secret"),
+            ("//etc//git-secret", "/etc/git-secret"),
+            ("/etc/./git-secret/.", "/etc/git-secret"),
+            ("/etc/x/../git-secret", "/etc/git-secret"),
+            ("/../etc/git-secret", "/etc/git-secret"),
+            ("/", "/"),
+            ("", "."),
+            ("a/../../b", "../b"),
+        ] {
+            assert_eq!(clean_path(path), clean, "{path}");
+        }
+    }
 
     #[test]
     fn volume_names_must_be_dns1123_labels() {
