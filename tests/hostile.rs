@@ -398,11 +398,13 @@ async fn http2_stream_floods_and_rapid_reset_do_not_starve_others() {
             }
         }
         let opened = pending.len();
-        // Each stream is answered (408) or reset when the request timeout runs out.
+        // Each stream is answered (408) or reset when the request timeout runs out, or,
+        // since a body without a length may be large, refused at once (503) when the
+        // lane for large reviews is full.
         for (response, send) in pending {
             let status = response.await.ok().map(|r| r.status().as_u16());
             assert!(
-                matches!(status, None | Some(408)),
+                matches!(status, None | Some(408) | Some(503)),
                 "flooded stream: {status:?}"
             );
             drop(send);

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bodies up to this size are reviewed inline.
 pub const INLINE_MAX_BYTES: usize = 64 * 1024;
@@ -68,22 +68,51 @@ impl Lane {
         Self::new(cpus, 2 * cpus)
     }
 
-    /// Runs `review` on the blocking pool and waits for it until `deadline`.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        deadline: Instant,
-        review: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Abandoned> {
+    /// A place in the lane, or `Busy` when every place is taken. Taken before a large
+    /// body is read, so what large bodies hold in memory is bounded by the lane.
+    pub fn admit(&self) -> Result<Admitted, Abandoned> {
         let admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| Abandoned::Busy)?;
+        Ok(Admitted {
+            admitted,
+            running: self.running.clone(),
+        })
+    }
+
+    /// Takes a place and runs `review` (see [`Admitted::run`]).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        deadline: Instant,
+        review: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Abandoned> {
+        self.admit()?.run(deadline, review).await
+    }
+}
+
+/// A place in the lane.
+#[derive(Debug)]
+pub struct Admitted {
+    admitted: OwnedSemaphorePermit,
+    running: Arc<Semaphore>,
+}
+
+impl Admitted {
+    /// Runs `review` on the blocking pool once one of the running places is free, and
+    /// waits for it until `deadline`.
+    pub async fn run<T: Send + 'static>(
+        self,
+        deadline: Instant,
+        review: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Abandoned> {
         let deadline = tokio::time::Instant::from_std(deadline);
         let running = tokio::time::timeout_at(deadline, self.running.clone().acquire_owned())
             .await
             .map_err(|_| Abandoned::TimedOut)?
             .map_err(|_| Abandoned::Busy)?;
+        let admitted = self.admitted;
         let task = tokio::task::spawn_blocking(move || {
             // Both permits go with the thread: an abandoned review still holds its place
             // until it has stopped using CPU and memory.

@@ -126,6 +126,18 @@ async fn handle(
     let started = Instant::now();
     let deadline =
         started + evaluation::requested_timeout(uri.query()).unwrap_or(evaluation::DEFAULT_TIMEOUT);
+    // A body that may be large takes its place in the lane before it is read, so the
+    // memory large bodies hold is bounded by the lane, not by how many arrive at once.
+    let declared = content_length(headers);
+    let small = declared.is_some_and(|n| n <= evaluation::INLINE_MAX_BYTES as u64);
+    let admitted = if state.echo || small {
+        None
+    } else {
+        match state.lane.admit() {
+            Ok(admitted) => Some(admitted),
+            Err(abandoned) => return abandon(webhook, state, abandoned),
+        }
+    };
     let bytes = match read_body(headers, body, state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err((status, reason, message)) => {
@@ -138,36 +150,19 @@ async fn handle(
             return status_response(status, reason, &message);
         }
     };
-    let answer = if state.echo {
-        admission::echo(&bytes)
-    } else if bytes.len() <= evaluation::INLINE_MAX_BYTES {
-        review_now(webhook, state, &bytes)
-    } else {
-        let review_state = state.clone();
-        let reviewed = state
-            .lane
-            .run(deadline, move || review_now(webhook, &review_state, &bytes))
-            .await;
-        match reviewed {
-            Ok(answer) => answer,
-            Err(abandoned) => {
-                state
-                    .metrics
-                    .abandoned_reviews
-                    .with_label_values(&[webhook.as_str(), abandoned.reason()])
-                    .inc();
-                tracing::warn!(
-                    webhook = webhook.as_str(),
-                    reason = abandoned.reason(),
-                    "review abandoned: {abandoned}"
-                );
-                let status = match abandoned {
-                    evaluation::Abandoned::Busy => StatusCode::SERVICE_UNAVAILABLE,
-                    evaluation::Abandoned::TimedOut => StatusCode::GATEWAY_TIMEOUT,
-                };
-                return status_response(status, abandoned.reason(), &abandoned.to_string());
+    let answer = match admitted {
+        _ if state.echo => admission::echo(&bytes),
+        Some(admitted) if bytes.len() > evaluation::INLINE_MAX_BYTES => {
+            let review_state = state.clone();
+            let reviewed = admitted
+                .run(deadline, move || review_now(webhook, &review_state, &bytes))
+                .await;
+            match reviewed {
+                Ok(answer) => answer,
+                Err(abandoned) => return abandon(webhook, state, abandoned),
             }
         }
+        _ => review_now(webhook, state, &bytes),
     };
     record(webhook, state, &answer, started.elapsed());
     let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -177,6 +172,33 @@ async fn handle(
         answer.body,
     )
         .into_response()
+}
+
+/// The answer to a large review that got none: 503 when the lane was full, 504 when the
+/// API server's timeout passed. Counted and logged.
+fn abandon(webhook: Webhook, state: &AppState, abandoned: evaluation::Abandoned) -> Response {
+    state
+        .metrics
+        .abandoned_reviews
+        .with_label_values(&[webhook.as_str(), abandoned.reason()])
+        .inc();
+    tracing::warn!(
+        webhook = webhook.as_str(),
+        reason = abandoned.reason(),
+        "review abandoned: {abandoned}"
+    );
+    let status = match abandoned {
+        evaluation::Abandoned::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        evaluation::Abandoned::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+    };
+    status_response(status, abandoned.reason(), &abandoned.to_string())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Reviews `body` against the policy snapshot in force now.
@@ -213,10 +235,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
             format!("request body is larger than the limit of {limit} bytes"),
         )
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = content_length(headers);
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
