@@ -1,5 +1,5 @@
 """What the bench scripts share: a secretgate server on loopback, started and stopped
-the way the harnesses need (load.py, soak.py, instructions.py)."""
+the way the harnesses need (load.py, soak.py, instructions.py, adversarial.py)."""
 
 import os
 import signal
@@ -30,7 +30,8 @@ def make_certs(binary, out_dir):
 class Server:
     """One secretgate process on loopback."""
 
-    def __init__(self, binary, certs, port, echo, policy, log_path, wrapper=(), ready_timeout=30.0):
+    def __init__(self, binary, certs, port, echo, policy, log_path, wrapper=(), ready_timeout=30.0,
+                 extra_args=()):
         self.port = port
         self.metrics_port = port + 1000
         args = [
@@ -44,6 +45,7 @@ class Server:
             args.append("--echo")
         if policy:
             args += ["--policy", str(policy)]
+        args += list(extra_args)  # e.g. ["--log-format", "json"]
         self.log = open(log_path, "w")
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
@@ -73,13 +75,21 @@ class Server:
                 return int(line.split()[1])
         return 0
 
-    def stop(self):
+    def stop(self, timeout=30, force=False):
+        """SIGTERM, then wait. By default a server that does not stop in time, or exits
+        non-zero, ends the run; with `force` it is killed and the exit code returned
+        (a server busy in a review that never ends, or one that crashed)."""
         self.proc.send_signal(signal.SIGTERM)
         try:
-            code = self.proc.wait(timeout=30)
+            code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+            self.log.close()
+            if force:
+                return None
             raise SystemExit(f"server on {self.port} did not stop on SIGTERM")
         self.log.close()
-        if code != 0:
+        if code != 0 and not force:
             raise SystemExit(f"server on {self.port} exited {code} on SIGTERM")
+        return code
