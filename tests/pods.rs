@@ -265,6 +265,47 @@ async fn what_the_user_wrote_is_never_clobbered() {
 }
 
 #[tokio::test]
+async fn a_pod_naming_hundreds_of_git_sync_containers_gets_no_key_and_a_warning() {
+    let server = TestServer::start_with(team_a(), |_| {}).await;
+    let mut client = server.client(Proto::Http1).await;
+    for (count, injected) in [(16, true), (17, false), (500, false)] {
+        let review = edited("pod-create-kubectl-run-nginx.json", |pod| {
+            let names: Vec<String> = (0..count).map(|i| format!("sync-{i}")).collect();
+            pod["metadata"]["annotations"] =
+                json!({"secretgate.io/git-sync-containers": names.join(",")});
+            let containers = pod["spec"]["containers"]
+                .as_array_mut()
+                .expect("containers");
+            let template = containers[0].clone();
+            for name in &names {
+                let mut c = template.clone();
+                c["name"] = json!(name);
+                containers.push(c);
+            }
+        });
+        let outcome = mutate(&mut client, &review).await;
+        let patch = outcome.patch.map(|p| p.to_string()).unwrap_or_default();
+        assert_eq!(
+            patch.contains("/spec/volumes"),
+            injected,
+            "{count}: {patch}"
+        );
+        if !injected {
+            let warning = format!(
+                "{count} containers are named as git-sync containers; at most 16 get the \
+                 git-sync key, so it was not injected"
+            );
+            assert!(
+                outcome.warnings.contains(&warning),
+                "{:?}",
+                outcome.warnings
+            );
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_missing_git_sync_secret_admits_the_pod_with_a_warning() {
     let mut snapshot = team_a();
     snapshot.secrets = Default::default();

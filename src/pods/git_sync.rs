@@ -17,6 +17,9 @@ pub const KIND: &str = "git_sync_key";
 /// A pod annotation naming the containers that run git-sync, comma-separated.
 pub const CONTAINERS_ANNOTATION: &str = "secretgate.io/git-sync-containers";
 
+/// The most containers one pod may have the git-sync key mounted into.
+pub const MAX_TARGETS: usize = 16;
+
 /// Owner read-only: git-sync (ssh) refuses a private key others can read.
 const KEY_FILE_MODE: i32 = 0o400;
 
@@ -39,6 +42,16 @@ pub fn inject(
         .filter(|(_, _, c)| wanted.contains(c.name.as_str()))
         .collect();
     if targets.is_empty() {
+        return;
+    }
+    if targets.len() > MAX_TARGETS {
+        // A pod runs one git-sync, maybe one per repository; hundreds would make the
+        // patch (and the response) as large as the pod. Nothing is half-injected.
+        warnings.push(format!(
+            "{} containers are named as git-sync containers; at most {MAX_TARGETS} get the \
+             git-sync key, so it was not injected",
+            targets.len()
+        ));
         return;
     }
     let secret = rule.secret_name.as_str();
