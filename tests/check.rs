@@ -223,6 +223,54 @@ fn a_denied_secret_exits_1_with_every_field_path() {
 }
 
 #[test]
+fn many_findings_are_shown_as_the_server_shows_them() {
+    // 30 registries whose `auth` is not base64: 30 findings and more (the workspace's
+    // policy also has a name rule and an allow-list), 20 shown, the rest counted.
+    let auths: serde_json::Map<String, Value> = (0..30)
+        .map(|i| {
+            (
+                format!("r{i}.example.com"),
+                serde_json::json!({"auth": "%%%"}),
+            )
+        })
+        .collect();
+    let config = serde_json::json!({ "auths": auths }).to_string();
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: pull\n  namespace: team-a\n\
+         type: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {}\n",
+        base64::engine::general_purpose::STANDARD.encode(config)
+    );
+    let dir = workspace(&[("pull.yaml", &secret)]);
+    let out = run_in(dir.path(), &["-f", &dir.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.matches("  deny   ").count(), 20, "{text}");
+    assert!(text.contains(" × not valid base64"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  and ") && l.contains(" more: ")),
+        "{text}"
+    );
+
+    let out = run_in(
+        dir.path(),
+        &["-f", &dir.path().display().to_string(), "-o", "json"],
+    );
+    let report = json(&out);
+    let result = report["results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["kind"] == "Secret"))
+        .expect("the secret's result");
+    assert_eq!(result["violations"].as_array().map(Vec::len), Some(20));
+    assert!(
+        result["moreViolations"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("and ") && m.contains(" × not valid base64")),
+        "{result}"
+    );
+}
+
+#[test]
 fn a_pod_gets_the_patch_and_with_yaml_the_mutated_pod() {
     let dir = workspace(&[("app.json", POD)]);
     let file = dir.path().join("app.json").display().to_string();

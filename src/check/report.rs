@@ -56,6 +56,10 @@ struct Entry<'a> {
     message: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     violations: Vec<Finding<'a>>,
+    /// Findings beyond the first 20, counted by rule (`and N more: …`), as the server
+    /// says them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    more_violations: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     warnings: &'a [String],
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -108,6 +112,7 @@ fn entry(checked: &Checked) -> Entry<'_> {
             code: None,
             message: None,
             violations: Vec::new(),
+            more_violations: None,
             warnings: &[],
             injections: Vec::new(),
             patch: None,
@@ -137,6 +142,7 @@ fn entry(checked: &Checked) -> Entry<'_> {
                 effect: effect(s.mode, v.severity),
             })
             .collect(),
+        more_violations: s.findings_more.as_deref(),
         warnings: &outcome.warnings,
         injections: s
             .injections
@@ -241,11 +247,15 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         for v in &e.violations {
             writeln!(out, "  {:<6} {}: {}", v.effect, v.field, v.message)?;
         }
+        if let Some(more) = e.more_violations {
+            writeln!(out, "  {more}")?;
+        }
         // Warnings that repeat a finding (Warn mode) are already listed above.
         let shown: Vec<String> = e
             .violations
             .iter()
             .map(|v| format!("{}: {}", v.field, v.message))
+            .chain(e.more_violations.map(str::to_owned))
             .collect();
         for w in e.warnings.iter().filter(|w| !shown.contains(w)) {
             writeln!(out, "  warning: {w}")?;
