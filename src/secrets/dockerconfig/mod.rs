@@ -1,44 +1,87 @@
-//! `kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg` content checks.
+//! `kubernetes.io/dockerconfigjson` and `kubernetes.io/dockercfg` content checks, reading
+//! the documents as their consumer, the kubelet's credential provider, does.
 //!
-//! The API server only checks that `.dockerconfigjson` is JSON; kubelet then silently
+//! The API server only checks that `.dockerconfigjson` is JSON; the kubelet then silently
 //! ignores what it cannot use, so a broken pull secret shows up much later as an
 //! `ImagePullBackOff`. These checks catch the usual mistakes at creation time. Both
 //! formats share the per-registry checks: `.dockercfg` is the map of registries itself,
 //! `.dockerconfigjson` wraps the same map in `auths`.
+//!
+//! The kubelet decodes with Go `encoding/json` into the types of kubernetes
+//! `pkg/credentialprovider/config.go`: `DockerConfigJSON{Auths DockerConfig
+//! "json:auths"}`, `DockerConfig map[string]DockerConfigEntry`, and
+//! `DockerConfigEntry.UnmarshalJSON`, which decodes `dockerConfigEntryWithAuth{username,
+//! password, email, auth}` and, when `auth` is non-empty, replaces username and password
+//! with `decodeDockerConfigFieldAuth(auth)`. `pkg/credentialprovider/secrets/secrets.go`
+//! hands `Auths` (or the whole `.dockercfg` map) to `BasicDockerKeyring.Add` (keyring.go).
+//! Go's rules that a plain JSON reading misses:
+//! - struct field names match object keys case-insensitively (`"Auths"`, `"AUTH"`,
+//!   even `"authſ"` are read);
+//! - a key that repeats is decoded again into the same value: the registries of every
+//!   `auths` occurrence end up in the keyring, a string field keeps the last value (a
+//!   `null` leaves it as it was);
+//! - map keys are exact strings, and a repeated registry key keeps the last entry.
+//!
+//! What two readers could take differently is denied as ambiguous, naming the key (field
+//! names are ours, never secret); the kubelet's view of the rest is then checked as usual.
+//! Registry keys are quoted only when they parse as a registry address that cannot hold a
+//! secret ([`RegistryKey::is_quotable`]); any other key is named by its position.
+
+mod json;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value};
 
+use self::json::{Json, go_field_match};
 use super::{Input, Violation, data_field};
-use crate::registry::Registry;
+use crate::registry::RegistryKey;
 
 const CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 const LEGACY_KEY: &str = ".dockercfg";
+/// The field of `DockerConfigJSON`.
 const AUTHS: &str = "auths";
+/// The fields of `dockerConfigEntryWithAuth`.
+const ENTRY_FIELDS: &[&str] = &["auth", "username", "password", "email"];
 
 const MISSING: &str = "required value is missing";
 const NO_WHITESPACE: &str = "must not contain whitespace or line breaks";
+const NOT_AN_OBJECT: &str = "must be an object mapping registry hosts to credentials";
 
 pub fn validate_config_json(input: &Input<'_>, out: &mut Vec<Violation>) {
     let Some(root) = parse_object(input, CONFIG_JSON_KEY, out) else {
         return;
     };
-    let auths_field = format!("{}.{AUTHS}", data_field(CONFIG_JSON_KEY));
-    match root.get(AUTHS) {
-        // An empty `auths` is legitimate: `credHelpers`/`credsStore` configs have one.
-        Some(Value::Object(auths)) => check_registries(input, &auths_field, auths, out),
-        Some(_) => out.push(Violation::deny(
-            auths_field,
-            "must be an object mapping registry hosts to credentials",
-        )),
-        // kubelet reads only `auths`: registries at the top level are ignored silently.
-        None if root.values().any(looks_like_credentials) => out.push(Violation::deny(
+    let field = data_field(CONFIG_JSON_KEY);
+    report_ambiguous_keys(&field, &root, &[AUTHS], Repeat::Merged, out);
+    let mut registries = Registries::new(input);
+    let mut found = false;
+    // Every key Go reads into `Auths`, in document order: the kubelet merges them all.
+    for (key, value) in root.iter().filter(|(k, _)| go_field_match(k, AUTHS)) {
+        found = true;
+        // `key` folds to "auths", so it is short and not secret.
+        let auths_field = format!("{field}.{key}");
+        match value {
+            // An empty `auths` is legitimate: `credHelpers`/`credsStore` configs have one.
+            Json::Object(entries) => registries.check(auths_field, entries, out),
+            _ => out.push(Violation::deny(auths_field, NOT_AN_OBJECT)),
+        }
+    }
+    if found {
+        return;
+    }
+    let auths_field = format!("{field}.{AUTHS}");
+    // The kubelet reads only `auths`: registries at the top level are ignored silently.
+    if root.iter().any(|(_, v)| looks_like_credentials(v)) {
+        out.push(Violation::deny(
             auths_field,
             "required value is missing; the registries are at the top level as in the legacy \
              .dockercfg format: wrap them in \"auths\" or use type kubernetes.io/dockercfg",
-        )),
-        None => out.push(Violation::deny(auths_field, MISSING)),
+        ));
+    } else {
+        out.push(Violation::deny(auths_field, MISSING));
     }
 }
 
@@ -49,7 +92,10 @@ pub fn validate_legacy_cfg(input: &Input<'_>, out: &mut Vec<Violation>) {
     let field = data_field(LEGACY_KEY);
     // The mirror image of the missing-`auths` mistake: `auths` would otherwise be taken
     // for a registry host named "auths" with no credentials.
-    if let Some(Value::Object(_)) = root.get(AUTHS) {
+    let holds_auths = root
+        .iter()
+        .any(|(k, v)| go_field_match(k, AUTHS) && matches!(v, Json::Object(_)));
+    if holds_auths {
         out.push(Violation::deny(
             field,
             "holds the .dockerconfigjson format (an \"auths\" object); use type \
@@ -57,22 +103,23 @@ pub fn validate_legacy_cfg(input: &Input<'_>, out: &mut Vec<Violation>) {
         ));
         return;
     }
-    check_registries(input, &field, &root, out);
+    Registries::new(input).check(field, &root, out);
 }
 
-/// The JSON object stored under `data[key]`, or `None` after reporting why there is none.
+/// The JSON object stored under `data[key]`, every key kept, or `None` after reporting
+/// why there is none.
 fn parse_object(
     input: &Input<'_>,
     key: &str,
     out: &mut Vec<Violation>,
-) -> Option<Map<String, Value>> {
+) -> Option<Vec<(String, Json)>> {
     let field = data_field(key);
     let Some(bytes) = input.data(key) else {
         out.push(Violation::deny(field, MISSING));
         return None;
     };
-    let problem = match std::str::from_utf8(bytes).map(serde_json::from_str::<Value>) {
-        Ok(Ok(Value::Object(root))) => return Some(root),
+    let problem = match std::str::from_utf8(bytes).map(Json::parse) {
+        Ok(Ok(Json::Object(root))) => return Some(root),
         Ok(Ok(_)) => "must be a JSON object".to_owned(),
         // Only the position: serde_json's messages may quote the input.
         Ok(Err(e)) => format!(
@@ -86,72 +133,216 @@ fn parse_object(
     None
 }
 
-fn looks_like_credentials(value: &Value) -> bool {
-    value.as_object().is_some_and(|e| {
+fn looks_like_credentials(value: &Json) -> bool {
+    let Json::Object(members) = value else {
+        return false;
+    };
+    members.iter().any(|(k, _)| {
         ["auth", "username", "password"]
             .iter()
-            .any(|k| e.contains_key(*k))
+            .any(|f| go_field_match(k, f))
     })
 }
 
-/// Checks every `registry: credentials` pair of `registries`, whose path is `prefix`.
-fn check_registries(
-    input: &Input<'_>,
-    prefix: &str,
-    registries: &Map<String, Value>,
+/// What Go does with a struct field read more than once.
+#[derive(Clone, Copy)]
+enum Repeat {
+    /// A map field: the entries of every occurrence are merged (`auths`).
+    Merged,
+    /// A string field: the last value wins.
+    LastWins,
+}
+
+/// Reports every key of `object` that Go's decoder and a plain reading would take
+/// differently: a key that names one of `known` fields in another case, a known field
+/// given twice, and any other key that repeats (named by position: it is not ours).
+fn report_ambiguous_keys(
+    field: &str,
+    object: &[(String, Json)],
+    known: &[&str],
+    repeat: Repeat,
     out: &mut Vec<Violation>,
 ) {
-    let allowed = &input.rules.image_pull.allowed_registries;
-    for (key, entry) in registries {
-        // Registry hosts are not secret, so the key may appear in the path.
-        let field = format!("{prefix}[{key:?}]");
-        match Registry::parse(key) {
-            Err(problem) => out.push(Violation::deny(&field, problem)),
-            Ok(registry) if !allowed.is_empty() && !allowed.iter().any(|p| registry.matches(p)) => {
-                out.push(Violation::deny(
-                    &field,
+    // Per known field: keys Go reads into it, and keys that name it exactly.
+    let counts: Vec<(usize, usize)> = known
+        .iter()
+        .map(|f| {
+            object
+                .iter()
+                .filter(|(k, _)| go_field_match(k, f))
+                .fold((0, 0), |(all, exact), (k, _)| {
+                    (all + 1, exact + usize::from(k == f))
+                })
+        })
+        .collect();
+    let mut exact_seen = vec![0_usize; known.len()];
+    let mut others: HashMap<&str, usize> = HashMap::new();
+    for (i, (key, _)) in object.iter().enumerate() {
+        let position = i + 1;
+        let Some(f) = known.iter().position(|f| go_field_match(key, f)) else {
+            match others.entry(key) {
+                Entry::Occupied(first) => out.push(Violation::deny(
+                    field,
                     format!(
-                        "registry is not allowed in this project (allowed: {})",
-                        allowed.join(", ")
+                        "the key at position {position} repeats the key at position {}; \
+                         JSON readers disagree on which one counts",
+                        first.get()
                     ),
-                ))
+                )),
+                Entry::Vacant(slot) => {
+                    slot.insert(position);
+                }
             }
-            Ok(_) => {}
+            continue;
+        };
+        let (name, (all, exact)) = (known[f], counts[f]);
+        if key != name {
+            let reads = match all {
+                1 => format!("the kubelet reads it as {name:?}"),
+                2 => "the kubelet reads both".to_owned(),
+                n => format!("the kubelet reads all {n}"),
+            };
+            let wins = match repeat {
+                Repeat::LastWins if all > 1 => "; the last one wins",
+                _ => "",
+            };
+            out.push(Violation::deny(
+                field,
+                format!("key {key:?} differs from {name:?} only by case; {reads}{wins}"),
+            ));
+            continue;
         }
-        check_credentials(&field, entry, out);
+        exact_seen[f] += 1;
+        // Reported once, where the key repeats.
+        if exact_seen[f] == 2 {
+            let then = match repeat {
+                Repeat::Merged => "the kubelet merges them",
+                Repeat::LastWins => "the kubelet keeps the last",
+            };
+            out.push(Violation::deny(
+                field,
+                format!("key {name:?} appears {exact} times; {then}"),
+            ));
+        }
     }
 }
 
-/// Checks one registry's credentials as kubelet reads them: `auth` (base64 of
+/// The registry entries of one document. The kubelet merges every map (each `auths`
+/// occurrence) into one, so a registry key repeated in any of them is reported.
+struct Registries<'a> {
+    allowed: &'a [String],
+    /// Each registry key seen, with the field path of its first entry.
+    seen: HashMap<&'a str, String>,
+}
+
+impl<'a> Registries<'a> {
+    fn new(input: &'a Input<'_>) -> Self {
+        Self {
+            allowed: &input.rules.image_pull.allowed_registries,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Checks every `registry: credentials` pair of `entries`, whose path is `prefix`.
+    fn check(&mut self, prefix: String, entries: &'a [(String, Json)], out: &mut Vec<Violation>) {
+        for (i, (key, entry)) in entries.iter().enumerate() {
+            let parsed = RegistryKey::parse(key);
+            let field = match &parsed {
+                Ok(k) if k.is_quotable() => format!("{prefix}[{key:?}]"),
+                // The key may be a credential pasted by mistake: name it by position.
+                _ => format!("{prefix}[entry {}]", i + 1),
+            };
+            match self.seen.entry(key) {
+                Entry::Occupied(first) => out.push(Violation::deny(
+                    &field,
+                    format!(
+                        "repeats the registry key of {}; the kubelet keeps only the last",
+                        first.get()
+                    ),
+                )),
+                Entry::Vacant(slot) => {
+                    slot.insert(field.clone());
+                }
+            }
+            match parsed {
+                Err(problem) => out.push(Violation::deny(&field, problem)),
+                Ok(k) if !self.allowed.is_empty() && !k.allowed_by(self.allowed) => {
+                    let what = if k.is_glob() {
+                        "the kubelet uses these credentials for every registry this pattern \
+                         matches, and not all of them are allowed in this project"
+                    } else {
+                        "registry is not allowed in this project"
+                    };
+                    out.push(Violation::deny(
+                        &field,
+                        format!("{what} (allowed: {})", self.allowed.join(", ")),
+                    ))
+                }
+                Ok(_) => {}
+            }
+            check_entry(&field, entry, out);
+        }
+    }
+}
+
+/// Checks one registry's credentials as the kubelet reads them: `auth` (base64 of
 /// `user:password`) and/or `username` + `password`. No value reaches a message.
-fn check_credentials(field: &str, entry: &Value, out: &mut Vec<Violation>) {
-    let Value::Object(entry) = entry else {
+fn check_entry(field: &str, entry: &Json, out: &mut Vec<Violation>) {
+    let Json::Object(members) = entry else {
         out.push(Violation::deny(
             field,
             "must be an object with \"auth\" or \"username\" and \"password\"",
         ));
         return;
     };
-    let member = |name: &str, out: &mut Vec<Violation>| match entry.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => {
-            out.push(Violation::deny(
-                format!("{field}.{name}"),
-                "must be a string",
-            ));
-            Err(())
-        }
-    };
+    report_ambiguous_keys(field, members, ENTRY_FIELDS, Repeat::LastWins, out);
     // Evaluate all three before bailing out, so every wrong type is reported.
     let (auth, username, password) = (
-        member("auth", out),
-        member("username", out),
-        member("password", out),
+        member(field, members, "auth", out),
+        member(field, members, "username", out),
+        member(field, members, "password", out),
     );
     let (Ok(auth), Ok(username), Ok(password)) = (auth, username, password) else {
         return;
     };
+    check_credentials(field, auth, username, password, out);
+}
+
+/// The value Go leaves in field `name`: the last string among the keys it reads into
+/// that field (`null` leaves the field as it was). `Err` after reporting a value that is
+/// not a string (Go fails the whole decode).
+fn member<'j>(
+    field: &str,
+    members: &'j [(String, Json)],
+    name: &str,
+    out: &mut Vec<Violation>,
+) -> Result<Option<&'j str>, ()> {
+    let mut value = None;
+    let mut wrong_type = false;
+    for (_, v) in members.iter().filter(|(k, _)| go_field_match(k, name)) {
+        match v {
+            Json::Null => {}
+            Json::String(s) => value = Some(s.as_str()),
+            _ => wrong_type = true,
+        }
+    }
+    if wrong_type {
+        out.push(Violation::deny(
+            format!("{field}.{name}"),
+            "must be a string",
+        ));
+        return Err(());
+    }
+    Ok(value)
+}
+
+fn check_credentials(
+    field: &str,
+    auth: Option<&str>,
+    username: Option<&str>,
+    password: Option<&str>,
+    out: &mut Vec<Violation>,
+) {
     if auth.is_none() && username.is_none() && password.is_none() {
         out.push(Violation::deny(
             field,
@@ -197,7 +388,7 @@ fn check_credentials(field: &str, entry: &Value, out: &mut Vec<Violation>) {
              (encoded with echo without -n?)",
         ));
     }
-    // kubelet uses `auth` when it is set; differing fields mean one of them is stale.
+    // The kubelet uses `auth` when it is set; differing fields mean one of them is stale.
     let differs =
         |given: Option<&str>, decoded: &[u8]| given.is_some_and(|g| g.as_bytes() != decoded);
     if differs(username, &user) || differs(password, &pass) {
@@ -208,7 +399,9 @@ fn check_credentials(field: &str, entry: &Value, out: &mut Vec<Violation>) {
     }
 }
 
-/// Splits a decoded `auth` at its first colon, as kubelet does (passwords may hold colons).
+/// Splits a decoded `auth` at its first colon, as the kubelet does
+/// (`decodeDockerConfigFieldAuth`: `strings.SplitN(decoded, ":", 2)`; passwords may
+/// hold colons). Padded base64 only: the kubelet also takes unpadded, so this is stricter.
 fn decode_auth(auth: &str) -> Result<(Vec<u8>, Vec<u8>), &'static str> {
     if auth.is_empty() {
         return Err("must not be empty");
@@ -226,625 +419,4 @@ fn decode_auth(auth: &str) -> Result<(Vec<u8>, Vec<u8>), &'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::registry::NOT_A_HOST;
-    use std::collections::BTreeMap;
-
-    use k8s_openapi::ByteString;
-    use k8s_openapi::api::core::v1::Secret;
-    use kube::core::admission::AdmissionReview;
-    use serde_json::json;
-    use time::OffsetDateTime;
-
-    use super::*;
-    use crate::policy::{SecretRules, Severity};
-    use crate::secrets::{DOCKER_CFG, DOCKER_CONFIG_JSON};
-
-    /// Planted credentials: neither they nor any part of them may reach a violation.
-    const USER: &str = "robot-PLANTED-u";
-    const PASS: &str = "PLANTED-7f3a9";
-    const REG: &str = "registry.example.com:5000";
-    const ENTRY: &str = r#"data[.dockerconfigjson].auths["registry.example.com:5000"]"#;
-    const AUTHS_FIELD: &str = "data[.dockerconfigjson].auths";
-    const LEGACY_HINT: &str = "required value is missing; the registries are at the top level \
-        as in the legacy .dockercfg format: wrap them in \"auths\" or use type \
-        kubernetes.io/dockercfg";
-
-    fn b64(s: &str) -> String {
-        STANDARD.encode(s)
-    }
-
-    fn auth() -> String {
-        b64(&format!("{USER}:{PASS}"))
-    }
-
-    /// What `kubectl create secret docker-registry` writes for one server.
-    fn kubectl_entry() -> Value {
-        json!({"username": USER, "password": PASS, "email": "PLANTED@example.com", "auth": auth()})
-    }
-
-    fn auths(entries: Value) -> Vec<u8> {
-        json!({ "auths": entries }).to_string().into_bytes()
-    }
-
-    fn one(registry: &str, entry: Value) -> Vec<u8> {
-        auths(json!({ registry: entry }))
-    }
-
-    fn secret(ty: &str, key: &str, value: Vec<u8>) -> Secret {
-        Secret {
-            type_: Some(ty.to_owned()),
-            data: Some(BTreeMap::from([(key.to_owned(), ByteString(value))])),
-            ..Default::default()
-        }
-    }
-
-    /// Runs this module's check for the secret's type, as `secrets::validate` dispatches.
-    fn check(secret: &Secret, allowed: &[&str]) -> Vec<Violation> {
-        let mut rules = SecretRules::default();
-        rules.image_pull.allowed_registries = allowed.iter().map(|s| s.to_string()).collect();
-        let input = Input {
-            secret,
-            rules: &rules,
-            now: OffsetDateTime::UNIX_EPOCH,
-        };
-        let mut out = Vec::new();
-        match input.secret_type() {
-            DOCKER_CFG => validate_legacy_cfg(&input, &mut out),
-            _ => validate_config_json(&input, &mut out),
-        }
-        out
-    }
-
-    struct Case {
-        name: &'static str,
-        ty: &'static str,
-        doc: Vec<u8>,
-        allowed: &'static [&'static str],
-        want: Vec<(String, String)>,
-    }
-
-    fn case(name: &'static str, doc: Vec<u8>, want: &[(&str, &str)]) -> Case {
-        let want = want
-            .iter()
-            .map(|(f, m)| (f.to_string(), m.to_string()))
-            .collect();
-        Case {
-            name,
-            ty: DOCKER_CONFIG_JSON,
-            doc,
-            allowed: &[],
-            want,
-        }
-    }
-
-    fn entry_field(registry: &str, member: &str) -> String {
-        format!("{AUTHS_FIELD}[{registry:?}]{member}")
-    }
-
-    const NOT_ALLOWED: &str =
-        "registry is not allowed in this project (allowed: ghcr.io, *.example.com)";
-    const NO_CREDENTIALS: &str = "has no credentials: set \"auth\" (base64 of user:password) \
-        or \"username\" and \"password\"";
-    const ECHO_NEWLINE: &str = "user name or password contains whitespace or a line break \
-        (encoded with echo without -n?)";
-    const HOLDS_AUTHS: &str = "holds the .dockerconfigjson format (an \"auths\" object); \
-        use type kubernetes.io/dockerconfigjson with key .dockerconfigjson";
-    const PORT_RANGE: &str = "port must be between 1 and 65535";
-    const POLICY: &[&str] = &["ghcr.io", "*.example.com"];
-
-    /// A case for `type` with policy `allowed`.
-    fn typed(mut c: Case, ty: &'static str, allowed: &'static [&'static str]) -> Case {
-        c.ty = ty;
-        c.allowed = allowed;
-        c
-    }
-
-    fn allow(c: Case, allowed: &'static [&'static str]) -> Case {
-        typed(c, DOCKER_CONFIG_JSON, allowed)
-    }
-
-    fn legacy(c: Case) -> Case {
-        typed(c, DOCKER_CFG, &[])
-    }
-
-    fn bytes(v: Value) -> Vec<u8> {
-        v.to_string().into_bytes()
-    }
-
-    fn cases() -> Vec<Case> {
-        let (auth_f, user_f, pass_f) = (
-            format!("{ENTRY}.auth"),
-            format!("{ENTRY}.username"),
-            format!("{ENTRY}.password"),
-        );
-        let (auth_f, user_f, pass_f) = (auth_f.as_str(), user_f.as_str(), pass_f.as_str());
-        let only_auth = || json!({ "auth": auth() });
-        let kubectl = kubectl_entry;
-        let auth_of = |s: &str| json!({ "auth": b64(s) });
-        let mut wrapped = auth();
-        wrapped.insert(8, '\n');
-        let e = |registry: &str| entry_field(registry, "");
-        vec![
-            case("kubectl docker-registry shape", one(REG, kubectl()), &[]),
-            case("auth only", one(REG, only_auth()), &[]),
-            case(
-                "username and password only",
-                one(REG, json!({ "username": USER, "password": PASS })),
-                &[],
-            ),
-            case(
-                "password with a colon",
-                one(REG, auth_of(&format!("{USER}:a:{PASS}"))),
-                &[],
-            ),
-            case(
-                "no auths key, legacy shape",
-                bytes(json!({ REG: kubectl() })),
-                &[(AUTHS_FIELD, LEGACY_HINT)],
-            ),
-            case(
-                "no auths key, empty object",
-                b"{}".to_vec(),
-                &[(AUTHS_FIELD, MISSING)],
-            ),
-            case(
-                "credHelpers with empty auths",
-                bytes(json!({ "auths": {}, "credHelpers": { "1.dkr.ecr.aws": "ecr-login" } })),
-                &[],
-            ),
-            case(
-                "auths is an array",
-                bytes(json!({ "auths": [REG] })),
-                &[(
-                    AUTHS_FIELD,
-                    "must be an object mapping registry hosts to credentials",
-                )],
-            ),
-            case(
-                "auth not base64",
-                one(REG, json!({ "auth": format!("{USER}:{PASS}!!") })),
-                &[(auth_f, "not valid base64")],
-            ),
-            case(
-                "auth without colon",
-                one(REG, auth_of(PASS)),
-                &[(auth_f, "must be base64 of user:password")],
-            ),
-            case(
-                "auth and username/password disagree",
-                one(
-                    REG,
-                    json!({
-                        "username": USER,
-                        "password": PASS,
-                        "auth": b64(&format!("{USER}:PLANTED-other")),
-                    }),
-                ),
-                &[(auth_f, "auth does not match username and password")],
-            ),
-            case(
-                "auth and username disagree",
-                one(REG, json!({ "username": "PLANTED-x", "auth": auth() })),
-                &[(auth_f, "auth does not match username and password")],
-            ),
-            case(
-                "empty password",
-                one(REG, json!({ "username": USER, "password": "" })),
-                &[(pass_f, "must not be empty")],
-            ),
-            case(
-                "empty password in auth",
-                one(REG, auth_of(&format!("{USER}:"))),
-                &[(auth_f, "password must not be empty")],
-            ),
-            case(
-                "empty user in auth",
-                one(REG, auth_of(&format!(":{PASS}"))),
-                &[(auth_f, "user name must not be empty")],
-            ),
-            case(
-                "whitespace in password",
-                one(
-                    REG,
-                    json!({ "username": USER, "password": "PLANTED 7f3a9" }),
-                ),
-                &[(pass_f, NO_WHITESPACE)],
-            ),
-            case(
-                "newline at end of username",
-                one(
-                    REG,
-                    json!({ "username": "robot-PLANTED\n", "password": PASS }),
-                ),
-                &[(user_f, NO_WHITESPACE)],
-            ),
-            case(
-                "newline in auth",
-                one(REG, json!({ "auth": wrapped })),
-                &[(auth_f, NO_WHITESPACE)],
-            ),
-            case(
-                "auth encodes echo's newline",
-                one(REG, auth_of(&format!("{USER}:{PASS}\n"))),
-                &[(auth_f, ECHO_NEWLINE)],
-            ),
-            case(
-                "empty auth",
-                one(REG, json!({ "auth": "" })),
-                &[(auth_f, "must not be empty")],
-            ),
-            case(
-                "no credentials",
-                one(REG, json!({ "email": "PLANTED@example.com" })),
-                &[(ENTRY, NO_CREDENTIALS)],
-            ),
-            case(
-                "username without password",
-                one(REG, json!({ "username": USER })),
-                &[(pass_f, MISSING)],
-            ),
-            case(
-                "entry not an object",
-                one(REG, json!(PASS)),
-                &[(
-                    ENTRY,
-                    "must be an object with \"auth\" or \"username\" and \"password\"",
-                )],
-            ),
-            case(
-                "members not strings",
-                one(
-                    REG,
-                    json!({ "auth": 7, "username": [USER], "password": PASS }),
-                ),
-                &[(auth_f, "must be a string"), (user_f, "must be a string")],
-            ),
-            case(
-                "every problem of an entry",
-                one(
-                    REG,
-                    json!({ "username": "", "password": PASS, "auth": "!!" }),
-                ),
-                &[(user_f, "must not be empty"), (auth_f, "not valid base64")],
-            ),
-            case(
-                "not a host",
-                one("not a host", only_auth()),
-                &[(&e("not a host"), NOT_A_HOST)],
-            ),
-            case(
-                "port out of range",
-                one("registry.example.com:99999", only_auth()),
-                &[(&e("registry.example.com:99999"), PORT_RANGE)],
-            ),
-            case(
-                "port zero",
-                one("ghcr.io:0", only_auth()),
-                &[(&e("ghcr.io:0"), PORT_RANGE)],
-            ),
-            case(
-                "empty port",
-                one("ghcr.io:", only_auth()),
-                &[(&e("ghcr.io:"), PORT_RANGE)],
-            ),
-            case(
-                "bad host names",
-                auths(json!({
-                    "-a.example.com": only_auth(),
-                    "a_b.example.com": only_auth(),
-                    "999.1.1.1": only_auth(),
-                    "[zz]:5000": only_auth(),
-                    "": only_auth(),
-                })),
-                &[
-                    (&e(""), NOT_A_HOST),
-                    (&e("-a.example.com"), NOT_A_HOST),
-                    (&e("999.1.1.1"), NOT_A_HOST),
-                    (&e("[zz]:5000"), NOT_A_HOST),
-                    (&e("a_b.example.com"), NOT_A_HOST),
-                ],
-            ),
-            case(
-                "good host forms",
-                auths(json!({
-                    "[::1]:5000": only_auth(),
-                    "10.0.0.1:5000": only_auth(),
-                    "https://ghcr.io/v2/": only_auth(),
-                    "http://localhost:5000": only_auth(),
-                    "Quay.IO": only_auth(),
-                })),
-                &[],
-            ),
-            case(
-                "docker hub default server",
-                one("https://index.docker.io/v1/", kubectl()),
-                &[],
-            ),
-            allow(
-                case("allowed exact host", one("ghcr.io", kubectl()), &[]),
-                POLICY,
-            ),
-            allow(
-                case("allowed ignores case", one("GHCR.io", kubectl()), &[]),
-                POLICY,
-            ),
-            allow(
-                case("allowed host:port", one(REG, kubectl()), &[]),
-                &["ghcr.io", REG],
-            ),
-            allow(
-                case("allowed wildcard with port", one(REG, kubectl()), &[]),
-                &["*.example.com:5000"],
-            ),
-            allow(
-                case(
-                    "allowed wildcard, subdomain",
-                    one("a.b.example.com", kubectl()),
-                    &[],
-                ),
-                POLICY,
-            ),
-            allow(
-                case(
-                    "allowed docker hub",
-                    one("https://index.docker.io/v1/", kubectl()),
-                    &[],
-                ),
-                &["docker.io"],
-            ),
-            allow(
-                case(
-                    "allowed docker hub, other alias",
-                    one("docker.io", kubectl()),
-                    &[],
-                ),
-                &["registry-1.docker.io"],
-            ),
-            allow(
-                case(
-                    "denied: other host",
-                    one("quay.io", kubectl()),
-                    &[(&e("quay.io"), NOT_ALLOWED)],
-                ),
-                POLICY,
-            ),
-            allow(
-                case(
-                    "denied: port not in pattern",
-                    one(REG, kubectl()),
-                    &[(ENTRY, NOT_ALLOWED)],
-                ),
-                POLICY,
-            ),
-            allow(
-                case(
-                    "denied: wildcard does not match apex",
-                    one("example.com", kubectl()),
-                    &[(&e("example.com"), NOT_ALLOWED)],
-                ),
-                POLICY,
-            ),
-            allow(
-                case(
-                    "denied: suffix without dot",
-                    one("badexample.com", kubectl()),
-                    &[(&e("badexample.com"), NOT_ALLOWED)],
-                ),
-                POLICY,
-            ),
-            legacy(case(
-                "legacy dockercfg valid",
-                bytes(json!({ REG: kubectl() })),
-                &[],
-            )),
-            legacy(case(
-                "legacy dockercfg broken",
-                bytes(json!({ "registry.example.com": { "auth": "!!", "email": "PLANTED@x.io" } })),
-                &[(
-                    r#"data[.dockercfg]["registry.example.com"].auth"#,
-                    "not valid base64",
-                )],
-            )),
-            legacy(case(
-                "legacy dockercfg holding auths",
-                one(REG, kubectl()),
-                &[("data[.dockercfg]", HOLDS_AUTHS)],
-            )),
-            legacy(case(
-                "legacy non-UTF-8",
-                vec![0xff, 0xfe, b'{'],
-                &[("data[.dockercfg]", "is not valid UTF-8")],
-            )),
-            case(
-                "non-UTF-8 bytes",
-                b"{\"auths\":{\"r.io\":{\"auth\":\"\xff\xfe\"}}}".to_vec(),
-                &[("data[.dockerconfigjson]", "is not valid UTF-8")],
-            ),
-            case(
-                "truncated JSON",
-                format!("{{\"auths\":{{\"{REG}\":{{\"auth\":\"{}", auth()).into_bytes(),
-                &[(
-                    "data[.dockerconfigjson]",
-                    "is not valid JSON (line 1, column 87)",
-                )],
-            ),
-            case(
-                "JSON but not an object",
-                bytes(json!([PASS])),
-                &[("data[.dockerconfigjson]", "must be a JSON object")],
-            ),
-        ]
-    }
-
-    #[test]
-    fn table() {
-        for c in cases() {
-            let got: Vec<_> = check(&secret(c.ty, key_of(c.ty), c.doc), c.allowed)
-                .into_iter()
-                .inspect(|v| assert_eq!(v.severity, Severity::Deny, "{}", c.name))
-                .map(|v| (v.field, v.message))
-                .collect();
-            assert_eq!(got, c.want, "case {:?}", c.name);
-        }
-    }
-
-    fn key_of(ty: &str) -> &'static str {
-        if ty == DOCKER_CFG {
-            LEGACY_KEY
-        } else {
-            CONFIG_JSON_KEY
-        }
-    }
-
-    /// Every string value in a document (not the keys: registry hosts may be shown).
-    fn values(v: &Value, acc: &mut Vec<String>) {
-        match v {
-            Value::String(s) => acc.push(s.clone()),
-            Value::Array(a) => a.iter().for_each(|v| values(v, acc)),
-            Value::Object(o) => o.values().for_each(|v| values(v, acc)),
-            _ => {}
-        }
-    }
-
-    #[test]
-    fn no_secret_value_in_any_violation() {
-        for c in cases() {
-            let mut secrets = vec![USER.to_owned(), PASS.to_owned(), auth(), "7f3a9".to_owned()];
-            if let Ok(doc) = serde_json::from_slice::<Value>(&c.doc) {
-                values(&doc, &mut secrets);
-            }
-            secrets.retain(|s| s.trim().len() >= 4 && s != "ecr-login");
-            for v in check(&secret(c.ty, key_of(c.ty), c.doc), c.allowed) {
-                let text = format!("{} {}", v.field, v.message);
-                assert!(!text.contains("PLANTED"), "case {:?} leaks: {text}", c.name);
-                for s in &secrets {
-                    assert!(
-                        !text.contains(s.trim()),
-                        "case {:?} leaks a value: {text}",
-                        c.name
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn missing_key() {
-        let other = secret(DOCKER_CONFIG_JSON, "config.json", b"{}".to_vec());
-        let got = check(&other, &[]);
-        assert_eq!(
-            got,
-            vec![Violation::deny("data[.dockerconfigjson]", MISSING)]
-        );
-        let other = secret(DOCKER_CFG, CONFIG_JSON_KEY, b"{}".to_vec());
-        assert_eq!(
-            check(&other, &[]),
-            vec![Violation::deny("data[.dockercfg]", MISSING)]
-        );
-    }
-
-    fn fixture(name: &str) -> Secret {
-        let path = format!(
-            "{}/../shared/fixtures/admission/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let review: AdmissionReview<Secret> = serde_json::from_slice(&bytes).expect(name);
-        review
-            .request
-            .and_then(|r| r.object)
-            .expect("request.object")
-    }
-
-    #[test]
-    fn recorded_fixtures() {
-        let entry = |reg: &str, member: &str| entry_field(reg, member);
-        // (fixture, allowed registries, expected (field, message) pairs)
-        type Expected = Vec<(String, &'static str)>;
-        let cases: &[(&str, &[&str], Expected)] = &[
-            ("secret-create-dockerconfigjson-valid.json", &[], vec![]),
-            (
-                "secret-create-dockerconfigjson-default-server.json",
-                &[],
-                vec![],
-            ),
-            (
-                "secret-create-dockerconfigjson-from-file-auth-only.json",
-                &[],
-                vec![],
-            ),
-            (
-                "secret-create-dockerconfigjson-credhelpers-empty-auths.json",
-                &[],
-                vec![],
-            ),
-            (
-                "secret-create-dry-run-server-dockerconfigjson.json",
-                &[],
-                vec![],
-            ),
-            (
-                "secret-create-dockerconfigjson-no-auths-key.json",
-                &[],
-                vec![(AUTHS_FIELD.into(), LEGACY_HINT)],
-            ),
-            (
-                "secret-create-dockerconfigjson-auth-not-base64.json",
-                &[],
-                vec![(entry(REG, ".auth"), "not valid base64")],
-            ),
-            (
-                "secret-create-dockerconfigjson-auth-no-colon.json",
-                &[],
-                vec![(entry("ghcr.io", ".auth"), "must be base64 of user:password")],
-            ),
-            (
-                "secret-create-dockerconfigjson-auths-is-array.json",
-                &[],
-                vec![(
-                    AUTHS_FIELD.into(),
-                    "must be an object mapping registry hosts to credentials",
-                )],
-            ),
-            // Its auth encodes `robot$team-a:s3cr3t-t0ken`, its fields say robot / s3cr3t.
-            (
-                "secret-create-dockercfg-legacy.json",
-                &[],
-                vec![(
-                    r#"data[.dockercfg]["registry.example.com"].auth"#.into(),
-                    "auth does not match username and password",
-                )],
-            ),
-            (
-                "secret-create-dockerconfigjson-default-server.json",
-                &["docker.io"],
-                vec![],
-            ),
-            (
-                "secret-create-dockerconfigjson-valid.json",
-                &["*.example.com:5000"],
-                vec![],
-            ),
-            (
-                "secret-create-dockerconfigjson-valid.json",
-                &["*.example.com"],
-                vec![(
-                    entry(REG, ""),
-                    "registry is not allowed in this project (allowed: *.example.com)",
-                )],
-            ),
-        ];
-        for (name, allowed, want) in cases {
-            let got: Vec<_> = check(&fixture(name), allowed)
-                .into_iter()
-                .map(|v| (v.field, v.message))
-                .collect();
-            let want: Vec<_> = want
-                .iter()
-                .map(|(f, m)| (f.clone(), m.to_string()))
-                .collect();
-            assert_eq!(got, want, "{name} with allowed {allowed:?}");
-        }
-    }
-}
+mod tests;
