@@ -445,7 +445,10 @@ mod tests {
             ("ghcr.io:", Err(PORT_RANGE)),
             ("ghcr.io:+5000", Err(PORT_RANGE)),
             ("ghcr.io:65536", Err(PORT_RANGE)),
-            ("ghcr.io:000000000000000000000000000001", Ok("ghcr.io:000000000000000000000000000001")),
+            (
+                "ghcr.io:000000000000000000000000000001",
+                Ok("ghcr.io:000000000000000000000000000001"),
+            ),
         ];
         for (key, want) in cases {
             let got = RegistryKey::parse(key).map(|k| {
@@ -459,13 +462,24 @@ mod tests {
         }
         let long = format!("{}.io", "a.".repeat(200));
         assert_eq!(RegistryKey::parse(&long).err(), Some(NOT_A_HOST));
-        assert!(Registry::parse("*.example.com").is_err(), "no globs outside keys");
-        assert!(Registry::parse("myreg").is_ok(), "an image's registry may be one label");
+        assert!(
+            Registry::parse("*.example.com").is_err(),
+            "no globs outside keys"
+        );
+        assert!(
+            Registry::parse("myreg").is_ok(),
+            "an image's registry may be one label"
+        );
     }
 
     #[test]
     fn keys_are_allowed_only_when_everything_they_reach_is() {
-        let policy = ["ghcr.io", "*.example.com", "registry.corp.io:5000", "docker.io"];
+        let policy = [
+            "ghcr.io",
+            "*.example.com",
+            "registry.corp.io:5000",
+            "docker.io",
+        ];
         let cases = [
             ("ghcr.io", true),
             ("https://ghcr.io/v2/", true),
@@ -513,7 +527,10 @@ mod tests {
             ("ghcr.io/Org", false),
             ("ghcr.io/0123456789abcdef0123456789abcdef", false),
             ("0123456789abcdef0123456789abcdef.example.com", false),
-            ("ghcr.io/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab", false),
+            (
+                "ghcr.io/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab/ab",
+                false,
+            ),
             ("ghcr.io/a~b", false),
         ] {
             let got = RegistryKey::parse(key).is_ok_and(|k| k.is_quotable());
