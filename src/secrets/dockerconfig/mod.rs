@@ -41,8 +41,9 @@ use crate::registry::RegistryKey;
 
 const CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 const LEGACY_KEY: &str = ".dockercfg";
-/// The field of `DockerConfigJSON`.
+/// The fields of `DockerConfigJSON`.
 const AUTHS: &str = "auths";
+const HTTP_HEADERS: &str = "httpheaders";
 /// The fields of `dockerConfigEntryWithAuth`.
 const ENTRY_FIELDS: &[&str] = &["auth", "username", "password", "email"];
 
@@ -67,6 +68,23 @@ pub fn validate_config_json(input: &Input<'_>, out: &mut Vec<Violation>) {
             // An empty `auths` is legitimate: `credHelpers`/`credsStore` configs have one.
             Json::Object(entries) => registries.check(auths_field, entries, out),
             _ => out.push(Violation::deny(auths_field, NOT_AN_OBJECT)),
+        }
+    }
+    // `HTTPHeaders map[string]string`: never used for pulls, but a value of another shape
+    // fails the kubelet's whole decode.
+    for (key, value) in root.iter().filter(|(k, _)| go_field_match(k, HTTP_HEADERS)) {
+        let headers_ok = match value {
+            Json::Null => true,
+            Json::Object(headers) => headers
+                .iter()
+                .all(|(_, v)| matches!(v, Json::String(_) | Json::Null)),
+            _ => false,
+        };
+        if !headers_ok {
+            out.push(Violation::deny(
+                format!("{field}.{key}"),
+                "must be an object mapping header names to strings",
+            ));
         }
     }
     if found {
@@ -296,13 +314,15 @@ fn check_entry(field: &str, entry: &Json, out: &mut Vec<Violation>) {
         return;
     };
     report_ambiguous_keys(field, members, ENTRY_FIELDS, Repeat::LastWins, out);
-    // Evaluate all three before bailing out, so every wrong type is reported.
-    let (auth, username, password) = (
+    // Evaluate all four before bailing out, so every wrong type is reported (`email` is
+    // never used, but a wrong type fails the kubelet's whole decode).
+    let (auth, username, password, email) = (
         member(field, members, "auth", out),
         member(field, members, "username", out),
         member(field, members, "password", out),
+        member(field, members, "email", out),
     );
-    let (Ok(auth), Ok(username), Ok(password)) = (auth, username, password) else {
+    let (Ok(auth), Ok(username), Ok(password), Ok(_)) = (auth, username, password, email) else {
         return;
     };
     check_credentials(field, auth, username, password, out);

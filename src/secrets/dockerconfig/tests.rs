@@ -693,6 +693,24 @@ fn kubelet_cases() -> Vec<Case> {
             ),
             POLICY,
         ),
+        case(
+            "an email that is not a string fails the kubelet's decode",
+            text(r#"{"auths":{"ghcr.io":{"auth":"A","email":7}}}"#),
+            &[(&ghcr(".email"), "must be a string")],
+        ),
+        case(
+            "HttpHeaders of another shape fails the kubelet's decode",
+            text(r#"{"auths":{"ghcr.io":{"auth":"A"}},"HttpHeaders":{"ghcr.io":{"auth":"A"}}}"#),
+            &[(
+                "data[.dockerconfigjson].HttpHeaders",
+                "must be an object mapping header names to strings",
+            )],
+        ),
+        case(
+            "HttpHeaders as docker writes it",
+            text(r#"{"auths":{"ghcr.io":{"auth":"A"}},"HttpHeaders":{"User-Agent":"x"}}"#),
+            &[],
+        ),
         legacy(case(
             "legacy registry key twice",
             text(r#"{"Quay.IO":{"auth":"A"},"Quay.IO":{"auth":"A"}}"#),
