@@ -252,7 +252,11 @@ fn split_key(key: &str) -> Result<Parts<'_>, &'static str> {
         return Err(USER_INFO);
     }
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if rest.contains(['?', '#', '%', '\\']) || authority.len() > MAX_AUTHORITY_LEN {
+    // Another scheme, or `HTTPS://` (not a scheme to `Add`, which compares case-sensitively).
+    if rest.contains(['?', '#', '%', '\\'])
+        || rest.contains("://")
+        || authority.len() > MAX_AUTHORITY_LEN
+    {
         return Err(NOT_A_HOST);
     }
     let (host, port) = match authority.strip_prefix('[') {
@@ -432,8 +436,8 @@ mod tests {
             ("myreg", Err(SINGLE_NAME)),
             ("dXNlcjpwYXNz", Err(SINGLE_NAME)),
             ("*", Err(SINGLE_NAME)),
-            ("HTTPS://ghcr.io", Err(PORT_RANGE)),
-            ("ftp://ghcr.io", Err(PORT_RANGE)),
+            ("HTTPS://ghcr.io", Err(NOT_A_HOST)),
+            ("ftp://ghcr.io", Err(NOT_A_HOST)),
             ("ghcr.io.", Err(NOT_A_HOST)),
             ("ghcr.io?x=1", Err(NOT_A_HOST)),
             ("ghcr.io#x", Err(NOT_A_HOST)),

@@ -832,7 +832,7 @@ fn matching_table() {
             "ghcr.io/app",
             false,
             &["ghcr.io"],
-            Verdict::Deny("port must be"),
+            Verdict::Deny("is not a registry host"),
         ),
     ];
     for (key, image, uses, allowed, verdict) in rows {
