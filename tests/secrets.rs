@@ -211,3 +211,47 @@ async fn the_last_applied_copy_is_denied_when_the_policy_says_so() {
     assert_eq!(review["response"]["allowed"], true, "{review}");
     server.stop().await;
 }
+
+/// The recorded `regcred` request with `.dockerconfigjson` replaced by `doc`.
+fn pull_secret_review(doc: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut review: serde_json::Value =
+        serde_json::from_slice(&fixture("secret-create-dockerconfigjson-valid.json"))
+            .expect("fixture JSON");
+    review["request"]["object"]["data"][".dockerconfigjson"] =
+        base64::engine::general_purpose::STANDARD.encode(doc).into();
+    serde_json::to_vec(&review).expect("serialises")
+}
+
+#[tokio::test]
+async fn a_pull_secret_the_kubelet_reads_differently_is_denied_without_echoing_keys_or_values() {
+    let mut spec = ProjectPolicySpec::default();
+    spec.secrets.image_pull.allowed_registries = vec!["registry.example.com:5000".into()];
+    let server = TestServer::start_with(Snapshot::with_fallback("pull", spec), |_| {}).await;
+    let mut client = server.client(Proto::Http2).await;
+    // `cm9ib3Q6czNjcjN0` is base64 of robot:s3cr3t; "Auths" hides evil.io from a plain
+    // reading, the last key carries a token in its user info.
+    let doc = r#"{"auths":{"registry.example.com:5000":{"auth":"cm9ib3Q6czNjcjN0"}},
+        "Auths":{"evil.io":{"auth":"cm9ib3Q6czNjcjN0"}},
+        "auths":{"https://robot:PLANTEDtoken@registry.example.com:5000":{"auth":"cm9ib3Q6czNjcjN0","Auth":"cm9ib3Q6czNjcjN0"}}}"#;
+    let reply = client.post("/validate", pull_secret_review(doc)).await;
+    let review = reply.json();
+    let response = &review["response"];
+    assert_eq!(response["allowed"], false, "{review}");
+    let want = [
+        r#"data[.dockerconfigjson]: key "Auths" differs from "auths" only by case; the kubelet reads all 3"#,
+        r#"data[.dockerconfigjson]: key "auths" appears 2 times; the kubelet merges them"#,
+        r#"data[.dockerconfigjson].Auths["evil.io"]: registry is not allowed in this project (allowed: registry.example.com:5000)"#,
+        "data[.dockerconfigjson].auths[entry 1]: holds user info (user:password@host?): credentials belong in the entry, not in the registry key",
+        r#"data[.dockerconfigjson].auths[entry 1]: key "Auth" differs from "auth" only by case; the kubelet reads both; the last one wins"#,
+    ];
+    assert_eq!(
+        response["status"]["message"],
+        format!(r#"secret violates policy "pull": {}"#, want.join("; "))
+    );
+    let body = String::from_utf8_lossy(&serde_json::to_vec(&review).expect("json")).into_owned();
+    for secret in ["PLANTED", "token", "cm9ib3Q6czNjcjN0", "s3cr3t"] {
+        assert!(!body.contains(secret), "the answer echoes {secret}: {body}");
+    }
+    server.stop().await;
+}

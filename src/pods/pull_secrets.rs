@@ -65,3 +65,67 @@ fn images(spec: &PodSpec) -> impl Iterator<Item = &str> {
         .filter_map(|c| c.image.as_deref());
     containers.chain(init).chain(ephemeral)
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Container;
+
+    use super::*;
+    use crate::policy::{ProjectPolicySpec, PullSecretInjection, Snapshot};
+
+    /// The secrets injected into a pod with `images` under one rule for `registries`.
+    fn injected(images: &[&str], registries: &[&str]) -> Vec<String> {
+        let spec = ProjectPolicySpec {
+            image_pull_secrets: vec![PullSecretInjection {
+                secret_name: "regcred".into(),
+                registries: registries.iter().map(|r| r.to_string()).collect(),
+            }],
+            ..ProjectPolicySpec::default()
+        };
+        let mut snapshot = Snapshot::with_fallback("p", spec);
+        snapshot.secrets.insert("ns", "regcred");
+        let ctx = Context {
+            policy: snapshot.for_namespace("ns"),
+            secrets: &snapshot.secrets,
+            namespace: "ns",
+        };
+        let containers = images
+            .iter()
+            .map(|i| Container {
+                name: "c".into(),
+                image: Some(i.to_string()),
+                ..Container::default()
+            })
+            .collect();
+        let pod = Pod {
+            spec: Some(PodSpec {
+                containers,
+                ..PodSpec::default()
+            }),
+            ..Pod::default()
+        };
+        let (mut patch, mut out, mut warnings) = (PatchBuilder::default(), Vec::new(), Vec::new());
+        inject(&pod, &ctx, &mut patch, &mut out, &mut warnings);
+        out.into_iter().map(|i| i.secret).collect()
+    }
+
+    /// Injection reads registries as secret validation does (`registry.rs`): the port as
+    /// written, the host in any case, `*.domain` for subdomains only.
+    #[test]
+    fn images_match_rules_as_the_kubelet_matches_keys() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("registry.corp.io:5000/app", "registry.corp.io:5000", true),
+            ("registry.corp.io:05000/app", "registry.corp.io:5000", false),
+            ("registry.corp.io/app", "registry.corp.io:443", false),
+            ("GHCR.IO/org/app", "ghcr.io", true),
+            ("a.example.com/app", "*.example.com", true),
+            ("example.com/app", "*.example.com", false),
+            ("nginx", "docker.io", true),
+            ("ghcr.io./app", "ghcr.io", false),
+        ];
+        for (image, registry, wanted) in cases {
+            let got = injected(&[image], &[registry]);
+            assert_eq!(!got.is_empty(), *wanted, "{image} with {registry}");
+        }
+    }
+}

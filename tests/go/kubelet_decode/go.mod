@@ -1,0 +1,3 @@
+module secretgate.test/kubeletdecode
+
+go 1.22
