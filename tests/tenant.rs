@@ -269,7 +269,28 @@ async fn thousands_of_findings_become_twenty_and_a_count() {
     let _logs = logs();
     let server = TestServer::start().await;
     let mut client = server.client(Proto::Http2).await;
+    // More registries than a pull secret may hold: one finding for the whole document.
     let (object, planted) = docker_config_of_broken_keys(30_000);
+    let reply = client
+        .post(
+            "/validate",
+            review("u-flood", "CREATE", "pull", &object, None),
+        )
+        .await;
+    let json = assert_bounded(&reply);
+    assert_eq!(
+        json["response"]["status"]["message"],
+        "secret violates policy \"default\": data[.dockerconfigjson].auths: holds 30000 \
+         registry entries; a pull secret may hold at most 256"
+    );
+    assert_not_echoed(
+        &String::from_utf8_lossy(&reply.body),
+        &planted,
+        "the denial",
+    );
+
+    // As many as it may hold, each broken twice: 20 findings shown, the rest counted.
+    let (object, planted) = docker_config_of_broken_keys(256);
     let reply = client
         .post(
             "/validate",
@@ -290,7 +311,7 @@ async fn thousands_of_findings_become_twenty_and_a_count() {
 
     // The same secret as old and new object: every finding was already there, so the
     // update is admitted with warnings, without comparing each pair of findings.
-    let (object, planted) = docker_config_of_broken_keys(12_000);
+    let (object, planted) = docker_config_of_broken_keys(256);
     let reply = client
         .post(
             "/validate",

@@ -25,6 +25,10 @@ const RULE_CHARS: usize = 96;
 
 /// `text` cut to at most `max` characters (the cut marked with `…`).
 pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
+    // No more bytes than allowed characters: nothing to count.
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
     match text.char_indices().nth(max) {
         None => Cow::Borrowed(text),
         Some((end, _)) => {

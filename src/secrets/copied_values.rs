@@ -13,7 +13,7 @@
 //! set on copying a value into an annotation can always encode it differently. When the
 //! budget runs out the search stops and says so (`Search::Incomplete`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use base64::Engine as _;
@@ -25,10 +25,16 @@ pub const MIN_LEN: usize = 8;
 const BUDGET_PER_BYTE: usize = 8;
 const BUDGET_FLOOR: usize = 1 << 20;
 
-/// Data values indexed for search.
+/// Data values indexed for search: every value and its base64 encoding in one arena,
+/// sorted by their first 8 bytes, so indexing a secret of 100,000 values allocates a few
+/// buffers, not a few per value.
 pub struct CopiedValues {
-    /// Every distinct value and base64 encoding of one, longest first within a prefix.
-    by_prefix: HashMap<u64, Vec<Box<[u8]>>, BuildHasherDefault<PrefixHasher>>,
+    /// Raw values and encodings, back to back.
+    arena: Vec<u8>,
+    /// Patterns as (prefix, start, length) in `arena`, sorted by prefix, duplicates gone.
+    patterns: Vec<(u64, u32, u32)>,
+    /// Each distinct prefix → the range of `patterns` that starts with it.
+    by_prefix: HashMap<u64, (u32, u32), BuildHasherDefault<PrefixHasher>>,
     /// Bytes that comparisons may still read.
     budget: usize,
 }
@@ -46,33 +52,51 @@ impl CopiedValues {
     /// Indexes `values` (shorter ones are ignored); `haystack_bytes` is the total size of
     /// what will be searched, which sets the budget.
     pub fn new<'v>(values: impl Iterator<Item = &'v [u8]>, haystack_bytes: usize) -> Self {
-        let mut seen: HashSet<&[u8]> = HashSet::new();
-        let mut by_prefix: HashMap<u64, Vec<Box<[u8]>>, BuildHasherDefault<PrefixHasher>> =
-            HashMap::default();
-        let mut indexed = 0usize;
-        let mut add = |pattern: Box<[u8]>| {
-            indexed += pattern.len();
-            by_prefix
-                .entry(prefix_key(&pattern))
-                .or_default()
-                .push(pattern);
+        let mut arena = Vec::new();
+        let mut spans: Vec<(u32, u32)> = Vec::new();
+        let mut add = |arena: &mut Vec<u8>, start: usize| {
+            // A request is at most a few MiB, so offsets fit in u32.
+            let len = arena.len() - start;
+            spans.push((start as u32, len as u32));
         };
         for value in values.filter(|v| v.len() >= MIN_LEN) {
-            if !seen.insert(value) {
-                continue;
-            }
-            add(value.into());
-            let encoded = base64::engine::general_purpose::STANDARD.encode(value);
-            add(encoded.into_bytes().into_boxed_slice());
+            let start = arena.len();
+            arena.extend_from_slice(value);
+            add(&mut arena, start);
+            let start = arena.len();
+            let encoded = base64::encoded_len(value.len(), true).unwrap_or(0);
+            arena.resize(start + encoded, 0);
+            let written = base64::engine::general_purpose::STANDARD
+                .encode_slice(value, &mut arena[start..])
+                .unwrap_or(0);
+            arena.truncate(start + written);
+            add(&mut arena, start);
         }
-        for patterns in by_prefix.values_mut() {
-            // Distinct raw values can share an encoding prefix but not an encoding.
-            patterns.sort_unstable();
-            patterns.dedup();
+        let bytes = |&(start, len): &(u32, u32)| &arena[start as usize..(start + len) as usize];
+        let mut patterns: Vec<(u64, u32, u32)> = spans
+            .iter()
+            .map(|span| (prefix_key(bytes(span)), span.0, span.1))
+            .collect();
+        patterns.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| bytes(&(a.1, a.2)).cmp(bytes(&(b.1, b.2))))
+        });
+        patterns.dedup_by(|a, b| a.0 == b.0 && bytes(&(a.1, a.2)) == bytes(&(b.1, b.2)));
+        let mut by_prefix: HashMap<u64, (u32, u32), BuildHasherDefault<PrefixHasher>> =
+            HashMap::default();
+        for (i, (prefix, _, _)) in patterns.iter().enumerate() {
+            let range = by_prefix.entry(*prefix).or_insert((i as u32, i as u32));
+            range.1 = i as u32 + 1;
         }
+        let indexed = arena.len();
         let budget = BUDGET_FLOOR
             .saturating_add(BUDGET_PER_BYTE.saturating_mul(indexed.saturating_add(haystack_bytes)));
-        Self { by_prefix, budget }
+        Self {
+            arena,
+            patterns,
+            by_prefix,
+            budget,
+        }
     }
 
     /// Whether `haystack` contains one of the indexed values.
@@ -81,11 +105,12 @@ impl CopiedValues {
             return Search::NotFound;
         }
         for start in 0..=haystack.len() - MIN_LEN {
-            let Some(patterns) = self.by_prefix.get(&prefix_key(&haystack[start..])) else {
+            let Some(&(first, end)) = self.by_prefix.get(&prefix_key(&haystack[start..])) else {
                 continue;
             };
             let rest = &haystack[start..];
-            for pattern in patterns {
+            for &(_, at, len) in &self.patterns[first as usize..end as usize] {
+                let pattern = &self.arena[at as usize..(at + len) as usize];
                 let cost = pattern.len().min(rest.len());
                 if cost > self.budget {
                     self.budget = 0;
@@ -182,6 +207,6 @@ mod tests {
     fn duplicate_values_are_indexed_once() {
         let values = vec![b"same-value-1".as_slice(); 10_000];
         let index = CopiedValues::new(values.into_iter(), 0);
-        assert_eq!(index.by_prefix.values().map(Vec::len).sum::<usize>(), 2);
+        assert_eq!(index.patterns.len(), 2);
     }
 }

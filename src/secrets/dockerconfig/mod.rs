@@ -47,6 +47,9 @@ const HTTP_HEADERS: &str = "httpheaders";
 /// The fields of `dockerConfigEntryWithAuth`.
 const ENTRY_FIELDS: &[&str] = &["auth", "username", "password", "email"];
 
+/// Registry entries one pull secret may hold (see `too_many_registries`).
+pub const MAX_REGISTRIES: usize = 256;
+
 const MISSING: &str = "required value is missing";
 const NO_WHITESPACE: &str = "must not contain whitespace or line breaks";
 const NOT_AN_OBJECT: &str = "must be an object mapping registry hosts to credentials";
@@ -57,6 +60,17 @@ pub fn validate_config_json(input: &Input<'_>, out: &mut Vec<Violation>) {
     };
     let field = data_field(CONFIG_JSON_KEY);
     report_ambiguous_keys(&field, &root, &[AUTHS], Repeat::Merged, out);
+    let entries: usize = root
+        .iter()
+        .filter(|(k, _)| go_field_match(k, AUTHS))
+        .map(|(_, v)| match v {
+            Json::Object(entries) => entries.len(),
+            _ => 0,
+        })
+        .sum();
+    if too_many_registries(&format!("{field}.{AUTHS}"), entries, out) {
+        return;
+    }
     let mut registries = Registries::new(input);
     let mut found = false;
     // Every key Go reads into `Auths`, in document order: the kubelet merges them all.
@@ -121,7 +135,27 @@ pub fn validate_legacy_cfg(input: &Input<'_>, out: &mut Vec<Violation>) {
         ));
         return;
     }
+    if too_many_registries(&field, root.len(), out) {
+        return;
+    }
     Registries::new(input).check(field, &root, out);
+}
+
+/// A pull secret holds a handful of registries; `docker login` and kubectl write one
+/// each. A document with more than `MAX_REGISTRIES` is denied as a whole, without a check
+/// (and a finding) per entry: that is what kept a 1 MiB document of 100,000 keys from
+/// costing a finding each.
+fn too_many_registries(field: &str, entries: usize, out: &mut Vec<Violation>) -> bool {
+    if entries <= MAX_REGISTRIES {
+        return false;
+    }
+    out.push(Violation::deny(
+        field,
+        format!(
+            "holds {entries} registry entries; a pull secret may hold at most {MAX_REGISTRIES}"
+        ),
+    ));
+    true
 }
 
 /// The JSON object stored under `data[key]`, every key kept, or `None` after reporting
