@@ -84,8 +84,9 @@ def keys(n, width, first="", alphabet=ALNUM):
 
 
 def dumps(obj) -> bytes:
-    """Compact JSON as Go's encoding/json writes it (no spaces)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
+    """Compact JSON as the API server writes it: Go's encoding/json, no spaces, map keys
+    sorted (the API server re-encodes every object it sends to a webhook)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, sort_keys=True).encode()
 
 
 def envelope(kind, name, obj, operation="CREATE", old=None, uid=None, namespace=NAMESPACE):

@@ -53,8 +53,55 @@ struct Meta {
     name: Option<String>,
     generate_name: Option<String>,
     namespace: Option<String>,
+    #[serde(default, deserialize_with = "bulk_map")]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "bulk_map")]
     annotations: Option<BTreeMap<String, String>>,
+}
+
+/// A JSON object as a `BTreeMap`, built in bulk from its entries rather than by one
+/// insert each: a tenant can send a hundred thousand annotations or data keys, and the
+/// API server writes them sorted, which a bulk build takes in one pass. A repeated key
+/// keeps its last value, as inserting would.
+fn bulk_map<'de, D, V>(d: D) -> Result<Option<BTreeMap<String, V>>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<V>(std::marker::PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
+        type Value = Option<BTreeMap<String, V>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object or null")
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_map(self)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut entries: Vec<(String, V)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(Some(entries.into_iter().collect()))
+        }
+    }
+
+    d.deserialize_option(Entries(std::marker::PhantomData))
 }
 
 impl From<Meta> for ObjectMeta {
@@ -77,6 +124,7 @@ impl<'de> Deserialize<'de> for Lean<Secret> {
             metadata: Option<Meta>,
             #[serde(rename = "type")]
             type_: Option<String>,
+            #[serde(default, deserialize_with = "bulk_map")]
             data: Option<BTreeMap<String, ByteString>>,
         }
         let f = Fields::deserialize(d)?;

@@ -49,9 +49,14 @@ pub enum Search {
 }
 
 impl CopiedValues {
-    /// Indexes `values` (shorter ones are ignored); `haystack_bytes` is the total size of
-    /// what will be searched, which sets the budget.
-    pub fn new<'v>(values: impl Iterator<Item = &'v [u8]>, haystack_bytes: usize) -> Self {
+    /// Indexes `values` (shorter ones are ignored, and forms longer than `longest`, the
+    /// longest text to be searched, which cannot be in it); `haystack_bytes` is the total
+    /// size of what will be searched, which sets the budget.
+    pub fn new<'v>(
+        values: impl Iterator<Item = &'v [u8]>,
+        longest: usize,
+        haystack_bytes: usize,
+    ) -> Self {
         let mut arena = Vec::new();
         let mut spans: Vec<(u32, u32)> = Vec::new();
         let mut add = |arena: &mut Vec<u8>, start: usize| {
@@ -59,12 +64,15 @@ impl CopiedValues {
             let len = arena.len() - start;
             spans.push((start as u32, len as u32));
         };
-        for value in values.filter(|v| v.len() >= MIN_LEN) {
+        for value in values.filter(|v| (MIN_LEN..=longest).contains(&v.len())) {
             let start = arena.len();
             arena.extend_from_slice(value);
             add(&mut arena, start);
+            let encoded = base64::encoded_len(value.len(), true).unwrap_or(usize::MAX);
+            if encoded > longest {
+                continue;
+            }
             let start = arena.len();
-            let encoded = base64::encoded_len(value.len(), true).unwrap_or(0);
             arena.resize(start + encoded, 0);
             let written = base64::engine::general_purpose::STANDARD
                 .encode_slice(value, &mut arena[start..])
@@ -77,13 +85,22 @@ impl CopiedValues {
             .iter()
             .map(|span| (prefix_key(bytes(span)), span.0, span.1))
             .collect();
-        patterns.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| bytes(&(a.1, a.2)).cmp(bytes(&(b.1, b.2))))
-        });
-        patterns.dedup_by(|a, b| a.0 == b.0 && bytes(&(a.1, a.2)) == bytes(&(b.1, b.2)));
+        // By prefix and length (numbers: no byte comparisons), dropping a pattern that
+        // repeats the one before it. Repeats that do not end up side by side stay: they
+        // only cost comparisons, which the budget bounds.
+        patterns.sort_unstable_by_key(|p| (p.0, p.2));
+        let mut unique: Vec<(u64, u32, u32)> = Vec::with_capacity(patterns.len());
+        for p in patterns {
+            let repeat = unique.last().is_some_and(|q| {
+                (q.0, q.2) == (p.0, p.2) && bytes(&(q.1, q.2)) == bytes(&(p.1, p.2))
+            });
+            if !repeat {
+                unique.push(p);
+            }
+        }
+        let patterns = unique;
         let mut by_prefix: HashMap<u64, (u32, u32), BuildHasherDefault<PrefixHasher>> =
-            HashMap::default();
+            HashMap::with_capacity_and_hasher(patterns.len(), BuildHasherDefault::default());
         for (i, (prefix, _, _)) in patterns.iter().enumerate() {
             let range = by_prefix.entry(*prefix).or_insert((i as u32, i as u32));
             range.1 = i as u32 + 1;
@@ -160,7 +177,7 @@ mod tests {
     use super::*;
 
     fn search(values: &[&[u8]], haystack: &[u8]) -> Search {
-        CopiedValues::new(values.iter().copied(), haystack.len()).search(haystack)
+        CopiedValues::new(values.iter().copied(), haystack.len(), haystack.len()).search(haystack)
     }
 
     #[test]
@@ -198,7 +215,11 @@ mod tests {
             })
             .collect();
         let haystack = vec![b'A'; 250 * 1024];
-        let mut index = CopiedValues::new(values.iter().map(Vec::as_slice), haystack.len());
+        let mut index = CopiedValues::new(
+            values.iter().map(Vec::as_slice),
+            haystack.len(),
+            haystack.len(),
+        );
         assert_eq!(index.search(&haystack), Search::Incomplete);
         assert_eq!(index.search(&haystack), Search::Incomplete);
     }
@@ -206,7 +227,7 @@ mod tests {
     #[test]
     fn duplicate_values_are_indexed_once() {
         let values = vec![b"same-value-1".as_slice(); 10_000];
-        let index = CopiedValues::new(values.into_iter(), 0);
+        let index = CopiedValues::new(values.into_iter(), 100, 0);
         assert_eq!(index.patterns.len(), 2);
     }
 }

@@ -110,17 +110,17 @@ fn values_in_annotations(input: &Input<'_>, out: &mut Vec<Violation>) {
         return;
     };
     let severity = input.rules.values_in_annotations;
-    let searched: usize = annotations
+    let searched = annotations
         .iter()
         .filter(|(key, _)| *key != LAST_APPLIED)
-        .map(|(_, value)| value.len())
-        .sum();
+        .map(|(_, value)| value.len());
+    let (total, longest) = searched.fold((0, 0), |(t, l), n| (t + n, l.max(n)));
     // Only kubectl's annotation (or none worth searching): skip indexing the values.
     let data = input.entries().map(|(_, data)| data);
-    let mut values = if searched >= MIN_LEN {
-        CopiedValues::new(data, searched)
+    let mut values = if longest >= MIN_LEN {
+        CopiedValues::new(data, longest, total)
     } else {
-        CopiedValues::new(std::iter::empty(), 0)
+        CopiedValues::new(std::iter::empty(), 0, 0)
     };
     let mut incomplete = 0usize;
     for (key, value) in annotations {
