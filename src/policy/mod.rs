@@ -9,12 +9,15 @@ mod crd;
 mod default;
 pub mod file;
 pub mod resolve;
+pub mod schema;
 mod selector;
 mod spec;
 mod validate;
 pub mod watch;
 
-pub use crd::{CONDITION_READY, ProjectPolicyStatus, REASON_ACCEPTED, REASON_INVALID, crd_yaml};
+pub use crd::{
+    CONDITION_READY, ProjectPolicyStatus, REASON_ACCEPTED, REASON_INVALID, crd, crd_yaml,
+};
 pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
 pub use resolve::{InvalidPolicy, Overlap, Policy};
 pub use selector::Labels;
