@@ -1,7 +1,7 @@
 //! The CRD: the committed file matches what `secretgate crd` prints, so the chart never
 //! ships a stale schema; its formats are ones the API server knows; its CEL rules and
 //! bounds are the ones below (each rule is also run on samples against the service's own
-//! validation, in `src/policy/schema/tests.rs`); its printer columns.
+//! validation, in `src/policy/schema/tests.rs`); its printer columns and status.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -384,8 +384,16 @@ fn printer_columns_show_names_or_selector_and_readiness() {
 }
 
 #[test]
-fn the_spec_has_no_nullable() {
+fn the_status_keeps_the_last_good_spec_and_the_spec_has_no_nullable() {
     let crd = crd();
+    let status = &version(&crd)["schema"]["openAPIV3Schema"]["properties"]["status"];
+    let last_good = &status["properties"]["lastGoodSpec"];
+    assert_eq!(last_good["type"], "object");
+    assert_eq!(last_good["x-kubernetes-preserve-unknown-fields"], true);
+    assert_eq!(
+        status["properties"]["lastGoodGeneration"]["format"],
+        "int64"
+    );
     let mut nullable = Vec::new();
     collect(
         spec_schema(&crd),

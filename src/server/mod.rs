@@ -356,7 +356,8 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ok").into_response()
+        // 200 even with broken policies, which the body names (`Snapshot::readiness`).
+        (StatusCode::OK, state.policies.load().readiness()).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
