@@ -6,7 +6,8 @@
 //!
 //! A replica that restarts while a policy is invalid enforces the last good version its
 //! status keeps; with no good version at all, Secret writes in its namespaces are denied
-//! naming it, pods are admitted with a warning, and the metric and `/readyz` say so.
+//! naming it, pods are admitted with a warning, and the metric and `/readyz` say so. The
+//! policy webhook (`/validate-policy`) refuses an invalid policy over HTTPS.
 
 mod common;
 
@@ -582,5 +583,95 @@ async fn with_no_good_version_secrets_are_denied_and_pods_warned_naming_the_poli
         .await;
     assert_eq!(reply.status, 200);
     assert!(String::from_utf8_lossy(&reply.body).contains("team-a-policy"));
+    server.stop().await;
+}
+
+/// An AdmissionReview of a ProjectPolicy CREATE.
+fn policy_review(name: &str, spec: serde_json::Value) -> Vec<u8> {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": format!("uid-{name}"),
+        "kind": {"group": "secretgate.io", "version": "v1alpha1", "kind": "ProjectPolicy"},
+        "resource": {"group": "secretgate.io", "version": "v1alpha1", "resource": "projectpolicies"},
+        "name": name, "operation": "CREATE", "userInfo": {"username": "admin"},
+        "object": {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+                   "metadata": {"name": name}, "spec": spec}
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn the_policy_webhook_refuses_an_invalid_policy_with_every_problem() {
+    let server = TestServer::start().await;
+    let invalid = json!({
+        "namespaces": ["Team_A"],
+        "secrets": {"ssh": {"minRsaBits": 1, "allowedAlgorithms": ["dsa"]},
+                    "imagePull": {"allowedRegistries": ["https://ghcr.io"]}},
+        "gitSync": {"secretName": "git", "containers": []}
+    });
+    let problems = [
+        ("spec.namespaces[0]", "\"Team_A\" is not a namespace name"),
+        (
+            "spec.secrets.imagePull.allowedRegistries[0]",
+            "\"https://ghcr.io\" is not a registry host[:port] or *.domain[:port]",
+        ),
+        ("spec.secrets.ssh.minRsaBits", "1 is outside 1024..16384"),
+        (
+            "spec.secrets.ssh.allowedAlgorithms[0]",
+            "\"dsa\" is not one of ed25519, ecdsa, rsa",
+        ),
+        (
+            "spec.gitSync.containers",
+            "must name at least one container (omit it for the default, git-sync)",
+        ),
+    ];
+    for proto in Proto::ALL {
+        let mut client = server.client(proto).await;
+        let reply = client
+            .post("/validate-policy", policy_review("team-a", invalid.clone()))
+            .await;
+        assert_eq!(reply.status, 200);
+        let response = &reply.json()["response"];
+        assert_eq!(response["uid"], "uid-team-a");
+        assert_eq!(response["allowed"], false, "{proto:?}");
+        assert_eq!(response["status"]["code"], 422);
+        assert_eq!(response["status"]["reason"], "Invalid");
+        let message = response["status"]["message"].as_str().expect("message");
+        assert!(message.starts_with("ProjectPolicy \"team-a\" is invalid: "));
+        let causes = response["status"]["details"]["causes"]
+            .as_array()
+            .expect("causes");
+        assert_eq!(causes.len(), problems.len(), "{causes:?}");
+        for (field, problem) in problems {
+            assert!(
+                message.contains(&format!("{field}: {problem}")),
+                "{message}"
+            );
+            assert!(
+                causes
+                    .iter()
+                    .any(|c| c["field"] == field && c["message"] == problem),
+                "{field} not in {causes:?}"
+            );
+        }
+
+        let valid = json!({"namespaceSelector": {"matchLabels": {"project": "a"}}, "mode": "Warn"});
+        let reply = client
+            .post("/validate-policy", policy_review("team-a", valid))
+            .await;
+        let response = &reply.json()["response"];
+        assert_eq!(response["allowed"], true, "{response}");
+
+        // A malformed review gets 400 like the other webhooks.
+        let reply = client.post("/validate-policy", b"{}".to_vec()).await;
+        assert_eq!(reply.status, 400);
+    }
+    let metrics = server.metrics().await;
+    for line in [
+        r#"secretgate_reviews_total{operation="CREATE",verdict="denied",webhook="policy"} 2"#,
+        r#"secretgate_reviews_total{operation="CREATE",verdict="allowed",webhook="policy"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
     server.stop().await;
 }

@@ -9,6 +9,7 @@ mod crd;
 mod default;
 pub mod file;
 pub mod resolve;
+pub mod review;
 pub mod schema;
 mod selector;
 mod spec;
