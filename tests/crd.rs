@@ -161,7 +161,7 @@ const RULES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "spec.imagePullSecrets[].registries[]",
-        r"self.matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
+        r"self.trim().matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
         "must be a registry host[:port] or *.domain[:port], without a scheme or path",
         "",
     ),
@@ -209,7 +209,7 @@ const RULES: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "spec.secrets.imagePull.allowedRegistries[]",
-        r"self.matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
+        r"self.trim().matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
         "must be a registry host[:port] or *.domain[:port], without a scheme or path",
         "",
     ),

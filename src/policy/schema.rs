@@ -94,8 +94,9 @@ const SECRET_NAME: Rule = rule(
     "must be a secret name (a DNS-1123 subdomain)",
 );
 const NOT_BLANK: Rule = rule("size(self.trim()) > 0", "must not be empty");
+/// Surrounding white space is trimmed, as the service trims a pattern.
 const REGISTRY: Rule = rule(
-    r"self.matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
+    r"self.trim().matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
     "must be a registry host[:port] or *.domain[:port], without a scheme or path",
 );
 

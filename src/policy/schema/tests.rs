@@ -19,6 +19,10 @@ fn eval(rule: &str, value: &Value) -> Option<bool> {
     if let Some(rest) = rule.strip_prefix("size(self) == 0 || ") {
         return Some(text?.is_empty() || eval(rest, value)?);
     }
+    if let Some(rest) = rule.strip_prefix("self.trim().") {
+        // CEL's trim() and Rust's trim() both drop Unicode white space.
+        return eval(&format!("self.{rest}"), &json!(text?.trim()));
+    }
     if let Some(rest) = rule.strip_prefix("self.matches('") {
         // CEL unescapes `\\` in the literal; RE2 and Rust agree on these expressions.
         let pattern = rest.strip_suffix("')")?.replace(r"\\", r"\");
@@ -139,6 +143,9 @@ fn samples() -> Vec<Value> {
         "host:0",
         "host:65536",
         "host:00080",
+        " ghcr.io",
+        "ghcr.io\t",
+        "ghcr .io",
         "ed25519",
         "ecdsa",
         "rsa",
@@ -237,7 +244,7 @@ fn rules_refuse_what_they_are_for() {
             "imagePullSecrets[].secretName",
             json!(format!("{}.b", "a".repeat(64))),
         ),
-        ("imagePullSecrets[].registries[]", json!("ghcr.io ")),
+        ("imagePullSecrets[].registries[]", json!("ghcr .io")),
         ("gitSync.secretName", json!("")),
         ("gitSync.containers[]", json!("")),
         ("gitSync.volumeName", json!("Git_Secret")),
