@@ -21,6 +21,9 @@ pub struct Metrics {
     pub injections: IntCounterVec,
     /// Project policies in force (the embedded default not counted).
     pub policies: IntGauge,
+    /// Project policies invalid with no good version known: Secret writes are denied where
+    /// they govern (readiness stays 200; `/readyz` names them).
+    pub broken_policies: IntGauge,
     /// When the policy set was last (re)loaded, as a Unix timestamp.
     pub policy_last_reload: Gauge,
     /// Policy reloads (file edits, cluster changes), by result (`success`, `failure`).
@@ -81,6 +84,11 @@ impl Metrics {
             &["kind"],
         )?;
         let policies = IntGauge::new("secretgate_policies", "Project policies in force.")?;
+        let broken_policies = IntGauge::new(
+            "secretgate_broken_policies",
+            "Project policies invalid with no good version known; Secret writes in the \
+             namespaces they select are denied.",
+        )?;
         let policy_last_reload = Gauge::new(
             "secretgate_policy_last_reload_timestamp_seconds",
             "Unix time of the last policy load.",
@@ -124,6 +132,7 @@ impl Metrics {
         registry.register(Box::new(findings.clone()))?;
         registry.register(Box::new(injections.clone()))?;
         registry.register(Box::new(policies.clone()))?;
+        registry.register(Box::new(broken_policies.clone()))?;
         registry.register(Box::new(policy_last_reload.clone()))?;
         registry.register(Box::new(policy_reloads.clone()))?;
         registry.register(Box::new(abandoned_reviews.clone()))?;
@@ -138,6 +147,7 @@ impl Metrics {
             findings,
             injections,
             policies,
+            broken_policies,
             policy_last_reload,
             policy_reloads,
             abandoned_reviews,

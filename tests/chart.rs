@@ -76,6 +76,13 @@ fn every_values_combination_renders_valid_kubernetes_objects() {
             "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
         ],
         &["--set", "webhooks.mutate.enabled=false"],
+        &[
+            "--set",
+            "webhooks.validate.enabled=false",
+            "--set",
+            "webhooks.policies.failurePolicy=Ignore",
+        ],
+        &["--set", "webhooks.policies.enabled=false"],
     ];
     for args in combinations {
         tools.kubernetes_validate(&tools.render(args));
@@ -225,7 +232,7 @@ fn pod_disruption_budget_keeps_one_pod_only_when_there_are_two() {
 fn webhooks_are_safe_by_default() {
     let Some(tools) = Tools::find() else { return };
     let manifests = tools.render(&[]);
-    let validate = only_webhook(manifests.one("ValidatingWebhookConfiguration"));
+    let validate = only_webhook(secrets_config(&manifests));
     let mutate = only_webhook(manifests.one("MutatingWebhookConfiguration"));
     for hook in [validate, mutate] {
         assert_eq!(at(hook, "/admissionReviewVersions"), &json!(["v1"]));
@@ -250,6 +257,53 @@ fn webhooks_are_safe_by_default() {
 }
 
 #[test]
+fn project_policies_are_validated_by_the_server_and_fail_closed() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(&[]);
+    let config = manifests.named("ValidatingWebhookConfiguration", "sg-secretgate-policies");
+    let hook = only_webhook(config);
+    assert_eq!(at(hook, "/name"), "projectpolicies.validate.secretgate.io");
+    assert_eq!(at(hook, "/admissionReviewVersions"), &json!(["v1"]));
+    assert_eq!(at(hook, "/sideEffects"), "None");
+    // A policy that cannot be checked is not admitted.
+    assert_eq!(at(hook, "/failurePolicy"), "Fail");
+    assert_eq!(at(hook, "/timeoutSeconds"), 5);
+    // CREATE and UPDATE of the policies themselves; not their status, which the server
+    // writes.
+    assert_eq!(
+        at(hook, "/rules"),
+        &json!([{"apiGroups": ["secretgate.io"], "apiVersions": ["v1alpha1"],
+                 "operations": ["CREATE", "UPDATE"], "resources": ["projectpolicies"],
+                 "scope": "Cluster"}])
+    );
+    assert!(hook.get("namespaceSelector").is_none());
+    assert_eq!(at(hook, "/clientConfig/service/path"), "/validate-policy");
+
+    let manifests = tools.render(&[
+        "--set",
+        "webhooks.policies.failurePolicy=Ignore",
+        "--set",
+        "webhooks.policies.timeoutSeconds=10",
+    ]);
+    let hook =
+        only_webhook(manifests.named("ValidatingWebhookConfiguration", "sg-secretgate-policies"));
+    assert_eq!(at(hook, "/failurePolicy"), "Ignore");
+    assert_eq!(at(hook, "/timeoutSeconds"), 10);
+
+    let manifests = tools.render(&["--set", "webhooks.policies.enabled=false"]);
+    assert_eq!(
+        manifests.all("ValidatingWebhookConfiguration").len(),
+        1,
+        "only the Secret webhook"
+    );
+    // Without the Secret webhook, the policy webhook stays.
+    let manifests = tools.render(&["--set", "webhooks.validate.enabled=false"]);
+    let configs = manifests.all("ValidatingWebhookConfiguration");
+    assert_eq!(configs.len(), 1);
+    assert_eq!(at(configs[0], "/metadata/name"), "sg-secretgate-policies");
+}
+
+#[test]
 fn webhooks_never_see_the_release_namespace_or_kube_system() {
     let Some(tools) = Tools::find() else { return };
     let user_selector = json!({
@@ -266,7 +320,7 @@ fn webhooks_never_see_the_release_namespace_or_kube_system() {
             "ValidatingWebhookConfiguration",
             "MutatingWebhookConfiguration",
         ] {
-            let hook = only_webhook(manifests.one(kind));
+            let hook = only_webhook(manifests.named(kind, "sg-secretgate"));
             let excluded = excluded_namespaces(at(hook, "/namespaceSelector"));
             assert!(
                 excluded.contains(&NAMESPACE.to_string())
@@ -278,7 +332,7 @@ fn webhooks_never_see_the_release_namespace_or_kube_system() {
     // The user's selector is added to the exclusions, never instead of them.
     let manifests = tools.render(&["--set-json", &with_user_selector]);
     let selector = at(
-        only_webhook(manifests.one("ValidatingWebhookConfiguration")),
+        only_webhook(secrets_config(&manifests)),
         "/namespaceSelector",
     );
     assert_eq!(
@@ -307,7 +361,7 @@ fn failure_policies_selectors_and_match_conditions_are_configurable() {
         "--set-json",
         MATCH_CONDITIONS,
     ]);
-    let validate = only_webhook(manifests.one("ValidatingWebhookConfiguration"));
+    let validate = only_webhook(secrets_config(&manifests));
     let mutate = only_webhook(manifests.one("MutatingWebhookConfiguration"));
     assert_eq!(at(validate, "/failurePolicy"), "Ignore");
     assert_eq!(at(mutate, "/failurePolicy"), "Fail");
@@ -332,17 +386,17 @@ fn webhooks_call_paths_the_server_serves_through_the_service() {
     let deployment = manifests.one("Deployment");
     let container = at(deployment, "/spec/template/spec/containers/0");
     let mut paths = Vec::new();
-    for kind in [
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-    ] {
-        let target = at(only_webhook(manifests.one(kind)), "/clientConfig/service");
+    for (kind, name) in CONFIGURATIONS {
+        let target = at(
+            only_webhook(manifests.named(kind, name)),
+            "/clientConfig/service",
+        );
         assert_eq!(at(target, "/name"), at(service, "/metadata/name"));
         assert_eq!(at(target, "/namespace"), NAMESPACE);
         assert_eq!(at(target, "/port"), 443);
         paths.push(at(target, "/path").as_str().unwrap().to_string());
     }
-    assert_eq!(paths, ["/validate", "/mutate"]);
+    assert_eq!(paths, ["/validate", "/mutate", "/validate-policy"]);
 
     // Service 443 → the container port named https → the address the server listens on.
     let port = find(at(service, "/spec/ports"), "/port", 443);
@@ -380,11 +434,8 @@ fn generated_mode_trusts_the_ca_that_signed_the_mounted_certificate() {
     let ca_cert = at(ca, "/data/tls.crt");
     assert_eq!(at(tls, "/data/ca.crt"), ca_cert);
     assert!(tls.pointer("/data/tls.key").is_some());
-    for kind in [
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-    ] {
-        let config = manifests.one(kind);
+    for (kind, name) in CONFIGURATIONS {
+        let config = manifests.named(kind, name);
         assert_eq!(
             at(only_webhook(config), "/clientConfig/caBundle"),
             ca_cert,
@@ -416,11 +467,8 @@ fn cert_manager_mode_issues_the_mounted_certificate_and_injects_its_ca() {
     );
     assert_eq!(manifests.all("Issuer").len(), 2);
 
-    for kind in [
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-    ] {
-        let config = manifests.one(kind);
+    for (kind, name) in CONFIGURATIONS {
+        let config = manifests.named(kind, name);
         assert_eq!(
             at(
                 config,
@@ -596,6 +644,18 @@ fn guard_rails_refuse_impossible_values_with_the_reason() {
             "accepts 1 to 30 seconds",
         ),
         (
+            &[
+                "--skip-schema-validation",
+                "--set",
+                "webhooks.policies.failurePolicy=Sometimes",
+            ],
+            "webhooks.policies.failurePolicy is \"Sometimes\": it must be Fail or Ignore",
+        ),
+        (
+            &["--set", "webhooks.policies.timeoutSeconds=0"],
+            "webhooks.policies.timeoutSeconds is 0",
+        ),
+        (
             &["--set", "server.drainTimeoutSeconds=40"],
             "must be longer than server.drainTimeoutSeconds",
         ),
@@ -637,6 +697,10 @@ fn values_schema_rejects_unknown_keys_and_wrong_types() {
             &["failurePolicy", "one of", "Fail", "Ignore"],
         ),
         (&["--set", "replicaCount=two"], &["replicaCount", "integer"]),
+        (
+            &["--set", "webhooks.policies.failurPolicy=Fail"],
+            &["failurPolicy", "not allowed"],
+        ),
     ];
     for (args, parts) in cases {
         tools.render_fails_with(args, parts);
@@ -667,6 +731,18 @@ fn values_schema_closes_every_object() {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
+
+/// The webhook configurations of a default install, by kind and name.
+const CONFIGURATIONS: [(&str, &str); 3] = [
+    ("ValidatingWebhookConfiguration", "sg-secretgate"),
+    ("MutatingWebhookConfiguration", "sg-secretgate"),
+    ("ValidatingWebhookConfiguration", "sg-secretgate-policies"),
+];
+
+/// The Secret webhook's configuration.
+fn secrets_config(manifests: &Manifests) -> &Value {
+    manifests.named("ValidatingWebhookConfiguration", "sg-secretgate")
+}
 
 const MATCH_CONDITIONS: &str = r#"webhooks.validate.matchConditions=[{"name":"not-helm-release","expression":"object.type != 'helm.sh/release.v1'"}]"#;
 

@@ -3,6 +3,13 @@
 //! snapshot follows the ProjectPolicies, and an invalid policy gets its status patched.
 //! WATCH events then change policies, namespaces and secrets; an invalid edit keeps the
 //! last good policy in force; failing watches leave the snapshot as it was.
+//!
+//! A replica that restarts while a policy is invalid enforces the last good version its
+//! status keeps; with no good version at all, Secret writes in its namespaces are denied
+//! naming it, pods are admitted with a warning, and the metric and `/readyz` say so. The
+//! policy webhook (`/validate-policy`) refuses an invalid policy over HTTPS.
+
+mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +25,8 @@ use secretgate::policy::watch::{Targets, run};
 use secretgate::policy::{Mode, Snapshot};
 use serde_json::json;
 use tokio::sync::mpsc;
+
+use common::{Proto, TestServer, fixture};
 
 fn list(kind: &str, api_version: &str, items: serde_json::Value) -> Vec<u8> {
     json!({"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
@@ -46,6 +55,23 @@ struct Watches {
     fail_later: bool,
     /// How many WATCHes got a 500, by resource path.
     failed: Arc<Mutex<HashMap<&'static str, usize>>>,
+    /// The ProjectPolicies the LIST answers with, instead of [`default_policies`].
+    policies: Option<serde_json::Value>,
+}
+
+/// team-a (by selector), team-b (by name) and an invalid policy, `broken`.
+fn default_policies() -> serde_json::Value {
+    json!([
+        {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+         "metadata": {"name": "team-a", "generation": 1},
+         "spec": {"namespaceSelector": {"matchLabels": {"project": "a"}}, "mode": "Warn"}},
+        {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+         "metadata": {"name": "team-b", "generation": 1},
+         "spec": {"namespaces": ["b2"]}},
+        {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+         "metadata": {"name": "broken", "generation": 7},
+         "spec": {"namespaces": ["b"], "secrets": {"ssh": {"minRsaBits": 1}}}}
+    ])
 }
 
 /// Answers LISTs, WATCHes as `watches` says, and reports PATCH bodies.
@@ -100,21 +126,13 @@ async fn api_server(
             list(
                 "ProjectPolicyList",
                 "secretgate.io/v1alpha1",
-                json!([
-                    {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
-                     "metadata": {"name": "team-a", "generation": 1},
-                     "spec": {"namespaceSelector": {"matchLabels": {"project": "a"}}, "mode": "Warn"}},
-                    {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
-                     "metadata": {"name": "team-b", "generation": 1},
-                     "spec": {"namespaces": ["b2"]}},
-                    {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
-                     "metadata": {"name": "broken", "generation": 7},
-                     "spec": {"namespaces": ["b"], "secrets": {"ssh": {"minRsaBits": 1}}}}
-                ]),
+                watches.policies.clone().unwrap_or_else(default_policies),
             )
         } else if uri.starts_with("/api/v1/namespaces") {
             meta_list(json!([{"apiVersion": "v1", "kind": "PartialObjectMetadata",
-                              "metadata": {"name": "a-dev", "labels": {"project": "a"}}}]))
+                              "metadata": {"name": "a-dev", "labels": {"project": "a"}}},
+                             {"apiVersion": "v1", "kind": "PartialObjectMetadata",
+                              "metadata": {"name": "team-a", "labels": {"project": "team-a"}}}]))
         } else if uri.starts_with("/api/v1/secrets") {
             meta_list(json!([{"apiVersion": "v1", "kind": "PartialObjectMetadata",
                               "metadata": {"name": "pull", "namespace": "a-dev"}}]))
@@ -183,9 +201,19 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
     assert_eq!(condition["reason"], "Invalid");
     assert_eq!(
         condition["message"],
-        "spec.secrets.ssh.minRsaBits: 1 is outside 1024..16384"
+        "spec.secrets.ssh.minRsaBits: 1 is outside 1024..16384 (no good version is known: \
+         Secret writes in the namespaces it selects are denied until it is fixed)"
     );
     assert_eq!(broken["status"]["observedGeneration"], 7);
+    assert!(broken["status"].get("lastGoodSpec").is_none());
+    // Accepted policies keep their spec as the last good one.
+    assert_eq!(
+        seen[1].1["status"]["lastGoodSpec"],
+        json!({"namespaceSelector": {"matchLabels": {"project": "a"}}, "mode": "Warn"})
+    );
+    // The broken policy still governs the namespace it names.
+    assert_eq!(&*snapshot.for_namespace("b").name, "broken");
+    assert!(snapshot.for_namespace("b").broken.is_some());
     assert_eq!(seen[1].1["status"]["conditions"][0]["status"], "True");
     assert_eq!(seen[2].1["status"]["conditions"][0]["status"], "True");
 }
@@ -285,6 +313,7 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         ],
         fail_later: true,
         failed: failed.clone(),
+        policies: None,
     };
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
@@ -339,8 +368,11 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
     assert_eq!(status["conditions"][0]["status"], "False");
     assert_eq!(
         status["conditions"][0]["message"],
-        "spec.secrets.ssh.minRsaBits: 1 is outside 1024..16384"
+        "spec.secrets.ssh.minRsaBits: 1 is outside 1024..16384 (the last good version, \
+         generation 1, stays in force)"
     );
+    assert_eq!(status["lastGoodGeneration"], 1);
+    assert_eq!(status["lastGoodSpec"]["mode"], "Warn");
 
     // Every watch now fails (500); each watcher retries with backoff (0.8 s and up) and
     // the snapshot stays as it was. Wait for two failures of each.
@@ -366,4 +398,280 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         followed(&targets.policies.load()),
         "the snapshot is kept while watches fail"
     );
+}
+
+/// Cluster mode feeding a webhook server: the watchers publish into the server's state.
+async fn serve_cluster(
+    policies: serde_json::Value,
+) -> (
+    TestServer,
+    mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+) {
+    let server = TestServer::start().await;
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (patches_tx, patches) = mpsc::unbounded_channel();
+    let watches = Watches {
+        policies: Some(policies),
+        ..Watches::default()
+    };
+    tokio::spawn(api_server(handle, patches_tx, watches));
+    let targets = Targets {
+        policies: server.state.policies.clone(),
+        ready: server.state.ready.clone(),
+        metrics: server.state.metrics.clone(),
+    };
+    tokio::spawn(run(client, targets));
+    (server, patches)
+}
+
+/// Polls the server's snapshot for up to 5 s.
+async fn until_served(server: &TestServer, done: impl Fn(&Snapshot) -> bool) {
+    for _ in 0..500 {
+        if done(&server.state.policies.load()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the snapshot never got there");
+}
+
+#[tokio::test]
+async fn a_restarted_replica_enforces_the_last_good_spec_its_status_keeps() {
+    let selector = json!({"matchLabels": {"project": "a"}});
+    let policies = json!([{
+        "apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+        "metadata": {"name": "team-a", "generation": 4, "uid": "u-a"},
+        // Generation 4 is invalid (stored before the webhook and the CRD rules existed).
+        "spec": {"namespaceSelector": selector, "mode": "Enforce",
+                 "secrets": {"ssh": {"minRsaBits": 1}}},
+        // Generation 3 was accepted by a replica that has since restarted.
+        "status": {"observedGeneration": 3,
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "Accepted",
+                                   "message": "the policy is in force", "observedGeneration": 3,
+                                   "lastTransitionTime": "2025-01-01T00:00:00Z"}],
+                   "lastGoodSpec": {"namespaceSelector": selector, "mode": "Warn"},
+                   "lastGoodGeneration": 3}
+    }]);
+    let (server, mut patches) = serve_cluster(policies).await;
+    until_served(&server, |s| s.policy_count() == 1).await;
+    let snapshot = server.state.policies.load();
+    let team_a = snapshot.for_namespace("a-dev");
+    assert_eq!(&*team_a.name, "team-a");
+    assert_eq!(team_a.spec.mode, Mode::Warn, "generation 3 is in force");
+    assert!(snapshot.broken_policies().is_empty());
+
+    // Over HTTPS: team-a's rules in Warn mode (no name rule: the secret is allowed).
+    let mut secret = fixture(APP_CONFIG);
+    in_namespace(&mut secret, "a-dev");
+    let reply = server
+        .client(Proto::Http1)
+        .await
+        .post("/validate", secret)
+        .await;
+    assert_eq!(reply.json()["response"]["allowed"], true);
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("secretgate_broken_policies 0")
+    );
+
+    // The status says why generation 4 is not in force and keeps generation 3.
+    let (uri, patch) = tokio::time::timeout(Duration::from_secs(5), patches.recv())
+        .await
+        .expect("a status patch within 5s")
+        .expect("patch");
+    assert!(uri.contains("/projectpolicies/team-a/status"), "{uri}");
+    let status = &patch["status"];
+    assert_eq!(status["observedGeneration"], 4);
+    assert_eq!(status["lastGoodGeneration"], 3);
+    assert_eq!(status["lastGoodSpec"]["mode"], "Warn");
+    assert_eq!(
+        status["conditions"][0]["message"],
+        "spec.secrets.ssh.minRsaBits: 1 is outside 1024..16384 (the last good version, \
+         generation 3, stays in force)"
+    );
+    server.stop().await;
+}
+
+/// Secret `app-config` (namespace `team-a` as recorded).
+const APP_CONFIG: &str = "secret-create-generic-from-literal.json";
+/// Pod `nginx` in `team-a`.
+const NGINX: &str = "pod-create-kubectl-run-nginx.json";
+
+/// Moves a recorded review to `namespace`.
+fn in_namespace(body: &mut Vec<u8>, namespace: &str) {
+    let mut review: serde_json::Value = serde_json::from_slice(body).expect("fixture JSON");
+    review["request"]["namespace"] = json!(namespace);
+    review["request"]["object"]["metadata"]["namespace"] = json!(namespace);
+    *body = review.to_string().into_bytes();
+}
+
+#[tokio::test]
+async fn with_no_good_version_secrets_are_denied_and_pods_warned_naming_the_policy() {
+    let policies = json!([{
+        "apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+        "metadata": {"name": "team-a-policy", "generation": 1, "uid": "u-a"},
+        "spec": {"namespaceSelector": {"matchLabels": {"project": "team-a"}},
+                 "mode": "Sometimes",
+                 "imagePullSecrets": [{"secretName": "pull"}]}
+    }]);
+    let (server, _patches) = serve_cluster(policies).await;
+    until_served(&server, |s| !s.broken_policies().is_empty()).await;
+
+    for proto in Proto::ALL {
+        let mut client = server.client(proto).await;
+        // Secrets in the namespaces it selects: denied, naming the broken policy.
+        let reply = client.post("/validate", fixture(APP_CONFIG)).await;
+        assert_eq!(reply.status, 200);
+        let response = &reply.json()["response"];
+        assert_eq!(response["allowed"], false, "{proto:?}");
+        assert_eq!(response["status"]["code"], 403);
+        let message = response["status"]["message"].as_str().expect("message");
+        assert!(
+            message.contains("policy \"team-a-policy\" governs this namespace but is invalid"),
+            "{message}"
+        );
+        assert!(message.contains("unknown variant `Sometimes`"), "{message}");
+
+        // Deleting stays possible.
+        let reply = client
+            .post("/validate", fixture("secret-delete.json"))
+            .await;
+        assert_eq!(reply.json()["response"]["allowed"], true);
+
+        // Elsewhere the default policy decides as before.
+        let mut elsewhere = fixture(APP_CONFIG);
+        in_namespace(&mut elsewhere, "elsewhere");
+        let reply = client.post("/validate", elsewhere).await;
+        assert_eq!(reply.json()["response"]["allowed"], true);
+
+        // Pods: admitted unpatched (mutation fails open by design), with a warning.
+        let reply = client.post("/mutate", fixture(NGINX)).await;
+        let response = &reply.json()["response"];
+        assert_eq!(response["allowed"], true);
+        assert!(response.get("patch").is_none(), "{response}");
+        let warnings = response["warnings"].as_array().expect("warnings");
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0]
+                .as_str()
+                .expect("warning")
+                .starts_with("policy \"team-a-policy\" is invalid and no good version"),
+            "{warnings:?}"
+        );
+    }
+
+    // The metric and /readyz (still 200, on both ports) say it.
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("secretgate_broken_policies 1")
+    );
+    let (status, body) = server.ops_get("/readyz").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("ok\nbroken policies: \"team-a-policy\""),
+        "{body}"
+    );
+    let reply = server
+        .client(Proto::Http2)
+        .await
+        .send("GET", "/readyz", None, Vec::new())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(String::from_utf8_lossy(&reply.body).contains("team-a-policy"));
+    server.stop().await;
+}
+
+/// An AdmissionReview of a ProjectPolicy CREATE.
+fn policy_review(name: &str, spec: serde_json::Value) -> Vec<u8> {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": format!("uid-{name}"),
+        "kind": {"group": "secretgate.io", "version": "v1alpha1", "kind": "ProjectPolicy"},
+        "resource": {"group": "secretgate.io", "version": "v1alpha1", "resource": "projectpolicies"},
+        "name": name, "operation": "CREATE", "userInfo": {"username": "admin"},
+        "object": {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+                   "metadata": {"name": name}, "spec": spec}
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn the_policy_webhook_refuses_an_invalid_policy_with_every_problem() {
+    let server = TestServer::start().await;
+    let invalid = json!({
+        "namespaces": ["Team_A"],
+        "secrets": {"ssh": {"minRsaBits": 1, "allowedAlgorithms": ["dsa"]},
+                    "imagePull": {"allowedRegistries": ["https://ghcr.io"]}},
+        "gitSync": {"secretName": "git", "containers": []}
+    });
+    let problems = [
+        ("spec.namespaces[0]", "\"Team_A\" is not a namespace name"),
+        (
+            "spec.secrets.imagePull.allowedRegistries[0]",
+            "\"https://ghcr.io\" is not a registry host[:port] or *.domain[:port]",
+        ),
+        ("spec.secrets.ssh.minRsaBits", "1 is outside 1024..16384"),
+        (
+            "spec.secrets.ssh.allowedAlgorithms[0]",
+            "\"dsa\" is not one of ed25519, ecdsa, rsa",
+        ),
+        (
+            "spec.gitSync.containers",
+            "must name at least one container (omit it for the default, git-sync)",
+        ),
+    ];
+    for proto in Proto::ALL {
+        let mut client = server.client(proto).await;
+        let reply = client
+            .post("/validate-policy", policy_review("team-a", invalid.clone()))
+            .await;
+        assert_eq!(reply.status, 200);
+        let response = &reply.json()["response"];
+        assert_eq!(response["uid"], "uid-team-a");
+        assert_eq!(response["allowed"], false, "{proto:?}");
+        assert_eq!(response["status"]["code"], 422);
+        assert_eq!(response["status"]["reason"], "Invalid");
+        let message = response["status"]["message"].as_str().expect("message");
+        assert!(message.starts_with("ProjectPolicy \"team-a\" is invalid: "));
+        let causes = response["status"]["details"]["causes"]
+            .as_array()
+            .expect("causes");
+        assert_eq!(causes.len(), problems.len(), "{causes:?}");
+        for (field, problem) in problems {
+            assert!(
+                message.contains(&format!("{field}: {problem}")),
+                "{message}"
+            );
+            assert!(
+                causes
+                    .iter()
+                    .any(|c| c["field"] == field && c["message"] == problem),
+                "{field} not in {causes:?}"
+            );
+        }
+
+        let valid = json!({"namespaceSelector": {"matchLabels": {"project": "a"}}, "mode": "Warn"});
+        let reply = client
+            .post("/validate-policy", policy_review("team-a", valid))
+            .await;
+        let response = &reply.json()["response"];
+        assert_eq!(response["allowed"], true, "{response}");
+
+        // A malformed review gets 400 like the other webhooks.
+        let reply = client.post("/validate-policy", b"{}".to_vec()).await;
+        assert_eq!(reply.status, 400);
+    }
+    let metrics = server.metrics().await;
+    for line in [
+        r#"secretgate_reviews_total{operation="CREATE",verdict="denied",webhook="policy"} 2"#,
+        r#"secretgate_reviews_total{operation="CREATE",verdict="allowed",webhook="policy"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    server.stop().await;
 }

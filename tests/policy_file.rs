@@ -1,6 +1,9 @@
 //! File mode end to end: a policy file written to a tempdir decides verdicts over HTTPS,
 //! an edit takes effect without a restart, a broken edit keeps the last good policy, and
-//! a path that cannot be read (a FIFO) neither stops reviews nor hangs start-up.
+//! a path that cannot be read (a FIFO) neither stops reviews nor hangs start-up. An empty
+//! policy is never inferred: an empty, comment-only or cut-short file is refused (at
+//! start-up with how to write an explicitly empty policy), and an explicit empty
+//! `ProjectPolicyList` is accepted.
 
 mod common;
 
@@ -10,7 +13,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use secretgate::certs::DevCertificates;
-use secretgate::policy::file::PolicyFile;
+use secretgate::policy::file::{EXPLICITLY_EMPTY, PolicyFile};
 
 use common::{Proto, TestServer, fixture, replace_by_fifo};
 
@@ -276,4 +279,84 @@ fn the_printed_default_policy_loads_as_a_policy_file() {
     std::fs::write(&path, &output.stdout).expect("write");
     let (_, snapshot) = PolicyFile::load(&path).expect("the default policy loads back");
     assert_eq!(snapshot.policy_count(), 1);
+}
+
+#[tokio::test]
+async fn reloads_that_would_infer_an_empty_policy_or_are_cut_short_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    let good = policy_file("Enforce");
+    write(&path, &good);
+    let server = serve(&path).await;
+    assert_eq!(
+        verdict(&server).await,
+        (false, 0),
+        "team-a's prefix rule denies"
+    );
+
+    let cut_before_spec = &good[..good.find("spec:").expect("spec")];
+    let cases = [
+        ("empty", String::new()),
+        (
+            "comments only",
+            "# policies moved elsewhere\n---\n".to_owned(),
+        ),
+        ("cut before its spec", cut_before_spec.to_owned()),
+        ("cut after a separator", format!("{good}---\n")),
+        (
+            "cut inside a value",
+            good.replace("{prefix: team-a-}", "{prefix: te"),
+        ),
+        (
+            "only namespaces",
+            good[good.find("---").expect("separator")..].to_owned(),
+        ),
+    ];
+    for (i, (case, text)) in cases.iter().enumerate() {
+        write(&path, text);
+        server
+            .wait_for_metric(&format!(
+                r#"secretgate_policy_reloads_total{{result="failure"}} {}"#,
+                i + 1
+            ))
+            .await;
+        assert_eq!(
+            verdict(&server).await,
+            (false, 0),
+            "{case}: the last good policy stays in force"
+        );
+    }
+    assert!(server.metrics().await.contains("secretgate_policies 1"));
+
+    // An explicitly empty policy is accepted: the default governs everywhere.
+    write(&path, EXPLICITLY_EMPTY);
+    wait_for(&server, (true, 0)).await;
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("secretgate_policies 0"), "{metrics}");
+    assert!(
+        metrics.contains(r#"secretgate_policy_reloads_total{result="success"} 1"#),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[test]
+fn start_up_refuses_an_empty_file_saying_how_to_write_an_empty_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    for text in ["", "# nothing yet\n"] {
+        write(&path, text);
+        let (status, stderr) = serve_exits(dir.path(), &["--policy".into(), path.clone().into()]);
+        assert!(!status.success());
+        let want = format!("{}: no ProjectPolicy document", path.display());
+        assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+        assert!(
+            stderr.contains("kind: ProjectPolicyList\nitems: []"),
+            "{stderr}"
+        );
+    }
+    // The explicit form starts.
+    write(&path, EXPLICITLY_EMPTY);
+    let (_, snapshot) = PolicyFile::load(&path).expect("an explicitly empty policy loads");
+    assert_eq!(snapshot.policy_count(), 0);
 }

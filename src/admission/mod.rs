@@ -228,6 +228,15 @@ fn validate_secret(
 ) -> Result<(AdmissionResponse, Summary), DecodeError> {
     let mut summary = summary_of(&req);
     let response = AdmissionResponse::from(&req);
+    // A broken governing policy (invalid, no good version known) denies writes.
+    let policy = ctx.policies.for_namespace(&summary.namespace);
+    if let (Operation::Create | Operation::Update, Some(message)) =
+        (&req.operation, policy.secret_denial())
+    {
+        summary.policy = Some(policy.name.clone());
+        summary.verdict = Some(Verdict::Denied);
+        return Ok((deny(response, message), summary));
+    }
     let findings = match req.operation {
         Operation::Create => {
             let secret = lean(&req.object).ok_or(DecodeError::NoObject("CREATE"))?;
@@ -361,6 +370,11 @@ fn mutate_pod(
     let policy = ctx.policies.for_namespace(&summary.namespace);
     summary.policy = Some(policy.name.clone());
     summary.mode = Some(policy.spec.mode);
+    if let Some(warning) = policy.pod_warning() {
+        response.warnings = Some(vec![warning]);
+        summary.verdict = Some(Verdict::Warned);
+        return Ok((response, summary));
+    }
     let mutation = pods::mutate(
         pod,
         &pods::Context {

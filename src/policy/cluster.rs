@@ -1,6 +1,13 @@
 //! From the reflectors' caches to a snapshot: parses each ProjectPolicy on its own, keeps
 //! the last good version of a policy that turned invalid, and says which statuses need
 //! writing. Pure (no I/O), so it is tested by filling stores by hand.
+//!
+//! The last good version of a policy is kept in memory and in its status
+//! (`status.lastGoodSpec`, written with every accepted spec), so a replica that restarts
+//! while a policy is invalid enforces the same version as the replicas that saw it
+//! accepted. A policy that is invalid with no good version anywhere is *broken*: it still
+//! governs the namespaces it selects (as far as they can be read), where Secret writes are
+//! denied, instead of leaving them to the default policy.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,7 +17,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DynamicObject, PartialObjectMeta};
 use serde::Deserialize as _;
 
-use super::{Labels, Policy, ProjectPolicySpec, ProjectPolicyStatus, SecretIndex, Snapshot};
+use super::resolve::summarize;
+use super::{
+    Labels, LastGood, Policy, ProjectPolicySpec, ProjectPolicyStatus, SecretIndex, Snapshot,
+};
 
 /// A status the service should write to a ProjectPolicy.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,15 +29,30 @@ pub struct StatusUpdate {
     pub status: ProjectPolicyStatus,
 }
 
+/// The last version of a policy that passed validation.
+#[derive(Clone, Debug)]
+struct Good {
+    /// The object it belongs to: a policy deleted and created again under the same name
+    /// does not inherit the old one's last good version.
+    uid: Option<String>,
+    generation: Option<i64>,
+    /// The spec as stored, for `status.lastGoodSpec`.
+    spec: serde_json::Value,
+    policy: Policy,
+}
+
 /// What the builder remembers between rebuilds.
 #[derive(Debug, Default)]
 pub struct Builder {
     /// The last version of each policy that passed validation, by name: it stays in force
     /// while a later edit of the same policy is invalid.
-    last_good: HashMap<String, Policy>,
+    last_good: HashMap<String, Good>,
     /// The error last logged per policy, so a broken policy is logged once, not on every
     /// rebuild.
     reported: HashMap<String, String>,
+    /// Policies whose `status.lastGoodSpec` does not validate, with its generation, so it
+    /// is parsed and logged once.
+    unusable: HashMap<String, Option<i64>>,
 }
 
 impl Builder {
@@ -46,38 +71,69 @@ impl Builder {
             let Some(name) = obj.metadata.name.clone() else {
                 continue;
             };
+            let uid = obj.metadata.uid.clone();
             let generation = obj.metadata.generation;
-            let verdict = parse(&name, obj.data.get("spec"));
+            let raw_spec = obj.data.get("spec");
+            let current: Option<ProjectPolicyStatus> = obj
+                .data
+                .get("status")
+                .and_then(|s| serde_json::from_value(s.clone()).ok());
+            if self.last_good.get(&name).is_some_and(|g| g.uid != uid) {
+                self.last_good.remove(&name);
+            }
+            let verdict = parse(&name, raw_spec);
             let invalid = verdict.as_ref().err().cloned();
             match verdict {
                 Ok(policy) => {
-                    self.last_good.insert(name.clone(), policy);
+                    self.last_good.insert(
+                        name.clone(),
+                        Good {
+                            uid: uid.clone(),
+                            generation,
+                            spec: raw_spec.cloned().unwrap_or_else(|| serde_json::json!({})),
+                            policy,
+                        },
+                    );
                     if self.reported.remove(&name).is_some() {
                         tracing::info!(policy = %name, "policy is valid again");
                     }
                 }
                 Err(message) => {
+                    self.restore(&name, uid.as_ref(), current.as_ref());
                     if self.reported.get(&name) != Some(&message) {
-                        let kept = self.last_good.contains_key(&name);
+                        let kept = self.last_good.get(&name);
                         tracing::error!(
                             policy = %name,
                             error = %message,
-                            last_good_in_force = kept,
+                            last_good_in_force = kept.is_some(),
+                            last_good_generation = kept.and_then(|g| g.generation),
                             "invalid ProjectPolicy refused"
                         );
+                        if kept.is_none() {
+                            tracing::error!(
+                                policy = %name,
+                                "no good version of this ProjectPolicy is known: Secret writes \
+                                 in the namespaces it selects are denied until it is fixed"
+                            );
+                        }
                         self.reported.insert(name.clone(), message);
                     }
                 }
             }
-            if let Some(policy) = self.last_good.get(&name) {
-                in_force.push(policy.clone());
-            }
+            // A valid spec was recorded just above: `None` here means invalid with no good
+            // version known.
+            let good = self.last_good.get(&name);
+            in_force.push(match good {
+                Some(good) => good.policy.clone(),
+                None => Policy::broken(&name, invalid.as_deref().unwrap_or_default(), raw_spec),
+            });
             let now = Time(k8s_openapi::jiff::Timestamp::now());
-            let wanted = ProjectPolicyStatus::observed(generation, invalid.as_deref(), now);
-            let current: Option<ProjectPolicyStatus> = obj
-                .data
-                .get("status")
-                .and_then(|s| serde_json::from_value(s.clone()).ok());
+            let last_good = good.map(|g| LastGood {
+                spec: &g.spec,
+                generation: g.generation,
+            });
+            let wanted =
+                ProjectPolicyStatus::observed(generation, invalid.as_deref(), last_good, now);
             if !current.is_some_and(|c| c.same_verdict(&wanted)) {
                 updates.push(StatusUpdate {
                     name: name.clone(),
@@ -89,6 +145,7 @@ impl Builder {
         // A deleted policy leaves no last good version behind.
         self.last_good.retain(|name, _| present.contains_key(name));
         self.reported.retain(|name, _| present.contains_key(name));
+        self.unusable.retain(|name, _| present.contains_key(name));
 
         let mut labels = BTreeMap::new();
         for ns in namespaces {
@@ -105,16 +162,71 @@ impl Builder {
         }
         (Snapshot::build(in_force, &labels, index), updates)
     }
+
+    /// Takes the last good version a policy's status keeps when it is newer than the one
+    /// in memory (or there is none in memory: this replica restarted, or another replica
+    /// saw a version this one missed). One that no longer validates is not used.
+    fn restore(&mut self, name: &str, uid: Option<&String>, status: Option<&ProjectPolicyStatus>) {
+        let Some(kept) = status.and_then(ProjectPolicyStatus::last_good) else {
+            return;
+        };
+        let in_memory = self.last_good.get(name).map(|g| g.generation);
+        let newer = match in_memory {
+            None => true,
+            Some(known) => kept.generation.unwrap_or(0) > known.unwrap_or(0),
+        };
+        if !newer || self.unusable.get(name) == Some(&kept.generation) {
+            return;
+        }
+        match parse(name, Some(kept.spec)) {
+            Ok(policy) => {
+                tracing::info!(
+                    policy = %name,
+                    generation = kept.generation,
+                    "last good version of an invalid ProjectPolicy restored from its status"
+                );
+                self.last_good.insert(
+                    name.to_owned(),
+                    Good {
+                        uid: uid.cloned(),
+                        generation: kept.generation,
+                        spec: kept.spec.clone(),
+                        policy,
+                    },
+                );
+            }
+            Err(problems) => {
+                tracing::warn!(
+                    policy = %name,
+                    error = %problems,
+                    "status.lastGoodSpec of this ProjectPolicy does not validate; not used"
+                );
+                self.unusable.insert(name.to_owned(), kept.generation);
+            }
+        }
+    }
 }
 
-/// Parses and validates one policy's spec; the error is the message for its status.
-fn parse(name: &str, spec: Option<&serde_json::Value>) -> Result<Policy, String> {
+/// Parses and validates one policy's spec; the error is the message for its status
+/// (bounded: [`summarize`]).
+pub fn parse(name: &str, spec: Option<&serde_json::Value>) -> Result<Policy, String> {
+    check(name, spec).map_err(|problems| summarize(&problems))
+}
+
+/// Parses and validates one policy's spec (a stored object's, or one under review); the
+/// error is every problem, each as `field.path: what is wrong`.
+pub fn check(name: &str, spec: Option<&serde_json::Value>) -> Result<Policy, Vec<String>> {
     let spec: ProjectPolicySpec = match spec {
         None => ProjectPolicySpec::default(),
-        Some(value) => ProjectPolicySpec::deserialize(value)
-            .map_err(|e| format!("spec does not parse: {e}"))?,
+        Some(value) => ProjectPolicySpec::deserialize(value).map_err(|e| {
+            // serde names the field and the expected values; what it quotes is policy text.
+            vec![format!(
+                "spec does not parse: {}",
+                crate::admission::clip(&e.to_string(), 512)
+            )]
+        })?,
     };
-    Policy::new(name, spec).map_err(|e| e.problems.join("; "))
+    Policy::new(name, spec).map_err(|e| e.problems)
 }
 
 #[cfg(test)]

@@ -4,16 +4,19 @@
 //! on [`ProjectPolicySpec`](super::ProjectPolicySpec); this file holds what the derive
 //! does not: the status the service writes back and the `secretgate crd` output.
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResourceExt as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::schema;
 use super::spec::ProjectPolicy;
 
 /// The only condition type the service sets. `status: "True"` means the policy is in
-/// force as written; `"False"` with reason `Invalid` means it was refused (and the last
-/// good version, if any, stays in force).
+/// force as written; `"False"` with reason `Invalid` means it was refused: its last good
+/// version (`status.lastGoodSpec`) stays in force, or, with none, Secret writes in the
+/// namespaces it selects are denied until it is fixed.
 pub const CONDITION_READY: &str = "Ready";
 /// Reason of a Ready condition whose policy was accepted.
 pub const REASON_ACCEPTED: &str = "Accepted";
@@ -30,14 +33,60 @@ pub struct ProjectPolicyStatus {
     /// Standard Kubernetes conditions; `Ready` says whether the policy is in force.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// The last spec the service accepted, written when it accepts one: while a later
+    /// edit is invalid, this is the version in force, also for a replica that restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub last_good_spec: Option<serde_json::Value>,
+    /// The `metadata.generation` of `lastGoodSpec`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good_generation: Option<i64>,
+}
+
+/// The last accepted version of a policy, as its status keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastGood<'a> {
+    pub spec: &'a serde_json::Value,
+    pub generation: Option<i64>,
+}
+
+/// An object kept as written: the service reads it back with its own checks.
+fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 impl ProjectPolicyStatus {
-    /// The status of a policy that was accepted (`invalid == None`) or refused.
-    pub fn observed(generation: Option<i64>, invalid: Option<&str>, now: Time) -> Self {
-        let (status, reason, message) = match invalid {
-            None => ("True", REASON_ACCEPTED, "the policy is in force".to_owned()),
-            Some(message) => ("False", REASON_INVALID, message.to_owned()),
+    /// The status of a policy that was accepted (`invalid == None`) or refused, with the
+    /// version in force (`last_good`: the spec itself when accepted).
+    pub fn observed(
+        generation: Option<i64>,
+        invalid: Option<&str>,
+        last_good: Option<LastGood<'_>>,
+        now: Time,
+    ) -> Self {
+        let (status, reason, message) = match (invalid, &last_good) {
+            (None, _) => ("True", REASON_ACCEPTED, "the policy is in force".to_owned()),
+            (Some(problems), Some(good)) => (
+                "False",
+                REASON_INVALID,
+                match good.generation {
+                    Some(g) => format!(
+                        "{problems} (the last good version, generation {g}, stays in force)"
+                    ),
+                    None => format!("{problems} (the last good version stays in force)"),
+                },
+            ),
+            (Some(problems), None) => (
+                "False",
+                REASON_INVALID,
+                format!(
+                    "{problems} (no good version is known: Secret writes in the namespaces it \
+                     selects are denied until it is fixed)"
+                ),
+            ),
         };
         Self {
             observed_generation: generation,
@@ -49,7 +98,17 @@ impl ProjectPolicyStatus {
                 observed_generation: generation,
                 last_transition_time: now,
             }],
+            last_good_spec: last_good.as_ref().map(|g| g.spec.clone()),
+            last_good_generation: last_good.and_then(|g| g.generation),
         }
+    }
+
+    /// The last good version this status keeps, if any.
+    pub fn last_good(&self) -> Option<LastGood<'_>> {
+        self.last_good_spec.as_ref().map(|spec| LastGood {
+            spec,
+            generation: self.last_good_generation,
+        })
     }
 
     /// Whether this status already says the same as `other` (ignoring timestamps), so
@@ -68,14 +127,46 @@ impl ProjectPolicyStatus {
                 })
                 .collect::<Vec<_>>()
         };
-        self.observed_generation == other.observed_generation && key(self) == key(other)
+        self.observed_generation == other.observed_generation
+            && key(self) == key(other)
+            && self.last_good_spec == other.last_good_spec
+            && self.last_good_generation == other.last_good_generation
     }
+}
+
+/// The CustomResourceDefinition: what `#[derive(CustomResource)]` generates, with the
+/// bounds and CEL rules of [`schema`], integer formats the API server knows, and no
+/// `nullable` in the spec.
+pub fn crd() -> CustomResourceDefinition {
+    let generated = ProjectPolicy::crd();
+    let mut value = match serde_json::to_value(&generated) {
+        Ok(value) => value,
+        // A CRD is plain data; serialising it cannot fail.
+        Err(_) => return generated,
+    };
+    for version in value["spec"]["versions"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        let root = &mut version["schema"]["openAPIV3Schema"];
+        schema::known_integer_formats(root);
+        let spec = &mut root["properties"]["spec"];
+        schema::not_nullable(spec);
+        // No default: a policy that selects by labels only has no `namespaces`, and
+        // `kubectl get` shows <none> there instead of `[]`.
+        if let Some(namespaces) = schema::node(spec, "namespaces").and_then(|n| n.as_object_mut()) {
+            namespaces.remove("default");
+        }
+        schema::apply(spec);
+    }
+    serde_json::from_value(value).unwrap_or(generated)
 }
 
 /// The CustomResourceDefinition as YAML, as `secretgate crd` prints it and as committed at
 /// `charts/secretgate/crds/projectpolicies.secretgate.io.yaml`.
 pub fn crd_yaml() -> String {
-    let body = serde_saphyr::to_string(&ProjectPolicy::crd())
+    let body = serde_saphyr::to_string(&crd())
         // The CRD is plain data (strings, maps, lists): serialising it cannot fail.
         .unwrap_or_default();
     format!("# Generated by `secretgate crd`; do not edit.\n{body}")
@@ -87,7 +178,7 @@ mod tests {
 
     #[test]
     fn crd_names_and_scope() {
-        let crd = ProjectPolicy::crd();
+        let crd = crd();
         assert_eq!(
             crd.metadata.name.as_deref(),
             Some("projectpolicies.secretgate.io")
@@ -102,15 +193,23 @@ mod tests {
     #[test]
     fn status_verdicts_compare_without_timestamps() {
         let t1 = Time(jiff_now());
-        let a = ProjectPolicyStatus::observed(Some(2), Some("bad"), t1.clone());
-        let b = ProjectPolicyStatus::observed(Some(2), Some("bad"), t1);
+        let a = ProjectPolicyStatus::observed(Some(2), Some("bad"), None, t1.clone());
+        let b = ProjectPolicyStatus::observed(Some(2), Some("bad"), None, t1.clone());
         assert!(a.same_verdict(&b));
-        let c = ProjectPolicyStatus::observed(
-            Some(2),
-            None,
-            a.conditions[0].last_transition_time.clone(),
-        );
+        let c = ProjectPolicyStatus::observed(Some(2), None, None, t1.clone());
         assert!(!a.same_verdict(&c));
+        let spec = serde_json::json!({"mode": "Warn"});
+        let last_good = LastGood {
+            spec: &spec,
+            generation: Some(1),
+        };
+        let d = ProjectPolicyStatus::observed(Some(2), Some("bad"), Some(last_good), t1);
+        assert!(!a.same_verdict(&d), "a new last good version is written");
+        assert_eq!(
+            d.conditions[0].message,
+            "bad (the last good version, generation 1, stays in force)"
+        );
+        assert_eq!(d.last_good().map(|g| g.generation), Some(Some(1)));
     }
 
     fn jiff_now() -> k8s_openapi::jiff::Timestamp {

@@ -7,6 +7,15 @@
 //! Errors name the file, the line and column (relative to the whole file) and the
 //! document's index, so a broken edit is found at once; they say what is wrong by
 //! category and never quote a key or value (a Secret document may hold credentials).
+//!
+//! **An empty policy is never inferred.** A file must hold at least one `ProjectPolicy`
+//! document or a `ProjectPolicyList` (which may be empty: `items: []` is how a file says
+//! "no project policy, the embedded default everywhere"). A file with no such document
+//! (empty, comments only, only Namespaces and Secrets) is refused, and so is one that
+//! looks cut short: a `ProjectPolicy` without `spec` (the CRD requires it too; `spec: {}`
+//! is the permissive default), or a last `---` with no document after it. At start-up a
+//! refused file stops the server; on reload it is logged and counted, and the last good
+//! policy stays in force.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +29,10 @@ mod watch;
 pub use watch::{PolicyFile, log_overlaps, record_reload};
 
 const POLICY_API_VERSION: &str = "secretgate.io/v1alpha1";
+
+/// How a file says "no project policy" (shown in the error for a file that does not).
+pub const EXPLICITLY_EMPTY: &str =
+    "apiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicyList\nitems: []\n";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -42,6 +55,14 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    /// No ProjectPolicy or ProjectPolicyList document: an empty policy is never inferred.
+    #[error(
+        "{path}: no ProjectPolicy document (the file is empty, holds only comments, or only \
+         Namespaces and Secrets). A policy file holds at least one ProjectPolicy; to run with \
+         no project policy (the embedded default in every namespace), write it explicitly:\n\
+         {EXPLICITLY_EMPTY}"
+    )]
+    NoPolicy { path: PathBuf },
     #[error("{path}:{line}: document {document}: {invalid}")]
     Invalid {
         path: PathBuf,
@@ -69,28 +90,57 @@ pub fn parse(path: &Path, text: &str) -> Result<Snapshot> {
     let mut names = HashSet::new();
     let mut namespaces = BTreeMap::new();
     let mut secrets = SecretIndex::default();
-    for doc in documents(text) {
+    // ProjectPolicy and ProjectPolicyList documents: at least one, or the file is refused.
+    let mut policy_documents = 0;
+    let docs = documents(text);
+    for doc in &docs {
         let at = |message: String| Error::Document {
             path: path.to_owned(),
             document: doc.index,
             line: doc.first_line,
             message,
         };
+        let mut add = |item: &str, name: String, spec: Option<ProjectPolicySpec>| {
+            let Some(spec) = spec else {
+                return Err(at(format!(
+                    "{item}ProjectPolicy {name:?} has no spec (is the file cut short?); \
+                     write `spec: {{}}` for the permissive defaults"
+                )));
+            };
+            if !names.insert(name.clone()) {
+                return Err(at(format!("{item}ProjectPolicy {name:?} is defined twice")));
+            }
+            let policy = Policy::new(&name, spec).map_err(|invalid| Error::Invalid {
+                path: path.to_owned(),
+                document: doc.index,
+                line: doc.first_line,
+                invalid,
+            })?;
+            policies.push(policy);
+            Ok(())
+        };
         let header: Header = doc.parse(path)?;
         match (header.api_version.as_deref(), header.kind.as_deref()) {
             (Some(POLICY_API_VERSION), Some("ProjectPolicy")) => {
+                policy_documents += 1;
                 let parsed: PolicyDocument = doc.parse(path)?;
-                let name = parsed.metadata.name;
-                if !names.insert(name.clone()) {
-                    return Err(at(format!("ProjectPolicy {name:?} is defined twice")));
+                add("", parsed.metadata.name, parsed.spec)?;
+            }
+            (Some(POLICY_API_VERSION), Some("ProjectPolicyList")) => {
+                policy_documents += 1;
+                let parsed: PolicyListDocument = doc.parse(path)?;
+                for (i, item) in parsed.items.into_iter().enumerate() {
+                    let item_at = format!("items[{i}]: ");
+                    let api_version = item.api_version.as_deref().unwrap_or(POLICY_API_VERSION);
+                    let kind = item.kind.as_deref().unwrap_or("ProjectPolicy");
+                    if (api_version, kind) != (POLICY_API_VERSION, "ProjectPolicy") {
+                        return Err(at(format!(
+                            "{item_at}apiVersion {api_version:?}, kind {kind:?} is not \
+                             {POLICY_API_VERSION} ProjectPolicy"
+                        )));
+                    }
+                    add(&item_at, item.metadata.name, item.spec)?;
                 }
-                let policy = Policy::new(&name, parsed.spec).map_err(|invalid| Error::Invalid {
-                    path: path.to_owned(),
-                    document: doc.index,
-                    line: doc.first_line,
-                    invalid,
-                })?;
-                policies.push(policy);
             }
             (Some("v1"), Some("Namespace")) => {
                 let parsed: NamespaceDocument = doc.parse(path)?;
@@ -119,15 +169,55 @@ pub fn parse(path: &Path, text: &str) -> Result<Snapshot> {
             }
             (api_version, kind) => {
                 return Err(at(format!(
-                    "apiVersion {:?}, kind {:?} is not one of {POLICY_API_VERSION} ProjectPolicy, \
-                     v1 Namespace, v1 Secret",
+                    "apiVersion {:?}, kind {:?} is not one of {POLICY_API_VERSION} ProjectPolicy \
+                     or ProjectPolicyList, v1 Namespace, v1 Secret",
                     api_version.unwrap_or(""),
                     kind.unwrap_or("")
                 )));
             }
         }
     }
+    if docs.is_empty() {
+        return Err(Error::NoPolicy {
+            path: path.to_owned(),
+        });
+    }
+    if let Some(line) = trailing_separator(text) {
+        return Err(Error::Document {
+            path: path.to_owned(),
+            document: docs.len() + 1,
+            line,
+            message: "the file ends with `---` and no document after it: it may have been \
+                      cut short while being written (if not, remove the last `---`)"
+                .to_owned(),
+        });
+    }
+    if policy_documents == 0 {
+        return Err(Error::NoPolicy {
+            path: path.to_owned(),
+        });
+    }
     Ok(Snapshot::build(policies, &namespaces, secrets))
+}
+
+/// The line of the last `---` when only blank lines and comments follow it: a separator
+/// promising a document the file does not hold. A leading `---` before the first document
+/// is not one.
+fn trailing_separator(text: &str) -> Option<usize> {
+    let mut last = None;
+    let mut content_after = false;
+    for (i, line) in text.lines().enumerate() {
+        let bare = line.trim_end();
+        if bare == "---" || bare.starts_with("--- ") {
+            // `--- value` starts a document on the separator line itself.
+            let inline = bare.strip_prefix("--- ").map(str::trim_start);
+            last = Some(i + 1);
+            content_after = inline.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('#'));
+        } else if !bare.trim().is_empty() && !bare.trim_start().starts_with('#') {
+            content_after = true;
+        }
+    }
+    last.filter(|_| !content_after)
 }
 
 /// Just enough of a document to tell what it is; everything else is skipped.
@@ -146,9 +236,42 @@ struct PolicyDocument {
     #[allow(dead_code)]
     kind: String,
     metadata: Metadata,
+    /// Required (as in the CRD): a document without one may be a file cut short.
     #[serde(default)]
-    spec: ProjectPolicySpec,
+    spec: Option<ProjectPolicySpec>,
     /// Accepted (and ignored) so that `kubectl get -o yaml` output loads as it is.
+    #[serde(default)]
+    #[allow(dead_code)]
+    status: Option<serde::de::IgnoredAny>,
+}
+
+/// `kind: ProjectPolicyList`: policies as `kubectl get projectpolicies -o yaml` lists
+/// them, and, with `items: []`, the explicit way to say "no project policy".
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PolicyListDocument {
+    #[allow(dead_code)]
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    metadata: Option<serde::de::IgnoredAny>,
+    /// Required: a list without `items` says nothing explicitly.
+    items: Vec<ListedPolicy>,
+}
+
+/// An item of a ProjectPolicyList (apiVersion and kind may be left out).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListedPolicy {
+    #[serde(default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    metadata: Metadata,
+    #[serde(default)]
+    spec: Option<ProjectPolicySpec>,
     #[serde(default)]
     #[allow(dead_code)]
     status: Option<serde::de::IgnoredAny>,

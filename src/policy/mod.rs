@@ -9,12 +9,16 @@ mod crd;
 mod default;
 pub mod file;
 pub mod resolve;
+pub mod review;
+pub mod schema;
 mod selector;
 mod spec;
 mod validate;
 pub mod watch;
 
-pub use crd::{CONDITION_READY, ProjectPolicyStatus, REASON_ACCEPTED, REASON_INVALID, crd_yaml};
+pub use crd::{
+    CONDITION_READY, LastGood, ProjectPolicyStatus, REASON_ACCEPTED, REASON_INVALID, crd, crd_yaml,
+};
 pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
 pub use resolve::{InvalidPolicy, Overlap, Policy};
 pub use selector::Labels;
@@ -23,12 +27,52 @@ pub use spec::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::admission;
+
 /// The policy in force for one review, resolved before any rule runs.
 #[derive(Clone, Debug)]
 pub struct Resolved {
     /// Name of the project policy, or `default` for the embedded one.
     pub name: Arc<str>,
     pub spec: Arc<ProjectPolicySpec>,
+    /// Set when the governing policy is invalid and no good version of it is known (its
+    /// problems): the namespace is not downgraded to the default policy; secrets are
+    /// denied ([`Resolved::secret_denial`]) and pods admitted without injections, with a
+    /// warning ([`Resolved::pod_warning`]).
+    pub broken: Option<Arc<str>>,
+}
+
+impl Resolved {
+    /// The denial for a Secret write where the governing policy is broken.
+    pub fn secret_denial(&self) -> Option<String> {
+        let problems = self.broken.as_deref()?;
+        Some(format!(
+            "secret denied: policy {:?} governs this namespace but is invalid, and no good \
+             version of it is known, so its rules cannot be checked (an administrator fixes \
+             it: kubectl describe projectpolicy {}): {problems}",
+            admission::clip(&self.name, 253),
+            admission::clip(&self.name, 253)
+        ))
+    }
+
+    /// The warning for a Pod created where the governing policy is broken: mutation fails
+    /// open by design (an outage of secretgate admits pods unchanged too), but not silently.
+    pub fn pod_warning(&self) -> Option<String> {
+        self.broken.as_ref()?;
+        Some(format!(
+            "policy {:?} is invalid and no good version of it is known: pod admitted without \
+             its image pull secrets or git-sync key",
+            admission::clip(&self.name, 253)
+        ))
+    }
+}
+
+/// A policy that governs namespaces while invalid with no good version known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broken {
+    pub name: Arc<str>,
+    /// Its problems, on one bounded line.
+    pub problems: Arc<str>,
 }
 
 /// An immutable view of every policy the server knows, resolved per namespace. Reviews
@@ -43,8 +87,10 @@ pub struct Snapshot {
     unknown: Resolved,
     /// Which secrets exist, so pods only get secrets that are there.
     pub secrets: SecretIndex,
-    /// Project policies in force (the default not counted).
+    /// Project policies in force (the default and broken ones not counted).
     policies: usize,
+    /// Policies invalid with no good version known, by name.
+    broken: Vec<Broken>,
     overlaps: Vec<Overlap>,
 }
 
@@ -87,6 +133,7 @@ impl Snapshot {
         let default = Resolved {
             name: Arc::from(name),
             spec: Arc::new(spec),
+            broken: None,
         };
         resolve::build(
             Vec::new(),
@@ -106,6 +153,7 @@ impl Snapshot {
         let default = Resolved {
             name: Arc::from(DEFAULT_POLICY_NAME),
             spec: Arc::new(default_policy()),
+            broken: None,
         };
         resolve::build(policies, namespaces, secrets, default)
     }
@@ -129,5 +177,37 @@ impl Snapshot {
     /// Namespaces selected by more than one policy (the first governs).
     pub fn overlaps(&self) -> &[Overlap] {
         &self.overlaps
+    }
+
+    /// Policies that are invalid with no good version known: where they govern, secrets
+    /// are denied and pods get no injection.
+    pub fn broken_policies(&self) -> &[Broken] {
+        &self.broken
+    }
+
+    /// What `/readyz` says while the server is ready: `ok`, and the broken policies if
+    /// any. Readiness stays 200 with broken policies: one tenant's broken policy must not
+    /// take every replica out of the Service (with `failurePolicy: Fail`, that would deny
+    /// every Secret write in the cluster); it is said here, in the metric
+    /// `secretgate_broken_policies` and in each policy's status instead.
+    pub fn readiness(&self) -> String {
+        if self.broken.is_empty() {
+            return "ok".to_owned();
+        }
+        let names: Vec<String> = self
+            .broken
+            .iter()
+            .take(resolve::MAX_PROBLEMS)
+            .map(|b| format!("{:?}", admission::clip(&b.name, 253)))
+            .collect();
+        let more = match self.broken.len().saturating_sub(resolve::MAX_PROBLEMS) {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        format!(
+            "ok\nbroken policies: {}{more} (invalid with no good version known: Secret writes \
+             in the namespaces they select are denied until they are fixed)",
+            names.join(", ")
+        )
     }
 }

@@ -10,9 +10,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Deserialize as _;
+
 use super::selector::{Labels, Selector};
 use super::spec::ProjectPolicySpec;
-use super::{Resolved, SecretIndex, Snapshot, validate};
+use super::{Broken, Resolved, SecretIndex, Snapshot, validate};
+
+/// Most problems one message lists (a status, a denial, an error line); the rest are
+/// counted.
+pub const MAX_PROBLEMS: usize = 20;
+/// Longest problem shown; longer ones end in `…`.
+const MAX_PROBLEM_CHARS: usize = 512;
 
 /// The label the API server puts on every namespace; namespaces named in a policy but
 /// not (yet) seen get it too, so selectors on it agree with the cluster.
@@ -20,19 +29,47 @@ pub const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// A policy refused because it cannot be enforced as written.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("policy {name:?} is invalid: {}", problems.join("; "))]
+#[error("policy {name:?} is invalid: {}", summarize(problems))]
 pub struct InvalidPolicy {
     pub name: String,
     /// Each problem as `field.path: what is wrong`.
     pub problems: Vec<String>,
 }
 
-/// A policy that passed validation, with its selector compiled.
+impl InvalidPolicy {
+    /// The problems on one line, bounded ([`summarize`]).
+    pub fn summary(&self) -> String {
+        summarize(&self.problems)
+    }
+}
+
+/// `problems` joined with `; `: the first [`MAX_PROBLEMS`], each clipped, then how many
+/// more there are. Bounded whatever the policy holds.
+pub fn summarize(problems: &[String]) -> String {
+    let mut shown: Vec<String> = problems
+        .iter()
+        .take(MAX_PROBLEMS)
+        .map(|p| crate::admission::clip(p, MAX_PROBLEM_CHARS).into_owned())
+        .collect();
+    if problems.len() > MAX_PROBLEMS {
+        shown.push(format!(
+            "and {} more problems",
+            problems.len() - MAX_PROBLEMS
+        ));
+    }
+    shown.join("; ")
+}
+
+/// A policy that passed validation, with its selector compiled; or a *broken* one: invalid,
+/// with no good version known, which still governs the namespaces it selects (as far as
+/// they can be read) so that they are not silently downgraded to the default policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub name: Arc<str>,
     pub spec: Arc<ProjectPolicySpec>,
     selector: Option<Selector>,
+    /// The problems of a broken policy.
+    broken: Option<Arc<str>>,
 }
 
 impl Policy {
@@ -59,7 +96,36 @@ impl Policy {
             name: Arc::from(name),
             spec: Arc::new(spec),
             selector,
+            broken: None,
         })
+    }
+
+    /// A policy invalid with no good version known (`problems` says why). It selects what
+    /// its `namespaces` and `namespaceSelector` say when each can be read on its own from
+    /// the raw `spec`; a part that cannot be read (a selector with an unknown operator)
+    /// selects nothing. Secrets are denied where it governs, pods get no injection.
+    pub fn broken(name: &str, problems: &str, spec: Option<&serde_json::Value>) -> Self {
+        let field = |key: &str| spec.and_then(|s| s.get(key));
+        let namespaces = field("namespaces")
+            .and_then(|v| Vec::<String>::deserialize(v).ok())
+            .unwrap_or_default();
+        let selector = field("namespaceSelector")
+            .and_then(|v| LabelSelector::deserialize(v).ok())
+            .and_then(|sel| Selector::compile(&sel, "spec.namespaceSelector").ok());
+        Self {
+            name: Arc::from(name),
+            spec: Arc::new(ProjectPolicySpec {
+                namespaces,
+                ..ProjectPolicySpec::default()
+            }),
+            selector,
+            broken: Some(Arc::from(problems)),
+        }
+    }
+
+    /// Whether this policy is invalid with no good version known.
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
     }
 
     /// Whether this policy selects namespace `name` with `labels`.
@@ -72,6 +138,7 @@ impl Policy {
         Resolved {
             name: self.name.clone(),
             spec: self.spec.clone(),
+            broken: self.broken.clone(),
         }
     }
 }
@@ -137,12 +204,22 @@ pub fn build(
             by_namespace.insert(ns.clone(), governing);
         }
     }
+    let broken = policies
+        .iter()
+        .filter_map(|p| {
+            p.broken.as_ref().map(|problems| Broken {
+                name: p.name.clone(),
+                problems: problems.clone(),
+            })
+        })
+        .collect::<Vec<_>>();
     Snapshot {
         default,
         by_namespace,
         unknown,
         secrets,
-        policies: policies.len(),
+        policies: policies.len() - broken.len(),
+        broken,
         overlaps,
     }
 }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use super::schema::{MAX_ENTRIES, MAX_KEY};
+
 /// Labels of one namespace.
 pub type Labels = BTreeMap<String, String>;
 
@@ -36,11 +38,23 @@ impl Selector {
                 BTreeSet::from([value.clone()]),
             ));
         }
-        for (i, expr) in selector.match_expressions.iter().flatten().enumerate() {
+        let expressions = selector.match_expressions.as_deref().unwrap_or_default();
+        if expressions.len() > MAX_ENTRIES {
+            problems.push(format!(
+                "{path}.matchExpressions: {} entries; at most {MAX_ENTRIES}",
+                expressions.len()
+            ));
+        }
+        for (i, expr) in expressions.iter().enumerate() {
             let at = format!("{path}.matchExpressions[{i}]");
             let key = expr.key.clone();
             if key.is_empty() {
                 problems.push(format!("{at}.key: must not be empty"));
+            } else if key.chars().count() > MAX_KEY {
+                problems.push(format!(
+                    "{at}.key: {} characters; at most {MAX_KEY}",
+                    key.chars().count()
+                ));
             }
             let values: BTreeSet<String> = expr.values.iter().flatten().cloned().collect();
             let requirement = match expr.operator.as_str() {
@@ -64,7 +78,8 @@ impl Selector {
                 "DoesNotExist" => Requirement::DoesNotExist(key),
                 other => {
                     problems.push(format!(
-                        "{at}.operator: {other:?} is not one of In, NotIn, Exists, DoesNotExist"
+                        "{at}.operator: {} is not one of In, NotIn, Exists, DoesNotExist",
+                        super::validate::quote(other)
                     ));
                     continue;
                 }

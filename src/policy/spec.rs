@@ -47,9 +47,12 @@ impl Mode {
     // Raw JSON columns: the `printcolumn(type_ = ..)` form trips clippy's
     // duplicated_attributes lint.
     printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.mode"}"#,
+    // Namespaces has no schema default, so a selector-only policy shows <none> there and
+    // its selector (as JSON) in the next column.
     printcolumn = r#"{"name":"Namespaces","type":"string","jsonPath":".spec.namespaces"}"#,
-    printcolumn = r#"{"name":"Selector","type":"string","jsonPath":".spec.namespaceSelector","priority":1}"#,
+    printcolumn = r#"{"name":"Selector","type":"string","jsonPath":".spec.namespaceSelector"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -287,7 +290,16 @@ pub struct Pattern {
 }
 
 impl Pattern {
+    /// Compiles `source`; one longer than [`MAX_PATTERN`](super::schema::MAX_PATTERN)
+    /// characters is refused before compiling (the compile time of a pattern grows with
+    /// its length).
     pub fn new(source: &str) -> Result<Self, regex::Error> {
+        let max = super::schema::MAX_PATTERN;
+        if source.chars().nth(max).is_some() {
+            return Err(regex::Error::Syntax(format!(
+                "longer than {max} characters"
+            )));
+        }
         let regex = regex::Regex::new(&format!("^(?:{source})$"))?;
         Ok(Self {
             source: source.to_owned(),

@@ -6,7 +6,15 @@
 
 use std::collections::HashSet;
 
+use super::schema::{
+    MAX_ENTRIES, MAX_KEY, MAX_LABEL, MAX_NAME, MAX_NAMESPACES, MAX_PATH, MAX_REGISTRIES,
+    MAX_REGISTRY,
+};
 use super::spec::{GitSyncInjection, NameRule, ProjectPolicySpec};
+
+/// Longest policy value quoted in a problem (policy text, not a secret, but a problem
+/// list is shown to whoever applies the policy and logged).
+const MAX_QUOTED: usize = 64;
 
 /// RSA sizes outside this range are either broken (< 1024) or almost certainly a typo.
 const RSA_BITS: std::ops::RangeInclusive<u32> = 1024..=16384;
@@ -18,30 +26,45 @@ const SSH_ALGORITHMS: [&str; 3] = ["ed25519", "ecdsa", "rsa"];
 /// spec is usable.
 pub fn problems(spec: &ProjectPolicySpec) -> Vec<String> {
     let mut out = Vec::new();
+    at_most(
+        &mut out,
+        "spec.namespaces",
+        &spec.namespaces,
+        MAX_NAMESPACES,
+    );
     for (i, ns) in spec.namespaces.iter().enumerate() {
         if !is_dns_label(ns) {
             out.push(format!(
-                "spec.namespaces[{i}]: {ns:?} is not a namespace name"
+                "spec.namespaces[{i}]: {} is not a namespace name",
+                quote(ns)
             ));
         }
     }
     let rules = &spec.secrets;
-    non_empty_entries(&mut out, "spec.secrets.allowedTypes", &rules.allowed_types);
-    non_empty_entries(
+    entries(
+        &mut out,
+        "spec.secrets.allowedTypes",
+        &rules.allowed_types,
+        MAX_NAME,
+    );
+    entries(
         &mut out,
         "spec.secrets.requiredLabels",
         &rules.required_labels,
+        MAX_KEY,
     );
-    non_empty_entries(
+    entries(
         &mut out,
         "spec.secrets.requiredAnnotations",
         &rules.required_annotations,
+        MAX_KEY,
     );
     name_rule(&mut out, &rules.name);
     registries(
         &mut out,
         "spec.secrets.imagePull.allowedRegistries",
         &rules.image_pull.allowed_registries,
+        MAX_REGISTRIES,
     );
     let ssh = &rules.ssh;
     if !RSA_BITS.contains(&ssh.min_rsa_bits) {
@@ -52,33 +75,52 @@ pub fn problems(spec: &ProjectPolicySpec) -> Vec<String> {
             RSA_BITS.end()
         ));
     }
+    at_most(
+        &mut out,
+        "spec.secrets.ssh.allowedAlgorithms",
+        &ssh.allowed_algorithms,
+        MAX_ENTRIES,
+    );
     for (i, alg) in ssh.allowed_algorithms.iter().enumerate() {
         if !SSH_ALGORITHMS.contains(&alg.as_str()) {
             out.push(format!(
-                "spec.secrets.ssh.allowedAlgorithms[{i}]: {alg:?} is not one of ed25519, ecdsa, rsa"
+                "spec.secrets.ssh.allowedAlgorithms[{i}]: {} is not one of ed25519, ecdsa, rsa",
+                quote(alg)
             ));
         }
     }
-    non_empty_entries(
+    entries(
         &mut out,
         "spec.secrets.ssh.gitSyncKeyFields",
         &ssh.git_sync_key_fields,
+        MAX_NAME,
+    );
+    at_most(
+        &mut out,
+        "spec.imagePullSecrets",
+        &spec.image_pull_secrets,
+        MAX_ENTRIES,
     );
     let mut seen = HashSet::new();
     for (i, inj) in spec.image_pull_secrets.iter().enumerate() {
         let at = format!("spec.imagePullSecrets[{i}]");
         if !is_dns_subdomain(&inj.secret_name) {
             out.push(format!(
-                "{at}.secretName: {:?} is not a secret name",
-                inj.secret_name
+                "{at}.secretName: {} is not a secret name",
+                quote(&inj.secret_name)
             ));
         } else if !seen.insert(inj.secret_name.as_str()) {
             out.push(format!(
-                "{at}.secretName: {:?} is listed twice; give one entry all its registries",
-                inj.secret_name
+                "{at}.secretName: {} is listed twice; give one entry all its registries",
+                quote(&inj.secret_name)
             ));
         }
-        registries(&mut out, &format!("{at}.registries"), &inj.registries);
+        registries(
+            &mut out,
+            &format!("{at}.registries"),
+            &inj.registries,
+            MAX_ENTRIES,
+        );
     }
     if let Some(git_sync) = &spec.git_sync {
         git_sync_rule(&mut out, git_sync);
@@ -100,23 +142,31 @@ fn name_rule(out: &mut Vec<String>, rule: &NameRule) {
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
     if prefix.is_empty() {
         out.push(format!("{at}.prefix: must not be empty (omit it instead)"));
+    } else if prefix.len() > MAX_NAME {
+        out.push(format!(
+            "{at}.prefix: {} characters can never start a secret name (at most {MAX_NAME})",
+            prefix.chars().count()
+        ));
     } else if !prefix.chars().all(allowed)
         || !prefix.starts_with(|c: char| c.is_ascii_alphanumeric())
     {
         out.push(format!(
-            "{at}.prefix: {prefix:?} can never start a secret name (lowercase letters, digits, '-' and '.', starting with a letter or digit)"
+            "{at}.prefix: {} can never start a secret name (lowercase letters, digits, '-' and '.', starting with a letter or digit)",
+            quote(prefix)
         ));
     } else if rule.forbid_dots && prefix.contains('.') {
         out.push(format!(
-            "{at}.prefix: {prefix:?} contains '.', which forbidDots refuses in every name"
+            "{at}.prefix: {} contains '.', which forbidDots refuses in every name",
+            quote(prefix)
         ));
     }
     if let Some(max) = rule.max_length
         && prefix.len() as u64 >= u64::from(max)
     {
         out.push(format!(
-            "{at}.maxLength: {max} leaves no room after the {}-character prefix {prefix:?}",
-            prefix.len()
+            "{at}.maxLength: {max} leaves no room after the {}-character prefix {}",
+            prefix.len(),
+            quote(prefix)
         ));
     }
     if let Some(pattern) = &rule.pattern
@@ -124,8 +174,9 @@ fn name_rule(out: &mut Vec<String>, rule: &NameRule) {
         && !pattern_may_start_with(pattern.as_str(), prefix)
     {
         out.push(format!(
-            "{at}.pattern: {:?} cannot match a name that starts with the prefix {prefix:?}",
-            pattern.as_str()
+            "{at}.pattern: {} cannot match a name that starts with the prefix {}",
+            quote(pattern.as_str()),
+            quote(prefix)
         ));
     }
 }
@@ -152,8 +203,8 @@ fn git_sync_rule(out: &mut Vec<String>, git_sync: &GitSyncInjection) {
     let at = "spec.gitSync";
     if !is_dns_subdomain(&git_sync.secret_name) {
         out.push(format!(
-            "{at}.secretName: {:?} is not a secret name",
-            git_sync.secret_name
+            "{at}.secretName: {} is not a secret name",
+            quote(&git_sync.secret_name)
         ));
     }
     if git_sync.containers.is_empty() {
@@ -161,40 +212,77 @@ fn git_sync_rule(out: &mut Vec<String>, git_sync: &GitSyncInjection) {
             "{at}.containers: must name at least one container (omit it for the default, git-sync)"
         ));
     }
-    non_empty_entries(out, &format!("{at}.containers"), &git_sync.containers);
+    entries(
+        out,
+        &format!("{at}.containers"),
+        &git_sync.containers,
+        MAX_LABEL,
+    );
     if !is_dns_label(&git_sync.volume_name) {
         out.push(format!(
-            "{at}.volumeName: {:?} is not a DNS-1123 label",
-            git_sync.volume_name
+            "{at}.volumeName: {} is not a DNS-1123 label",
+            quote(&git_sync.volume_name)
         ));
     }
-    if !git_sync.mount_path.starts_with('/') || git_sync.mount_path.contains(':') {
+    if git_sync.mount_path.len() > MAX_PATH {
         out.push(format!(
-            "{at}.mountPath: {:?} is not an absolute path",
-            git_sync.mount_path
+            "{at}.mountPath: {} characters; at most {MAX_PATH}",
+            git_sync.mount_path.chars().count()
+        ));
+    } else if !git_sync.mount_path.starts_with('/') || git_sync.mount_path.contains(':') {
+        out.push(format!(
+            "{at}.mountPath: {} is not an absolute path",
+            quote(&git_sync.mount_path)
         ));
     }
 }
 
-fn non_empty_entries(out: &mut Vec<String>, at: &str, entries: &[String]) {
+/// A list of at most `MAX_ENTRIES` non-blank strings of at most `max_len` characters.
+fn entries(out: &mut Vec<String>, at: &str, entries: &[String], max_len: usize) {
+    at_most(out, at, entries, MAX_ENTRIES);
     for (i, entry) in entries.iter().enumerate() {
         if entry.trim().is_empty() {
             out.push(format!("{at}[{i}]: must not be empty"));
-        }
-    }
-}
-
-fn registries(out: &mut Vec<String>, at: &str, patterns: &[String]) {
-    for (i, pattern) in patterns.iter().enumerate() {
-        if !crate::registry::is_valid_pattern(pattern) {
+        } else if entry.chars().count() > max_len {
             out.push(format!(
-                "{at}[{i}]: {pattern:?} is not a registry host[:port] or *.domain[:port]"
+                "{at}[{i}]: {} characters; at most {max_len}",
+                entry.chars().count()
             ));
         }
     }
 }
 
-fn is_dns_label(s: &str) -> bool {
+/// The bound on a list's length the CRD schema has too (`maxItems`).
+fn at_most<T>(out: &mut Vec<String>, at: &str, list: &[T], max: usize) {
+    if list.len() > max {
+        out.push(format!("{at}: {} entries; at most {max}", list.len()));
+    }
+}
+
+fn registries(out: &mut Vec<String>, at: &str, patterns: &[String], max: usize) {
+    at_most(out, at, patterns, max);
+    for (i, pattern) in patterns.iter().enumerate() {
+        if pattern.chars().count() > MAX_REGISTRY {
+            out.push(format!(
+                "{at}[{i}]: {} characters; at most {MAX_REGISTRY}",
+                pattern.chars().count()
+            ));
+        } else if !crate::registry::is_valid_pattern(pattern) {
+            out.push(format!(
+                "{at}[{i}]: {} is not a registry host[:port] or *.domain[:port]",
+                quote(pattern)
+            ));
+        }
+    }
+}
+
+/// A policy value as a problem quotes it: clipped, so one long value cannot make the
+/// problem list (a status message, a denial, a log line) long.
+pub(crate) fn quote(value: &str) -> String {
+    format!("{:?}", crate::admission::clip(value, MAX_QUOTED))
+}
+
+pub(super) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars()
@@ -203,7 +291,7 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn is_dns_subdomain(s: &str) -> bool {
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 

@@ -174,8 +174,10 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
     }
 }
 
-/// Patches a ProjectPolicy's status; a failure is logged and retried on the next rebuild
-/// (the status still differs then).
+/// Patches a ProjectPolicy's status (conditions and `lastGoodSpec`); a failure is logged
+/// and retried on the next rebuild (the status still differs then). The only place the
+/// service writes to the cluster, so that writes can be given to one replica (leader
+/// election) here.
 async fn write_status(client: Client, update: StatusUpdate) {
     let api: Api<ProjectPolicy> = Api::all(client);
     let patch = serde_json::json!({

@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
+        .route("/validate-policy", post(validate_policy))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -114,6 +115,58 @@ async fn mutate(
     body: Body,
 ) -> Response {
     handle(Webhook::Mutate, &state, &uri, &headers, body).await
+}
+
+/// ProjectPolicies (`POST /validate-policy`): the service's own validation when a policy
+/// is applied (`policy::review`). Large bodies take the same bounded lane as reviews.
+async fn validate_policy(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    use crate::policy::review;
+    let started = Instant::now();
+    let deadline =
+        started + evaluation::requested_timeout(uri.query()).unwrap_or(evaluation::DEFAULT_TIMEOUT);
+    let bytes = match read_body(&headers, body, state.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err((status, reason, message)) => {
+            let labels = ["policy", reason];
+            state
+                .metrics
+                .invalid_requests
+                .with_label_values(&labels)
+                .inc();
+            return status_response(status, reason, &message);
+        }
+    };
+    let answer = if bytes.len() <= evaluation::INLINE_MAX_BYTES {
+        review::review(&bytes)
+    } else {
+        match state
+            .lane
+            .run(deadline, move || review::review(&bytes))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(abandoned) => {
+                let status = match abandoned {
+                    evaluation::Abandoned::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                    evaluation::Abandoned::TimedOut => StatusCode::GATEWAY_TIMEOUT,
+                };
+                return status_response(status, abandoned.reason(), &abandoned.to_string());
+            }
+        }
+    };
+    review::record(&answer.outcome, &state.metrics, started.elapsed());
+    let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response()
 }
 
 async fn handle(
@@ -375,7 +428,8 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ok").into_response()
+        // 200 even with broken policies, which the body names (`Snapshot::readiness`).
+        (StatusCode::OK, state.policies.load().readiness()).into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,

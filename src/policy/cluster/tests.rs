@@ -2,7 +2,7 @@
 //! an invalid edit that keeps the last good version, delete, and namespace labels.
 
 use super::*;
-use crate::policy::{DEFAULT_POLICY_NAME, Mode, ProjectPolicy};
+use crate::policy::{DEFAULT_POLICY_NAME, Mode, ProjectPolicy, ProjectPolicyStatus};
 use kube::api::ApiResource;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher::Event;
@@ -113,11 +113,22 @@ fn add_modify_invalid_edit_and_delete() {
         [(
             "team-a",
             "False",
-            "spec.secrets.ssh.minRsaBits: 8 is outside 1024..16384"
+            "spec.secrets.ssh.minRsaBits: 8 is outside 1024..16384 (the last good version, \
+             generation 2, stays in force)"
         )]
     );
     assert_eq!(updates[0].status.conditions[0].reason, "Invalid");
     assert_eq!(updates[0].status.observed_generation, Some(3));
+    // The status keeps the version in force, for a replica that restarts.
+    assert_eq!(updates[0].status.last_good_generation, Some(2));
+    assert_eq!(
+        updates[0]
+            .status
+            .last_good_spec
+            .as_ref()
+            .map(|s| &s["mode"]),
+        Some(&serde_json::json!("Audit"))
+    );
 
     // A spec that does not even parse is refused the same way.
     let p4 = policy("team-a", 4, serde_json::json!({"mode": "Sometimes"}));
@@ -151,18 +162,183 @@ fn a_written_status_is_not_written_again() {
 }
 
 #[test]
-fn a_policy_invalid_from_the_start_is_not_in_force() {
+fn an_accepted_spec_is_written_as_the_last_good_one() {
     let mut c = Cluster::new();
+    let spec = serde_json::json!({"namespaces": ["x"], "mode": "Warn"});
+    c.policies
+        .apply_watcher_event(&Event::Apply(policy("p", 4, spec.clone())));
+    let (_, updates) = c.rebuild();
+    assert_eq!(ready(&updates[0]).1, "True");
+    assert_eq!(updates[0].status.last_good_spec, Some(spec));
+    assert_eq!(updates[0].status.last_good_generation, Some(4));
+}
+
+/// A policy as a restarted replica lists it: an invalid spec, and the status another
+/// replica wrote when it accepted generation `good_generation`.
+fn restarted(
+    name: &str,
+    spec: serde_json::Value,
+    good: Option<(i64, serde_json::Value)>,
+) -> DynamicObject {
+    let mut p = policy(name, 5, spec);
+    if let Some((generation, last_good)) = good {
+        let status = ProjectPolicyStatus {
+            last_good_spec: Some(last_good),
+            last_good_generation: Some(generation),
+            ..ProjectPolicyStatus::default()
+        };
+        p.data["status"] = serde_json::to_value(status).expect("status JSON");
+    }
+    p
+}
+
+#[test]
+fn a_restart_with_an_invalid_spec_enforces_the_last_good_one_from_the_status() {
+    let mut c = Cluster::new();
+    let invalid = serde_json::json!({"namespaces": ["x"], "secrets": {"ssh": {"minRsaBits": 1}}});
+    let good = serde_json::json!({"namespaces": ["x"], "mode": "Audit"});
+    c.policies.apply_watcher_event(&Event::Apply(restarted(
+        "p",
+        invalid,
+        Some((3, good.clone())),
+    )));
+    let (snap, updates) = c.rebuild();
+    let resolved = snap.for_namespace("x");
+    assert_eq!(&*resolved.name, "p");
+    assert_eq!(resolved.spec.mode, Mode::Audit, "generation 3 is in force");
+    assert!(resolved.broken.is_none());
+    assert_eq!(snap.policy_count(), 1);
+    assert!(snap.broken_policies().is_empty());
+    assert_eq!(
+        ready(&updates[0]).2,
+        "spec.secrets.ssh.minRsaBits: 1 is outside 1024..16384 (the last good version, \
+         generation 3, stays in force)"
+    );
+    assert_eq!(updates[0].status.last_good_spec, Some(good));
+}
+
+#[test]
+fn a_newer_last_good_version_in_the_status_wins_over_memory() {
+    let mut c = Cluster::new();
+    let v1 = serde_json::json!({"namespaces": ["x"], "mode": "Warn"});
+    c.policies
+        .apply_watcher_event(&Event::Apply(policy("p", 1, v1)));
+    c.rebuild();
+    // Generation 3 was accepted by another replica while this one missed it; generation
+    // 5 is invalid.
+    let v3 = serde_json::json!({"namespaces": ["x"], "mode": "Audit"});
+    let invalid = serde_json::json!({"namespaces": ["x"], "secrets": {"allowedTypes": [""]}});
+    c.policies
+        .apply_watcher_event(&Event::Apply(restarted("p", invalid, Some((3, v3)))));
+    assert_eq!(c.rebuild().0.for_namespace("x").spec.mode, Mode::Audit);
+}
+
+#[test]
+fn a_last_good_version_does_not_outlive_its_object() {
+    let mut c = Cluster::new();
+    let mut p = policy(
+        "p",
+        1,
+        serde_json::json!({"namespaces": ["x"], "mode": "Warn"}),
+    );
+    p.metadata.uid = Some("uid-1".to_owned());
+    c.policies.apply_watcher_event(&Event::Apply(p));
+    c.rebuild();
+    // Deleted and created again under the same name between two rebuilds, invalid.
+    let mut again = policy(
+        "p",
+        1,
+        serde_json::json!({"namespaces": ["x"], "mode": "Sometimes"}),
+    );
+    again.metadata.uid = Some("uid-2".to_owned());
+    c.policies.apply_watcher_event(&Event::Apply(again));
+    let (snap, _) = c.rebuild();
+    assert_eq!(
+        snap.broken_policies().len(),
+        1,
+        "not the old object's version"
+    );
+}
+
+#[test]
+fn a_policy_with_no_good_version_governs_its_namespaces_broken() {
+    let mut c = Cluster::new();
+    c.namespaces
+        .apply_watcher_event(&Event::Apply(namespace("a-dev", &[("project", "a")])));
+    c.namespaces
+        .apply_watcher_event(&Event::Apply(namespace("other", &[])));
     let p = policy(
         "p",
         1,
-        serde_json::json!({"namespaces": ["x"], "secrets": {"allowedTypes": [""]}}),
+        serde_json::json!({"namespaces": ["x"], "namespaceSelector": {"matchLabels": {"project": "a"}},
+                           "mode": "Sometimes"}),
     );
     c.policies.apply_watcher_event(&Event::Apply(p));
     let (snap, updates) = c.rebuild();
     assert_eq!(snap.policy_count(), 0);
-    assert_eq!(&*snap.for_namespace("x").name, DEFAULT_POLICY_NAME);
-    assert_eq!(ready(&updates[0]).1, "False");
+    for ns in ["x", "a-dev"] {
+        let resolved = snap.for_namespace(ns);
+        assert_eq!(
+            &*resolved.name, "p",
+            "{ns} is not downgraded to the default"
+        );
+        let problems = resolved.broken.as_deref().expect("broken");
+        assert!(problems.starts_with("spec does not parse: unknown variant `Sometimes`"));
+        let denial = resolved.secret_denial().expect("denial");
+        assert!(denial.contains("policy \"p\" governs this namespace but is invalid"));
+        assert!(
+            resolved
+                .pod_warning()
+                .expect("warning")
+                .contains("policy \"p\"")
+        );
+    }
+    assert_eq!(&*snap.for_namespace("other").name, DEFAULT_POLICY_NAME);
+    assert!(snap.for_namespace("other").secret_denial().is_none());
+    assert_eq!(
+        snap.broken_policies()
+            .iter()
+            .map(|b| &*b.name)
+            .collect::<Vec<_>>(),
+        ["p"]
+    );
+    assert!(snap.readiness().contains("broken policies: \"p\""));
+    let (_, status, message) = ready(&updates[0]);
+    assert_eq!(status, "False");
+    assert!(message.ends_with("(no good version is known: Secret writes in the namespaces it selects are denied until it is fixed)"), "{message}");
+    assert_eq!(updates[0].status.last_good_spec, None);
+}
+
+#[test]
+fn a_broken_policy_with_an_unreadable_selector_governs_only_the_namespaces_it_names() {
+    let mut c = Cluster::new();
+    c.namespaces
+        .apply_watcher_event(&Event::Apply(namespace("a-dev", &[("project", "a")])));
+    let p = policy(
+        "p",
+        1,
+        serde_json::json!({"namespaces": ["x"],
+                           "namespaceSelector": {"matchExpressions": [{"key": "project", "operator": "Matches"}]}}),
+    );
+    c.policies.apply_watcher_event(&Event::Apply(p));
+    let (snap, _) = c.rebuild();
+    assert_eq!(&*snap.for_namespace("x").name, "p");
+    assert_eq!(&*snap.for_namespace("a-dev").name, DEFAULT_POLICY_NAME);
+    assert_eq!(snap.broken_policies().len(), 1);
+}
+
+#[test]
+fn an_invalid_last_good_spec_in_the_status_is_not_used() {
+    let mut c = Cluster::new();
+    let invalid = serde_json::json!({"namespaces": ["x"], "secrets": {"allowedTypes": [""]}});
+    c.policies.apply_watcher_event(&Event::Apply(restarted(
+        "p",
+        invalid.clone(),
+        Some((2, invalid)),
+    )));
+    let (snap, updates) = c.rebuild();
+    assert!(snap.for_namespace("x").broken.is_some());
+    assert_eq!(updates[0].status.last_good_spec, None);
 }
 
 #[test]

@@ -39,7 +39,6 @@ metadata:
 type: kubernetes.io/dockerconfigjson
 data:
   .dockerconfigjson: eyJhdXRocyI6e319
----
 ";
 
 #[test]
@@ -63,10 +62,123 @@ fn the_printed_default_policy_loads_back() {
 }
 
 #[test]
-fn empty_file_means_the_default_everywhere() {
-    let snap = parse_str("# nothing yet\n---\n").expect("parses");
-    assert_eq!(snap.policy_count(), 0);
-    assert_eq!(&*snap.for_namespace("x").name, DEFAULT_POLICY_NAME);
+fn an_empty_policy_is_never_inferred() {
+    let namespaces_only = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n";
+    for text in [
+        "",
+        "\n\n",
+        "# nothing yet\n",
+        "---\n# nothing yet\n---\n",
+        namespaces_only,
+    ] {
+        let got = error(text);
+        assert!(
+            got.starts_with("policy.yaml: no ProjectPolicy document"),
+            "{text:?}: {got}"
+        );
+        assert!(got.contains(EXPLICITLY_EMPTY), "{text:?}: {got}");
+    }
+}
+
+#[test]
+fn an_explicitly_empty_list_means_the_default_everywhere() {
+    for text in [
+        EXPLICITLY_EMPTY.to_owned(),
+        format!("# No project policy yet.\n---\n{EXPLICITLY_EMPTY}"),
+        format!("{EXPLICITLY_EMPTY}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: a}}\n"),
+    ] {
+        let snap = parse_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert_eq!(snap.policy_count(), 0);
+        assert_eq!(&*snap.for_namespace("x").name, DEFAULT_POLICY_NAME);
+    }
+}
+
+#[test]
+fn a_policy_list_holds_policies_as_kubectl_lists_them() {
+    let text = "\
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicyList
+metadata: {resourceVersion: \"12\"}
+items:
+  - apiVersion: secretgate.io/v1alpha1
+    kind: ProjectPolicy
+    metadata: {name: team-a, uid: x, generation: 3}
+    spec: {namespaces: [a-dev], mode: Warn}
+    status: {conditions: []}
+  - metadata: {name: team-b}
+    spec: {namespaces: [b-dev]}
+";
+    let snap = parse_str(text).expect("parses");
+    assert_eq!(snap.policy_count(), 2);
+    assert_eq!(snap.for_namespace("a-dev").spec.mode, Mode::Warn);
+    assert_eq!(&*snap.for_namespace("b-dev").name, "team-b");
+
+    let cases = [
+        (
+            "apiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicyList\n",
+            "policy.yaml:2:1: document 1: missing field `items`",
+        ),
+        (
+            "apiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicyList\nitems:\n- {kind: Namespace, metadata: {name: a}}\n",
+            "policy.yaml:1: document 1: items[0]: apiVersion \"secretgate.io/v1alpha1\", kind \"Namespace\" is not",
+        ),
+        (
+            "apiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicyList\nitems:\n- {metadata: {name: a}}\n",
+            "policy.yaml:1: document 1: items[0]: ProjectPolicy \"a\" has no spec",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(text);
+        assert!(got.starts_with(want), "want {want:?}, got {got:?}");
+    }
+}
+
+#[test]
+fn a_file_cut_short_is_refused() {
+    let policy_a = "apiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicy\nmetadata: {name: a}\nspec: {namespaces: [a]}\n";
+    let cases = [
+        // Cut after a separator: the next document is missing.
+        (
+            format!("{policy_a}---\n"),
+            "policy.yaml:5: document 2: the file ends with `---` and no document after it",
+        ),
+        (
+            format!("{policy_a}---\n# Team B\n"),
+            "policy.yaml:5: document 2: the file ends with `---`",
+        ),
+        // Cut inside a ProjectPolicy, before its spec.
+        (
+            format!(
+                "{policy_a}---\napiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicy\nmetadata:\n  name: b\n"
+            ),
+            "policy.yaml:6: document 2: ProjectPolicy \"b\" has no spec (is the file cut short?)",
+        ),
+        (
+            format!(
+                "{policy_a}---\napiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicy\nmetadata:\n  name: b\nspec:\n"
+            ),
+            "policy.yaml:6: document 2: ProjectPolicy \"b\" has no spec",
+        ),
+        // Cut inside a value.
+        (
+            format!(
+                "{policy_a}---\napiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicy\nmetadata:\n  name: b\nspec: {{namespaces: [b"
+            ),
+            "policy.yaml:10:",
+        ),
+        (
+            format!("{policy_a}---\napiVersion: secretgate.io/v1alpha1\nkind: Proj"),
+            "policy.yaml:6: document 2: apiVersion",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(&text);
+        assert!(got.starts_with(want), "want {want:?}, got {got:?}");
+    }
+    // A leading separator and an explicit document end are fine.
+    parse_str(&format!("---\n{policy_a}")).expect("leading ---");
+    parse_str(&format!("{policy_a}...\n")).expect("document end marker");
+    parse_str(&format!("--- # team a\n{policy_a}")).expect("separator with a comment");
 }
 
 #[test]
@@ -77,7 +189,7 @@ fn errors_name_line_column_and_document() {
     );
     let bad_labels = FILE.replace("labels: {project: a}", "labels: [project]");
     let policy_typo = FILE.replace("  mode: Warn", "  mdoe: Warn");
-    let broken_yaml = format!("{FILE}apiVersion: v1\nkind: Namespace\nmetadata: {{name: [\n");
+    let broken_yaml = format!("{FILE}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: [\n");
     let cases = [
         (
             bad_value.as_str(),
@@ -98,7 +210,10 @@ fn errors_name_line_column_and_document() {
 
 #[test]
 fn document_errors() {
-    let two = format!("{FILE}{}", &FILE[..FILE.find("---").expect("separator")]);
+    let two = format!(
+        "{FILE}---\n{}",
+        &FILE[..FILE.find("---").expect("separator")]
+    );
     let cases = [
         (
             two.as_str(),

@@ -103,6 +103,9 @@ pub fn record_reload(metrics: &Metrics, snapshot: &Snapshot) {
     metrics.policy_reloads.with_label_values(&["success"]).inc();
     metrics.policies.set(snapshot.policy_count() as i64);
     metrics
+        .broken_policies
+        .set(snapshot.broken_policies().len() as i64);
+    metrics
         .policy_last_reload
         .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
 }
