@@ -11,20 +11,22 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::core::Resource;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
-use kube::core::{Resource, Status};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::objects::Lean;
 
 mod bounded;
+mod decode;
+mod response;
 use crate::pods;
 use crate::policy::{Mode, Resolved, Severity, Snapshot};
 use crate::secrets::{self, Violation};
 pub use bounded::{MAX_SHOWN, clip};
+use decode::{Envelope, decode, decode_well_formed};
+use response::{deny, encode, invalid, pass_through, with_patch};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -400,119 +402,8 @@ fn mutate_pod(
     Ok((response, summary))
 }
 
-/// A review the route does not handle (another kind): allowed unchanged.
-fn pass_through(head: &Envelope) -> (AdmissionResponse, Summary) {
-    let mut response = AdmissionResponse::invalid("");
-    response.uid = head.uid.clone();
-    response.allowed = true;
-    response.result = Status::default();
-    (response, head.summary())
-}
-
-/// Sets the 403 Forbidden status kubectl prints as `denied the request: <message>`.
-fn deny(response: AdmissionResponse, message: String) -> AdmissionResponse {
-    let mut response = response.deny(message);
-    response.result.code = 403;
-    response.result.reason = "Forbidden".to_owned();
-    response
-}
-
-fn with_patch(
-    response: AdmissionResponse,
-    patch: json_patch::Patch,
-) -> Result<AdmissionResponse, DecodeError> {
-    // Serialising a Patch of JSON values cannot fail; map it anyway rather than panic.
-    response
-        .with_patch(patch)
-        .map_err(|e| DecodeError::Json(format!("cannot encode the patch: {e}")))
-}
-
-fn invalid(uid: &str, summary: Summary, error: DecodeError) -> Answer {
-    let mut response = AdmissionResponse::invalid(error.to_string());
-    response.uid = uid.to_owned();
-    response.result.code = 400;
-    response.result.reason = "BadRequest".to_owned();
-    Answer {
-        http_status: 400,
-        body: encode(&response),
-        summary: Summary {
-            verdict: Some(Verdict::Invalid),
-            ..summary
-        },
-        error: Some(error),
-    }
-}
-
 fn lean<K>(object: &Option<Lean<K>>) -> Option<&K> {
     object.as_ref().map(|o| &o.0)
-}
-
-/// An AdmissionReview decoded in one pass. `AdmissionReview<K>` from kube flattens its
-/// TypeMeta, which makes serde buffer the whole body into an intermediate tree before
-/// decoding it again (most of a review's decode time); this names the two fields instead.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[serde(bound = "K: Resource + for<'a> Deserialize<'a>")]
-struct Review<K: Resource> {
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    request: Option<AdmissionRequest<K>>,
-}
-
-impl<K: Resource> Review<K> {
-    fn into_request(self) -> Option<AdmissionRequest<K>> {
-        let mut request = self.request?;
-        request.types = kube::core::TypeMeta {
-            api_version: API_VERSION.to_owned(),
-            kind: KIND.to_owned(),
-        };
-        Some(request)
-    }
-}
-
-/// The request of a v1 AdmissionReview whose object is the core/v1 `kind`, with a uid;
-/// `None` for any other body (the careful path then says why).
-fn decode_well_formed<K>(body: &[u8], kind: &str) -> Option<AdmissionRequest<K>>
-where
-    K: Resource + for<'de> Deserialize<'de>,
-{
-    let review: Review<K> = serde_json::from_slice(body).ok()?;
-    if review.api_version.as_deref() != Some(API_VERSION) || review.kind.as_deref() != Some(KIND) {
-        return None;
-    }
-    let request = review.into_request()?;
-    let gvk = &request.kind;
-    let ours = gvk.group.is_empty() && gvk.version == "v1" && gvk.kind == kind;
-    (ours && !request.uid.is_empty()).then_some(request)
-}
-
-/// The typed request, once `Envelope::read` has checked apiVersion, kind and uid.
-fn decode<K>(body: &[u8]) -> Result<AdmissionRequest<K>, DecodeError>
-where
-    K: Resource + for<'de> Deserialize<'de>,
-{
-    let review: Review<K> = serde_json::from_slice(body).map_err(describe)?;
-    review.into_request().ok_or(DecodeError::NoRequest)
-}
-
-/// Describes a JSON error by position and category. serde's own text for a wrong type or
-/// value quotes the input (`invalid type: string "…"`), and the input may be a secret.
-fn describe(e: serde_json::Error) -> DecodeError {
-    use serde_json::error::Category;
-    let at = format!("line {}, column {}", e.line(), e.column());
-    let msg = e.to_string();
-    DecodeError::Json(match e.classify() {
-        Category::Syntax => format!("not valid JSON ({at})"),
-        Category::Eof => format!("JSON ends early ({at})"),
-        Category::Io => format!("cannot read the body ({at})"),
-        Category::Data if msg.starts_with("missing field") => {
-            // "missing field `uid` at line 1 column 40" names only the field.
-            msg
-        }
-        Category::Data => format!("a field has the wrong type or value ({at})"),
-    })
 }
 
 fn summary_of<K: Resource<DynamicType = ()>>(req: &AdmissionRequest<K>) -> Summary {
@@ -552,155 +443,6 @@ fn operation_str(op: &Operation) -> &'static str {
         Operation::Delete => "DELETE",
         Operation::Connect => "CONNECT",
     }
-}
-
-/// The fields of a review read before deciding how to decode the rest.
-#[derive(Debug, Default)]
-struct Envelope {
-    uid: String,
-    group: String,
-    version: String,
-    kind: String,
-    namespace: String,
-    name: String,
-    operation: String,
-    dry_run: bool,
-}
-
-impl Envelope {
-    fn read(body: &[u8]) -> Result<Self, DecodeError> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Head {
-            #[serde(default)]
-            api_version: Option<String>,
-            #[serde(default)]
-            kind: Option<String>,
-            #[serde(default)]
-            request: Option<RequestHead>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct RequestHead {
-            #[serde(default)]
-            uid: Option<String>,
-            #[serde(default)]
-            kind: Option<Gvk>,
-            #[serde(default)]
-            namespace: Option<String>,
-            #[serde(default)]
-            name: Option<String>,
-            #[serde(default)]
-            operation: Option<String>,
-            #[serde(default)]
-            dry_run: Option<bool>,
-        }
-        #[derive(Deserialize, Default)]
-        struct Gvk {
-            #[serde(default)]
-            group: String,
-            #[serde(default)]
-            version: String,
-            #[serde(default)]
-            kind: String,
-        }
-
-        let head: Head = serde_json::from_slice(body).map_err(describe)?;
-        match head.api_version.as_deref() {
-            Some(API_VERSION) => {}
-            other => return Err(DecodeError::ApiVersion(quoted(other))),
-        }
-        match head.kind.as_deref() {
-            Some(KIND) => {}
-            other => return Err(DecodeError::Kind(quoted(other))),
-        }
-        let req = head.request.ok_or(DecodeError::NoRequest)?;
-        let uid = req
-            .uid
-            .filter(|u| !u.is_empty())
-            .ok_or(DecodeError::NoUid)?;
-        let gvk = req.kind.unwrap_or_default();
-        Ok(Self {
-            uid,
-            group: gvk.group,
-            version: gvk.version,
-            kind: gvk.kind,
-            namespace: req.namespace.unwrap_or_default(),
-            name: req.name.unwrap_or_default(),
-            operation: req.operation.unwrap_or_default(),
-            dry_run: req.dry_run.unwrap_or(false),
-        })
-    }
-
-    fn is_core_v1(&self, kind: &str) -> bool {
-        self.group.is_empty() && self.version == "v1" && self.kind == kind
-    }
-
-    fn summary(&self) -> Summary {
-        Summary {
-            uid: self.uid.clone(),
-            kind: self.kind.clone(),
-            namespace: self.namespace.clone(),
-            name: self.name.clone(),
-            operation: self.operation.clone(),
-            dry_run: self.dry_run,
-            ..Summary::default()
-        }
-    }
-}
-
-/// An apiVersion or kind as an error may quote it: the sender chose it, so it is clipped
-/// (a review body may be megabytes of one string).
-fn quoted(value: Option<&str>) -> String {
-    clip(value.unwrap_or(""), 64).into_owned()
-}
-
-/// The response body. kube-core serialises `patch` as an array of numbers; the
-/// Kubernetes API documents (and every other tool expects) a base64 string, so the wire
-/// form is written here from the response's public fields.
-fn encode(response: &AdmissionResponse) -> Vec<u8> {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct WireReview<'a> {
-        api_version: &'static str,
-        kind: &'static str,
-        response: WireResponse<'a>,
-    }
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct WireResponse<'a> {
-        uid: &'a str,
-        allowed: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        status: Option<&'a Status>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        patch_type: Option<&'static str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        patch: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        warnings: Option<&'a Vec<String>>,
-        #[serde(skip_serializing_if = "std::collections::HashMap::is_empty")]
-        audit_annotations: &'a std::collections::HashMap<String, String>,
-    }
-    let patch = response
-        .patch
-        .as_ref()
-        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
-    let wire = WireReview {
-        api_version: API_VERSION,
-        kind: KIND,
-        response: WireResponse {
-            uid: &response.uid,
-            allowed: response.allowed,
-            status: (!response.allowed).then_some(&response.result),
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-            warnings: response.warnings.as_ref(),
-            audit_annotations: &response.audit_annotations,
-        },
-    };
-    // Serialising strings, bools and numbers into a Vec cannot fail.
-    serde_json::to_vec(&wire).unwrap_or_default()
 }
 
 #[cfg(test)]

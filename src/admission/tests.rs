@@ -1,3 +1,6 @@
+use base64::Engine as _;
+use kube::core::Status;
+
 use super::*;
 
 fn response_for(uid: &str) -> AdmissionResponse {

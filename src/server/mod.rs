@@ -318,6 +318,7 @@ async fn within(
             let webhook = match path.as_str() {
                 "/validate" => Webhook::Validate.as_str(),
                 "/mutate" => Webhook::Mutate.as_str(),
+                "/validate-policy" => "policy",
                 _ => "other",
             };
             tracing::warn!(webhook, timeout = ?limit, "request not received in time");
