@@ -150,13 +150,7 @@ async fn validate_policy(
             .await
         {
             Ok(answer) => answer,
-            Err(abandoned) => {
-                let status = match abandoned {
-                    evaluation::Abandoned::Busy => StatusCode::SERVICE_UNAVAILABLE,
-                    evaluation::Abandoned::TimedOut => StatusCode::GATEWAY_TIMEOUT,
-                };
-                return status_response(status, abandoned.reason(), &abandoned.to_string());
-            }
+            Err(abandoned) => return abandon("policy", &state, abandoned),
         }
     };
     review::record(&answer.outcome, &state.metrics, started.elapsed());
@@ -188,7 +182,7 @@ async fn handle(
     } else {
         match state.lane.admit() {
             Ok(admitted) => Some(admitted),
-            Err(abandoned) => return abandon(webhook, state, abandoned),
+            Err(abandoned) => return abandon(webhook.as_str(), state, abandoned),
         }
     };
     let bytes = match read_body(headers, body, state.max_body_bytes).await {
@@ -212,7 +206,7 @@ async fn handle(
                 .await;
             match reviewed {
                 Ok(answer) => answer,
-                Err(abandoned) => return abandon(webhook, state, abandoned),
+                Err(abandoned) => return abandon(webhook.as_str(), state, abandoned),
             }
         }
         _ => review_now(webhook, state, &bytes),
@@ -229,14 +223,14 @@ async fn handle(
 
 /// The answer to a large review that got none: 503 when the lane was full, 504 when the
 /// API server's timeout passed. Counted and logged.
-fn abandon(webhook: Webhook, state: &AppState, abandoned: evaluation::Abandoned) -> Response {
+fn abandon(webhook: &'static str, state: &AppState, abandoned: evaluation::Abandoned) -> Response {
     state
         .metrics
         .abandoned_reviews
-        .with_label_values(&[webhook.as_str(), abandoned.reason()])
+        .with_label_values(&[webhook, abandoned.reason()])
         .inc();
     tracing::warn!(
-        webhook = webhook.as_str(),
+        webhook,
         reason = abandoned.reason(),
         "review abandoned: {abandoned}"
     );
