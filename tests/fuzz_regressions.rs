@@ -11,7 +11,14 @@ use base64::Engine as _;
 use proptest::prelude::*;
 
 /// Inputs that once crashed a target or broke one of its properties: (target, input).
-const FOUND: &[(&str, &[u8])] = &[];
+const FOUND: &[(&str, &[u8])] = &[
+    // A docker config key that differs from `password` only by case is quoted on purpose
+    // (a field name, not a value): the echo property once took it for part of a value.
+    (
+        "admission_review",
+        include_bytes!("fuzz_found/admission_review-case-variant-key.json"),
+    ),
+];
 
 fn run(target: &str, data: &[u8]) {
     match target {
