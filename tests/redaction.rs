@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::Captured;
+
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::Request;
@@ -15,20 +16,6 @@ use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use secretgate::policy::{Mode, ProjectPolicySpec, Snapshot};
 use tower::ServiceExt as _;
-
-/// Log output captured from every thread of the test process.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -244,7 +231,7 @@ async fn no_secret_value_reaches_responses_logs_or_metrics() {
     }
     let _ = std::panic::take_hook();
     let _ = std::io::stderr().flush();
-    let logs = captured.0.lock().expect("logs").clone();
+    let logs = captured.text().into_bytes();
     assert!(
         String::from_utf8_lossy(&logs).contains("verdict"),
         "logs were captured"

@@ -15,36 +15,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{Proto, TestServer};
+use common::{Captured, Proto, TestServer};
 use secretgate::policy::Snapshot;
 use serde_json::{Value, json};
 
 const MAX_RESPONSE: usize = 64 * 1024;
 const MAX_LOG_LINE: usize = 32 * 1024;
-
-/// Log output captured from every thread of the test process.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
-}
 
 /// Logs of the whole test binary, captured once.
 fn logs() -> Captured {
