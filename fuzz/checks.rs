@@ -19,7 +19,7 @@ use secretgate::admission::{self, Context, Webhook};
 use secretgate::policy::{
     GitSyncInjection, ProjectPolicySpec, PullSecretInjection, SecretRules, Snapshot, default_policy,
 };
-use secretgate::registry::{self, Registry};
+use secretgate::registry::{self, Registry, RegistryKey};
 use secretgate::{pods, secrets};
 use time::OffsetDateTime;
 
@@ -171,6 +171,9 @@ fn check_not_echoed(body: &[u8], answer: &admission::Answer) {
         said.push_str(&format!("\n{v}"));
     }
     said.push_str(summary.findings_more.as_deref().unwrap_or(""));
+    if let Some(error) = &answer.error {
+        said.push_str(&format!("\n{error}"));
+    }
     // A registry key that is a valid registry address is named on purpose (an address,
     // not a credential); nothing else may be.
     let said = without_registry_addresses(&said);
@@ -197,7 +200,8 @@ fn check_not_echoed(body: &[u8], answer: &admission::Answer) {
     }
 }
 
-/// `text` without the `["host:port"]` segments that name a valid registry address.
+/// `text` without the `["host:port"]` segments that name a registry address secretgate
+/// quotes on purpose (`RegistryKey::is_quotable`).
 fn without_registry_addresses(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -205,7 +209,10 @@ fn without_registry_addresses(text: &str) -> String {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         match after.find("\"]") {
-            Some(end) if Registry::parse(&after[..end]).is_ok() && !after[..end].contains('\\') => {
+            Some(end)
+                if RegistryKey::parse(&after[..end]).is_ok_and(|k| k.is_quotable())
+                    && !after[..end].contains('\\') =>
+            {
                 rest = &after[end + 2..];
             }
             _ => {

@@ -195,8 +195,10 @@ fn pattern_may_start_with(pattern: &str, prefix: &str) -> bool {
     } else {
         literal.as_str()
     };
+    // Bytes, not characters: a prefix may hold non-ASCII (refused elsewhere, but this
+    // must not panic on it).
     let n = literal.len().min(prefix.len());
-    literal[..n] == prefix[..n]
+    literal.as_bytes()[..n] == prefix.as_bytes()[..n]
 }
 
 fn git_sync_rule(out: &mut Vec<String>, git_sync: &GitSyncInjection) {

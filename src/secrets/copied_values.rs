@@ -14,7 +14,7 @@
 //! budget runs out the search stops and says so (`Search::Incomplete`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::RandomState;
 
 use base64::Engine as _;
 
@@ -34,7 +34,9 @@ pub struct CopiedValues {
     /// Patterns as (prefix, start, length) in `arena`, sorted by prefix, duplicates gone.
     patterns: Vec<(u64, u32, u32)>,
     /// Each distinct prefix → the range of `patterns` that starts with it.
-    by_prefix: HashMap<u64, (u32, u32), BuildHasherDefault<PrefixHasher>>,
+    /// Keyed per process (SipHash): the prefixes are the tenant's, and a fixed hash
+    /// lets them choose prefixes that all collide.
+    by_prefix: HashMap<u64, (u32, u32), RandomState>,
     /// Bytes that comparisons may still read.
     budget: usize,
 }
@@ -99,8 +101,8 @@ impl CopiedValues {
             }
         }
         let patterns = unique;
-        let mut by_prefix: HashMap<u64, (u32, u32), BuildHasherDefault<PrefixHasher>> =
-            HashMap::with_capacity_and_hasher(patterns.len(), BuildHasherDefault::default());
+        let mut by_prefix: HashMap<u64, (u32, u32), RandomState> =
+            HashMap::with_capacity_and_hasher(patterns.len(), RandomState::new());
         for (i, (prefix, _, _)) in patterns.iter().enumerate() {
             let range = by_prefix.entry(*prefix).or_insert((i as u32, i as u32));
             range.1 = i as u32 + 1;
@@ -126,14 +128,18 @@ impl CopiedValues {
                 continue;
             };
             let rest = &haystack[start..];
+            // Sorted by length within a prefix: once one is longer than what is left, so
+            // are the rest, and those cannot match here.
             for &(_, at, len) in &self.patterns[first as usize..end as usize] {
                 let pattern = &self.arena[at as usize..(at + len) as usize];
-                let cost = pattern.len().min(rest.len());
-                if cost > self.budget {
+                if pattern.len() > rest.len() {
+                    break;
+                }
+                if pattern.len() > self.budget {
                     self.budget = 0;
                     return Search::Incomplete;
                 }
-                self.budget -= cost;
+                self.budget -= pattern.len();
                 if rest.starts_with(pattern) {
                     return Search::Found;
                 }
@@ -148,28 +154,6 @@ fn prefix_key(bytes: &[u8]) -> u64 {
     let mut key = [0u8; 8];
     key.copy_from_slice(&bytes[..8]);
     u64::from_le_bytes(key)
-}
-
-/// A multiplicative hash for the 8-byte prefixes: SipHash would cost more than the rest
-/// of the scan, and a collision only costs a lookup (the map compares whole keys).
-#[derive(Default)]
-struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = h ^ (h >> 29);
-    }
 }
 
 #[cfg(test)]

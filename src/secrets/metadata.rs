@@ -147,7 +147,9 @@ fn values_in_annotations(input: &Input<'_>, out: &mut Vec<Violation>) {
         }
     }
     if incomplete > 0 {
-        out.push(Violation::warn(
+        // At the rule's severity: a search cut short must not let a copy through.
+        out.push(Violation::with_severity(
+            severity,
             "metadata.annotations",
             format!(
                 "{incomplete} annotations were not searched completely for copied data \

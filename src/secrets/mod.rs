@@ -168,12 +168,25 @@ pub fn validate_update(
     let before: std::collections::HashSet<&Violation> = before.iter().collect();
     let mut after = validate(new, rules, now);
     for v in &mut after {
-        if v.severity == Severity::Deny && before.contains(&*v) {
+        // A finding about a data value counts as the same only when the value is: fields
+        // inside a value can be named by position (`auths[entry 1]`), so an edited value
+        // could otherwise pass as the old finding.
+        let unchanged = data_key_of(&v.field).is_none_or(|key| {
+            let old_value = old.data.as_ref().and_then(|d| d.get(key));
+            let new_value = new.data.as_ref().and_then(|d| d.get(key));
+            old_value == new_value
+        });
+        if v.severity == Severity::Deny && unchanged && before.contains(&*v) {
             v.severity = Severity::Warn;
             v.message.push_str(" (already present before this update)");
         }
     }
     after
+}
+
+/// The data key a finding's field is about (`data[KEY]…` → `KEY`); keys cannot hold `]`.
+fn data_key_of(field: &str) -> Option<&str> {
+    field.strip_prefix("data[")?.split(']').next()
 }
 
 #[cfg(test)]
@@ -228,6 +241,36 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(denied, ["data[password]: required value is missing"]);
+    }
+
+    #[test]
+    fn an_edited_value_is_not_ratcheted_as_the_old_finding() {
+        let mut rules = SecretRules::default();
+        rules.image_pull.allowed_registries = vec!["ghcr.io".into()];
+        let config =
+            |key: &str| format!(r#"{{"auths":{{"{key}":{{"username":"u","password":"p"}}}}}}"#);
+        // Keys with capitals are named by position: both findings read alike.
+        let old = secret(
+            "pull",
+            DOCKER_CONFIG_JSON,
+            &[(".dockerconfigjson", config("Old.Example.com").as_bytes())],
+        );
+        let new = secret(
+            "pull",
+            DOCKER_CONFIG_JSON,
+            &[(".dockerconfigjson", config("Evil.Example.com").as_bytes())],
+        );
+        let denied = |found: Vec<Violation>| {
+            found
+                .into_iter()
+                .filter(|v| v.severity == Severity::Deny)
+                .count()
+        };
+        assert!(denied(validate_update(&old, &new, &rules, now())) > 0);
+        assert_eq!(
+            denied(validate_update(&old, &old.clone(), &rules, now())),
+            0
+        );
     }
 
     #[test]

@@ -134,7 +134,11 @@ pub fn requested_timeout(query: Option<&str>) -> Option<Duration> {
     let value = query?
         .split('&')
         .find_map(|pair| pair.strip_prefix("timeout="))?;
-    parse_go_duration(value).filter(|d| !d.is_zero())
+    // The API server waits at most 30 s; a larger value (or one that would overflow an
+    // `Instant`) from another client is cut to that.
+    parse_go_duration(value)
+        .filter(|d| !d.is_zero())
+        .map(|d| d.min(DEFAULT_TIMEOUT))
 }
 
 /// Parses the Go durations the API server writes (`10s`, `1m0s`, `500ms`, `1.5s`).
@@ -177,7 +181,8 @@ mod tests {
         let secs = |q: &str| requested_timeout(Some(q)).map(|d| d.as_secs_f64());
         assert_eq!(secs("timeout=10s"), Some(10.0));
         assert_eq!(secs("a=b&timeout=30s"), Some(30.0));
-        assert_eq!(secs("timeout=1m0s"), Some(60.0));
+        assert_eq!(secs("timeout=1m0s"), Some(30.0));
+        assert_eq!(secs("timeout=4000000000000000h"), Some(30.0));
         assert_eq!(secs("timeout=1.5s"), Some(1.5));
         assert_eq!(secs("timeout=500ms"), Some(0.5));
         assert_eq!(secs("timeout=0s"), None);

@@ -98,3 +98,11 @@ fn every_problem_is_reported_not_only_the_first() {
     ));
     assert_eq!(found.len(), 3, "{found:?}");
 }
+
+#[test]
+fn a_non_ascii_prefix_is_a_problem_not_a_panic() {
+    let found = problems(&spec("secrets: {name: {prefix: 'aé', pattern: 'ab'}}"));
+    assert!(!found.is_empty());
+    assert!(!pattern_may_start_with("ab", "aé"));
+    assert!(pattern_may_start_with("ab", "a"));
+}
