@@ -38,25 +38,36 @@ impl<'a> Escaped<'a> {
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use std::fmt::Write as _;
-        let mut chars = self.text.chars();
-        for c in chars.by_ref().take(self.max) {
-            match c {
-                '\n' => f.write_str("\\n")?,
-                '\r' => f.write_str("\\r")?,
-                '\t' => f.write_str("\\t")?,
-                '\\' => f.write_str("\\\\")?,
+        // `max` counts what is written, escapes included, so the cap holds for the line.
+        let mut written = 0;
+        for c in self.text.chars() {
+            let escaped = match c {
+                '\n' => "\\n".to_owned(),
+                '\r' => "\\r".to_owned(),
+                '\t' => "\\t".to_owned(),
+                '\\' => "\\\\".to_owned(),
                 // Line and paragraph separators end a line for some log readers; bidi
                 // controls reorder what a reader sees.
                 c if c.is_control()
                     || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') =>
                 {
-                    write!(f, "\\u{{{:x}}}", u32::from(c))?
+                    format!("\\u{{{:x}}}", u32::from(c))
                 }
-                c => f.write_char(c)?,
+                c => {
+                    if written == self.max {
+                        return f.write_char('…');
+                    }
+                    written += 1;
+                    f.write_char(c)?;
+                    continue;
+                }
+            };
+            let width = escaped.chars().count();
+            if written + width > self.max {
+                return f.write_char('…');
             }
-        }
-        if chars.next().is_some() {
-            f.write_char('…')?;
+            written += width;
+            f.write_str(&escaped)?;
         }
         Ok(())
     }
@@ -84,5 +95,9 @@ mod tests {
     fn long_values_are_cut() {
         assert_eq!(Escaped::new("abcdef", 3).to_string(), "abc…");
         assert_eq!(Escaped::new("abc", 3).to_string(), "abc");
+        // Escapes count: a field of control characters stays within its cap.
+        let shown = Escaped::new(&"\u{1}".repeat(1000), 64).to_string();
+        assert!(shown.chars().count() <= 65, "{shown}");
+        assert!(shown.ends_with('…'));
     }
 }
