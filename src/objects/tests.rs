@@ -1,0 +1,91 @@
+use super::*;
+use k8s_openapi::api::core::v1::{Container, Pod, Secret, Volume};
+use kube::core::admission::AdmissionReview;
+
+fn both<K>(name: &str) -> (K, K)
+where
+    K: Resource + serde::de::DeserializeOwned,
+    Lean<K>: serde::de::DeserializeOwned + Resource,
+{
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/admission")
+        .join(name);
+    let body = std::fs::read(path).expect("fixture");
+    let full: AdmissionReview<K> = serde_json::from_slice(&body).expect("full");
+    let lean: AdmissionReview<Lean<K>> = serde_json::from_slice(&body).expect("lean");
+    (
+        full.request.and_then(|r| r.object).expect("object"),
+        lean.request.and_then(|r| r.object).expect("object").0,
+    )
+}
+
+#[test]
+fn lean_pods_keep_every_field_the_rules_read() {
+    for name in [
+        "pod-create-git-sync-container.json",
+        "pod-create-git-sync-already-has-secret-volume.json",
+        "pod-create-initcontainers.json",
+        "pod-create-existing-imagepullsecrets.json",
+        "pod-create-generatename.json",
+    ] {
+        let (full, lean) = both::<Pod>(name);
+        let (fs, ls) = (full.spec.expect("spec"), lean.spec.expect("spec"));
+        let view = |c: &Container| {
+            let mounts = c.volume_mounts.as_ref().map(|m| {
+                m.iter()
+                    .map(|m| (m.name.clone(), m.mount_path.clone()))
+                    .collect::<Vec<_>>()
+            });
+            (c.name.clone(), c.image.clone(), mounts)
+        };
+        assert_eq!(
+            fs.containers.iter().map(view).collect::<Vec<_>>(),
+            ls.containers.iter().map(view).collect::<Vec<_>>(),
+            "{name}"
+        );
+        assert_eq!(
+            fs.init_containers
+                .map(|c| c.iter().map(view).collect::<Vec<_>>()),
+            ls.init_containers
+                .map(|c| c.iter().map(view).collect::<Vec<_>>()),
+            "{name}"
+        );
+        let vols = |v: Option<Vec<Volume>>| {
+            v.map(|v| {
+                v.into_iter()
+                    .map(|v| (v.name, v.secret.and_then(|s| s.secret_name)))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(vols(fs.volumes), vols(ls.volumes), "{name}");
+        assert_eq!(fs.image_pull_secrets, ls.image_pull_secrets, "{name}");
+        assert_eq!(
+            full.metadata.annotations, lean.metadata.annotations,
+            "{name}"
+        );
+        assert_eq!(full.metadata.name, lean.metadata.name, "{name}");
+        assert_eq!(
+            full.metadata.generate_name, lean.metadata.generate_name,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn lean_secrets_keep_every_field_the_rules_read() {
+    for name in [
+        "secret-create-apply-last-applied.json",
+        "secret-create-tls-fullchain-with-ca.json",
+        "secret-create-generic-binary-file.json",
+    ] {
+        let (full, lean) = both::<Secret>(name);
+        assert_eq!(full.data, lean.data, "{name}");
+        assert_eq!(full.type_, lean.type_, "{name}");
+        assert_eq!(full.metadata.labels, lean.metadata.labels, "{name}");
+        assert_eq!(
+            full.metadata.annotations, lean.metadata.annotations,
+            "{name}"
+        );
+        assert_eq!(full.metadata.name, lean.metadata.name, "{name}");
+    }
+}
