@@ -88,6 +88,7 @@ fn mutate_pods(c: &mut Criterion) {
     let ctx = pods::Context {
         policy,
         secrets: &snapshot.secrets,
+        service_accounts: &snapshot.service_accounts,
         namespace: "team-a",
     };
     let mut group = c.benchmark_group("mutate");

@@ -316,6 +316,7 @@ fn check_mutation(snapshot: &Snapshot, pod: &Pod) {
     let ctx = pods::Context {
         policy: snapshot.for_namespace("team-a"),
         secrets: &snapshot.secrets,
+        service_accounts: &snapshot.service_accounts,
         namespace: "team-a",
     };
     let first = pods::mutate(pod, &ctx);

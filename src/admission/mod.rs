@@ -382,6 +382,7 @@ fn mutate_pod(
         &pods::Context {
             policy,
             secrets: &ctx.policies.secrets,
+            service_accounts: &ctx.policies.service_accounts,
             namespace: &summary.namespace,
         },
     );

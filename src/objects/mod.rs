@@ -15,6 +15,9 @@ use serde::{Deserialize, Deserializer};
 
 mod pod;
 mod secret;
+mod workload;
+
+pub use workload::{Workload, template_pointer};
 
 /// `K` decoded with only the fields secretgate reads.
 #[derive(Clone, Debug, Default)]

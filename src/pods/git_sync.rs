@@ -68,6 +68,10 @@ pub fn inject(
         warnings.push(missing);
         return;
     }
+    if let Some(refused) = ctx.refused(pod, "git-sync key secret", secret) {
+        warnings.push(refused);
+        return;
+    }
     let volumes = spec.volumes.as_ref();
     let same_name = volumes.and_then(|v| v.iter().find(|v| v.name == volume));
     let volume_present = match same_name {

@@ -8,24 +8,61 @@
 mod git_sync;
 mod patch;
 mod pull_secrets;
+pub mod references;
+pub mod secret_use;
 
 use k8s_openapi::api::core::v1::Pod;
 
 pub use git_sync::CONTAINERS_ANNOTATION as GIT_SYNC_CONTAINERS_ANNOTATION;
 use patch::PatchBuilder;
 
-use crate::policy::{Resolved, SecretIndex};
+use crate::policy::secret_use::{Refusal, User, decide};
+use crate::policy::{Labels, Resolved, SecretIndex, ServiceAccountIndex};
 
 /// What a mutation reads besides the pod.
 pub struct Context<'a> {
     pub policy: &'a Resolved,
     /// Secrets that exist, so only those are injected.
     pub secrets: &'a SecretIndex,
+    /// Service accounts' pull secrets, which their pods inherit.
+    pub service_accounts: &'a ServiceAccountIndex,
     /// The pod's namespace (from the request: a new pod may not carry it yet).
     pub namespace: &'a str,
 }
 
 impl Context<'_> {
+    /// Whether a pod of `service_account` with `labels` may use `secret`.
+    pub fn decide(
+        &self,
+        secret: &str,
+        service_account: &str,
+        labels: &Labels,
+    ) -> Result<(), Refusal> {
+        let user = User {
+            service_account,
+            labels,
+        };
+        let meta = self.secrets.get(self.namespace, secret);
+        decide(self.policy.secret_use.as_deref(), secret, meta, &user)
+    }
+
+    /// The warning for a secret the policy would inject that `pod` may not use (secretgate
+    /// never injects what the pod could not use itself), or `None` when it may.
+    fn refused(&self, pod: &Pod, what: &str, name: &str) -> Option<String> {
+        let spec = pod.spec.as_ref()?;
+        let refusal = match secret_use::service_account(spec) {
+            Ok(account) => {
+                let none = Labels::new();
+                let labels = pod.metadata.labels.as_ref().unwrap_or(&none);
+                self.decide(name, account, labels)
+                    .err()
+                    .map(|r| r.message(name, account))?
+            }
+            Err(ambiguous) => ambiguous,
+        };
+        Some(format!("{what} {name:?} not injected: {refusal}"))
+    }
+
     /// The warning for a secret the policy names that the namespace does not have, or
     /// `None` when it exists.
     fn missing(&self, what: &str, name: &str) -> Option<String> {

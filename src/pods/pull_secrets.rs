@@ -40,6 +40,10 @@ pub fn inject(
             warnings.push(missing);
             continue;
         }
+        if let Some(refused) = ctx.refused(pod, "imagePullSecret", name) {
+            warnings.push(refused);
+            continue;
+        }
         added.push(name);
     }
     let items = added.iter().map(|name| json!({ "name": name })).collect();
@@ -87,6 +91,7 @@ mod tests {
         let ctx = Context {
             policy: snapshot.for_namespace("ns"),
             secrets: &snapshot.secrets,
+            service_accounts: &snapshot.service_accounts,
             namespace: "ns",
         };
         let containers = images

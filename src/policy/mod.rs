@@ -11,6 +11,7 @@ pub mod file;
 pub mod resolve;
 pub mod review;
 pub mod schema;
+pub mod secret_use;
 mod selector;
 mod spec;
 mod validate;
@@ -21,10 +22,11 @@ pub use crd::{
 };
 pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
 pub use resolve::{InvalidPolicy, Overlap, Policy};
+pub use secret_use::{SecretMeta, SecretUse};
 pub use selector::Labels;
 pub use spec::*;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::admission;
@@ -40,9 +42,25 @@ pub struct Resolved {
     /// denied ([`Resolved::secret_denial`]) and pods admitted without injections, with a
     /// warning ([`Resolved::pod_warning`]).
     pub broken: Option<Arc<str>>,
+    /// The compiled `secretUse` rules, when the policy has them.
+    pub secret_use: Option<Arc<SecretUse>>,
 }
 
 impl Resolved {
+    /// `spec` in force under `name` (its `secretUse` compiled).
+    pub fn new(name: Arc<str>, spec: Arc<ProjectPolicySpec>, broken: Option<Arc<str>>) -> Self {
+        let secret_use = spec
+            .secret_use
+            .as_ref()
+            .map(|rules| Arc::new(SecretUse::compile(rules, spec.mode)));
+        Self {
+            name,
+            spec,
+            broken,
+            secret_use,
+        }
+    }
+
     /// The denial for a Secret write where the governing policy is broken.
     pub fn secret_denial(&self) -> Option<String> {
         let problems = self.broken.as_deref()?;
@@ -85,8 +103,11 @@ pub struct Snapshot {
     by_namespace: HashMap<String, Resolved>,
     /// The answer for a namespace the snapshot has not seen.
     unknown: Resolved,
-    /// Which secrets exist, so pods only get secrets that are there.
+    /// Which secrets exist (and their labels), so pods only get secrets that are there
+    /// and secret-use rules can select by label.
     pub secrets: SecretIndex,
+    /// The pull secrets of each known service account, which its pods inherit.
+    pub service_accounts: ServiceAccountIndex,
     /// Project policies in force (the default and broken ones not counted).
     policies: usize,
     /// Policies invalid with no good version known, by name.
@@ -94,31 +115,74 @@ pub struct Snapshot {
     overlaps: Vec<Overlap>,
 }
 
-/// The names of the secrets that exist, by namespace: metadata only, never values.
+/// The secrets that exist, by namespace, with what secret-use rules read of them:
+/// metadata only, never values.
 #[derive(Debug, Default, Clone)]
 pub struct SecretIndex {
-    names: HashMap<String, HashSet<String>>,
+    names: HashMap<String, HashMap<String, SecretMeta>>,
 }
 
 impl SecretIndex {
+    /// Records that `namespace/name` exists (no labels known).
     pub fn insert(&mut self, namespace: &str, name: &str) {
+        self.insert_meta(namespace, name, SecretMeta::default());
+    }
+
+    pub fn insert_meta(&mut self, namespace: &str, name: &str, meta: SecretMeta) {
         self.names
             .entry(namespace.to_owned())
             .or_default()
-            .insert(name.to_owned());
+            .insert(name.to_owned(), meta);
     }
 
     pub fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.get(namespace, name).is_some()
+    }
+
+    /// What is known of `namespace/name`, if it exists.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<&SecretMeta> {
         // Keyed by namespace first, so a lookup borrows both strings.
-        self.names.get(namespace).is_some_and(|n| n.contains(name))
+        self.names.get(namespace).and_then(|n| n.get(name))
     }
 
     pub fn len(&self) -> usize {
-        self.names.values().map(HashSet::len).sum()
+        self.names.values().map(HashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.values().all(HashSet::is_empty)
+        self.names.values().all(HashMap::is_empty)
+    }
+}
+
+/// The `imagePullSecrets` of each known ServiceAccount, by namespace: the secrets its pods
+/// inherit when they name none (the API server's ServiceAccount admission copies them).
+#[derive(Debug, Default, Clone)]
+pub struct ServiceAccountIndex {
+    pull_secrets: HashMap<String, HashMap<String, Vec<String>>>,
+}
+
+impl ServiceAccountIndex {
+    pub fn insert(&mut self, namespace: &str, name: &str, pull_secrets: Vec<String>) {
+        self.pull_secrets
+            .entry(namespace.to_owned())
+            .or_default()
+            .insert(name.to_owned(), pull_secrets);
+    }
+
+    /// The pull secrets of `namespace/name`; `None` when the account is not known.
+    pub fn pull_secrets(&self, namespace: &str, name: &str) -> Option<&[String]> {
+        self.pull_secrets
+            .get(namespace)
+            .and_then(|n| n.get(name))
+            .map(Vec::as_slice)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pull_secrets.values().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -130,11 +194,7 @@ impl Snapshot {
 
     /// A snapshot whose policy for every namespace is `spec`, named `name`.
     pub fn with_fallback(name: &str, spec: ProjectPolicySpec) -> Self {
-        let default = Resolved {
-            name: Arc::from(name),
-            spec: Arc::new(spec),
-            broken: None,
-        };
+        let default = Resolved::new(Arc::from(name), Arc::new(spec), None);
         resolve::build(
             Vec::new(),
             &BTreeMap::new(),
@@ -150,11 +210,11 @@ impl Snapshot {
         namespaces: &BTreeMap<String, Labels>,
         secrets: SecretIndex,
     ) -> Self {
-        let default = Resolved {
-            name: Arc::from(DEFAULT_POLICY_NAME),
-            spec: Arc::new(default_policy()),
-            broken: None,
-        };
+        let default = Resolved::new(
+            Arc::from(DEFAULT_POLICY_NAME),
+            Arc::new(default_policy()),
+            None,
+        );
         resolve::build(policies, namespaces, secrets, default)
     }
 

@@ -135,11 +135,7 @@ impl Policy {
     }
 
     fn resolved(&self) -> Resolved {
-        Resolved {
-            name: self.name.clone(),
-            spec: self.spec.clone(),
-            broken: self.broken.clone(),
-        }
+        Resolved::new(self.name.clone(), self.spec.clone(), self.broken.clone())
     }
 }
 
@@ -218,6 +214,7 @@ pub fn build(
         by_namespace,
         unknown,
         secrets,
+        service_accounts: Default::default(),
         policies: policies.len() - broken.len(),
         broken,
         overlaps,

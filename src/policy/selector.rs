@@ -28,6 +28,13 @@ enum Requirement {
 }
 
 impl Selector {
+    /// A selector that matches no labels (for a part of a policy that cannot be read).
+    pub fn nothing() -> Self {
+        Self {
+            requirements: vec![Requirement::In(String::new(), BTreeSet::new())],
+        }
+    }
+
     /// Compiles `selector`; each problem names its field under `path`.
     pub fn compile(selector: &LabelSelector, path: &str) -> Result<Self, Vec<String>> {
         let mut requirements = Vec::new();

@@ -74,6 +74,76 @@ pub struct ProjectPolicySpec {
     /// The git-sync SSH key mounted into git-sync containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_sync: Option<GitSyncInjection>,
+    /// Which pods may use which secrets (mount them, read them into env, pull with them).
+    /// Without it, every pod in a namespace may use every secret there, as in Kubernetes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_use: Option<SecretUseRules>,
+}
+
+/// Who may use a secret. A pod *uses* a secret when its spec reaches it in any way the
+/// kubelet follows: a secret or projected volume, `env[].valueFrom.secretKeyRef`,
+/// `envFrom[].secretRef`, `imagePullSecrets` (its own, or its service account's), a CSI
+/// volume's `nodePublishSecretRef`.
+///
+/// A secret that at least one rule selects may be used only by the pods one of those
+/// rules lets use it; a secret no rule selects follows `default`. A secret's owner may
+/// narrow this further with the annotation `secretgate.io/allowed-service-accounts`
+/// (comma-separated service account names): never widen it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretUseRules {
+    /// How a pod that uses a secret it may not is treated; the policy's `mode` when unset
+    /// (e.g. `Warn` here while the project's secret rules are already enforced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Secrets no rule selects: `Allow` (any pod in the namespace, as Kubernetes does) or
+    /// `Deny` (no pod).
+    #[serde(default)]
+    pub default: UseDefault,
+    #[serde(default)]
+    pub rules: Vec<SecretUseRule>,
+}
+
+/// What happens to a secret no secret-use rule selects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum UseDefault {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// Lets the pods of some service accounts (optionally only those with some labels) use
+/// the secrets it selects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretUseRule {
+    /// Names the rule in denials and reports (unique in the policy).
+    pub name: String,
+    /// The secrets this rule is about.
+    pub secrets: SecretSelection,
+    /// Service accounts (in the pod's namespace) whose pods may use those secrets.
+    pub service_accounts: Vec<String>,
+    /// Further, only pods with these labels. Pod labels are the pod author's, so this
+    /// narrows a rule; it is never the only thing that grants use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+}
+
+/// Which secrets a rule selects: a secret is selected when any of the three matches.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretSelection {
+    /// Secret names.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Regular expressions the whole secret name must match.
+    #[serde(default)]
+    pub name_patterns: Vec<Pattern>,
+    /// Labels of the Secret. Read from secretgate's cache of Secret metadata: a secret it
+    /// has not seen yet cannot be matched, so a pod that names one is refused while any
+    /// rule of the project selects by labels (see SECURITY.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
 }
 
 /// Adds `secretName` to a pod's `spec.imagePullSecrets` when one of its images is
