@@ -526,3 +526,42 @@ async fn a_broken_policy_refuses_pods_rather_than_failing_open() {
     assert!(message(&response).contains("is invalid"), "{response}");
     server.stop().await;
 }
+
+/// The README's worked example: its policy, and the denial it prints for a Deployment
+/// of service account `default` reading `deploy-key`.
+#[tokio::test]
+async fn the_readme_worked_example_says_what_the_server_says() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let example = &readme[readme.find("**Worked example.**").expect("example")..];
+    let yaml = example
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("policy block");
+    let console = example
+        .split("```console\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("console block");
+    // In a cluster, deploy-key exists (the cache knows it); here a document says so.
+    let state = format!(
+        "{yaml}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: deploy-key, namespace: team-a}}\n"
+    );
+    let snapshot = secretgate::policy::file::parse(std::path::Path::new("README.md"), &state)
+        .expect("the README policy loads");
+    let server = TestServer::start_with(snapshot, |_| {}).await;
+    let mut client = server.client(Proto::Http1).await;
+    let template = |t: Value| json!({"selector": {"matchLabels": {"app": "web"}}, "template": t});
+    let review = workload_review("apps", "Deployment", "deployments", "default", template);
+    let response = post(&mut client, &review).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    let printed: String = console.lines().skip(1).collect::<Vec<_>>().join(" ");
+    let expected = format!(
+        "Error from server (Forbidden): error when creating \"web.yaml\": admission webhook \
+         \"pods.validate.secretgate.io\" denied the request: {}",
+        message(&response)
+    );
+    assert_eq!(printed.trim(), expected);
+    server.stop().await;
+}
