@@ -273,6 +273,96 @@ const RULES: &[(&str, &str, &str, &str)] = &[
         "must be within 1024..16384",
         "",
     ),
+    (
+        "spec.secretUse.rules",
+        "self.all(a, self.exists_one(b, b.name == a.name))",
+        "lists a rule name twice; rule names are unique in a policy",
+        "",
+    ),
+    (
+        "spec.secretUse.rules[].name",
+        "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+        "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit",
+        "",
+    ),
+    (
+        "spec.secretUse.rules[].secrets",
+        "(has(self.names) && size(self.names) > 0) || (has(self.namePatterns) && size(self.namePatterns) > 0) || has(self.selector)",
+        "selects no secret; give it names, namePatterns or a selector (selector: {} selects every secret)",
+        "",
+    ),
+    (
+        "spec.secretUse.rules[].secrets.names[]",
+        "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
+        "must be a secret name (a DNS-1123 subdomain)",
+        "",
+    ),
+    (
+        "spec.secretUse.rules[].secrets.namePatterns[]",
+        "size(self.trim()) > 0",
+        "must not be empty",
+        "",
+    ),
+    (
+        "spec.secretUse.rules[].secrets.selector.matchExpressions[]",
+        "self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
+        "must be one of In, NotIn, Exists, DoesNotExist",
+        ".operator",
+    ),
+    (
+        "spec.secretUse.rules[].secrets.selector.matchExpressions[]",
+        "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+        "operators In and NotIn need at least one value",
+        ".values",
+    ),
+    (
+        "spec.secretUse.rules[].secrets.selector.matchExpressions[]",
+        "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+        "operators Exists and DoesNotExist take no values",
+        ".values",
+    ),
+    (
+        "spec.secretUse.rules[].secrets.selector.matchExpressions[].key",
+        "size(self) > 0",
+        "must not be empty",
+        "",
+    ),
+    (
+        "spec.secretUse.rules[].serviceAccounts",
+        "size(self) > 0",
+        "must name at least one service account; to let no pod use a secret, leave it out of every rule with default: Deny, or have its owner set the annotation secretgate.io/allowed-service-accounts",
+        "",
+    ),
+    (
+        "spec.secretUse.rules[].serviceAccounts[]",
+        "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
+        "must be a service account name (a DNS-1123 subdomain), without system:serviceaccount:",
+        "",
+    ),
+    (
+        "spec.secretUse.rules[].podSelector.matchExpressions[]",
+        "self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
+        "must be one of In, NotIn, Exists, DoesNotExist",
+        ".operator",
+    ),
+    (
+        "spec.secretUse.rules[].podSelector.matchExpressions[]",
+        "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+        "operators In and NotIn need at least one value",
+        ".values",
+    ),
+    (
+        "spec.secretUse.rules[].podSelector.matchExpressions[]",
+        "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+        "operators Exists and DoesNotExist take no values",
+        ".values",
+    ),
+    (
+        "spec.secretUse.rules[].podSelector.matchExpressions[].key",
+        "size(self) > 0",
+        "must not be empty",
+        "",
+    ),
 ];
 
 #[test]
@@ -405,5 +495,24 @@ fn the_status_keeps_the_last_good_spec_and_the_spec_has_no_nullable() {
     assert_eq!(
         version(&crd)["schema"]["openAPIV3Schema"]["required"],
         json!(["spec"])
+    );
+}
+
+#[test]
+fn secret_use_enums_stay_enums() {
+    let crd = crd();
+    let secret_use = &spec_schema(&crd)["properties"]["secretUse"]["properties"];
+    assert_eq!(secret_use["default"]["enum"], json!(["Allow", "Deny"]));
+    assert_eq!(secret_use["default"]["default"], "Allow");
+    assert_eq!(
+        secret_use["mode"]["enum"],
+        json!(["Enforce", "Warn", "Audit"])
+    );
+    // Unset, the policy's mode applies: no default of its own.
+    assert!(secret_use["mode"].get("default").is_none());
+    let rule = &secret_use["rules"]["items"];
+    assert_eq!(
+        rule["required"],
+        json!(["name", "secrets", "serviceAccounts"])
     );
 }

@@ -13,13 +13,18 @@
 //! the items of an unbounded list of unbounded strings is refused when the CRD is created.
 //! The estimate of a rule is its cost on the longest value times how many places it can
 //! apply to (the product of the enclosing lists' `maxItems`), and must stay under
-//! 10 000 000; the largest here, a registry pattern in an injection, is about
-//! 64 × 64 × 355 ≈ 1.5 M (`matches`: a tenth of the string's length times a quarter of the
-//! expression's).
+//! 10 000 000; the largest here, a secret name or a service account in a secret-use rule,
+//! is about 64 × 64 × 390 ≈ 1.6 M (`matches`: a tenth of the string's length times a
+//! quarter of the expression's), and a registry pattern in an injection about
+//! 64 × 64 × 355 ≈ 1.5 M. The sum over all rules (limit 100 000 000) is about 10 M.
 //!
 //! What CEL cannot express is left to the webhook: Rust regular expressions that do not
 //! compile, a `pattern` that contradicts the `prefix`, the full syntax of registry patterns
-//! (IP addresses, ports in range) and label selectors beyond their operators.
+//! (IP addresses, ports in range) and label selectors beyond their operators; and for
+//! `secretUse`, what a rule means next to the others: an injected secret that no rule can
+//! select under `default: Deny`, a grant an earlier rule already makes. Names and service
+//! accounts listed twice in one rule are left to the webhook too: CEL could say it, but
+//! `all`/`exists_one` over 64 names of 64 rules costs about 8 M of the 10 M estimate.
 
 use serde_json::{Value, json};
 
@@ -40,6 +45,13 @@ pub const MAX_LABEL: usize = 63;
 pub const MAX_KEY: usize = 317;
 /// A registry pattern: `*.`, a 253-character host, `:`, a port of 5 digits.
 pub const MAX_REGISTRY: usize = 261;
+/// Most secret-use rules a policy has. A pod's every secret reference is decided against
+/// each of them, so this bounds the request path too.
+pub const MAX_USE_RULES: usize = 64;
+/// Most name patterns one secret-use rule has (one pattern can alternate): each secret a
+/// pod references is matched against every pattern of every rule, at most
+/// `MAX_USE_RULES × MAX_NAME_PATTERNS` of them.
+pub const MAX_NAME_PATTERNS: usize = 16;
 /// A name pattern (a regular expression); longer ones are refused before compiling.
 pub const MAX_PATTERN: usize = 1024;
 /// A mount path.
@@ -93,7 +105,36 @@ const SECRET_NAME: Rule = rule(
     "self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?([.][a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$')",
     "must be a secret name (a DNS-1123 subdomain)",
 );
+/// What the API server requires of a Secret's or ServiceAccount's name: a DNS-1123
+/// subdomain, whose labels it does not limit to 63 characters (so a secret-use rule can
+/// name every secret that can exist; [`SECRET_NAME`], for injections, is stricter).
+const OBJECT_NAME: &str =
+    "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";
+const ANY_SECRET_NAME: Rule = rule(OBJECT_NAME, "must be a secret name (a DNS-1123 subdomain)");
+const SERVICE_ACCOUNT: Rule = rule(
+    OBJECT_NAME,
+    "must be a service account name (a DNS-1123 subdomain), without system:serviceaccount:",
+);
 const NOT_BLANK: Rule = rule("size(self.trim()) > 0", "must not be empty");
+/// The rules of one `matchExpressions[]` item of a label selector.
+const SELECTOR_EXPRESSION: &[Rule] = &[
+    rule_at(
+        "self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
+        "must be one of In, NotIn, Exists, DoesNotExist",
+        ".operator",
+    ),
+    rule_at(
+        "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
+        "operators In and NotIn need at least one value",
+        ".values",
+    ),
+    rule_at(
+        "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
+        "operators Exists and DoesNotExist take no values",
+        ".values",
+    ),
+];
+const SELECTOR_KEY: &[Rule] = &[rule("size(self) > 0", "must not be empty")];
 /// Surrounding white space is trimmed, as the service trims a pattern.
 const REGISTRY: Rule = rule(
     r"self.trim().matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
@@ -132,30 +173,11 @@ pub const CONSTRAINTS: &[Constraint] = &[
     list("namespaces", MAX_NAMESPACES, &[]),
     string("namespaces[]", MAX_LABEL, &[DNS_LABEL]),
     list("namespaceSelector.matchExpressions", MAX_ENTRIES, &[]),
-    object(
-        "namespaceSelector.matchExpressions[]",
-        &[
-            rule_at(
-                "self.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']",
-                "must be one of In, NotIn, Exists, DoesNotExist",
-                ".operator",
-            ),
-            rule_at(
-                "!(self.operator in ['In', 'NotIn']) || (has(self.values) && size(self.values) > 0)",
-                "operators In and NotIn need at least one value",
-                ".values",
-            ),
-            rule_at(
-                "!(self.operator in ['Exists', 'DoesNotExist']) || !has(self.values) || size(self.values) == 0",
-                "operators Exists and DoesNotExist take no values",
-                ".values",
-            ),
-        ],
-    ),
+    object("namespaceSelector.matchExpressions[]", SELECTOR_EXPRESSION),
     string(
         "namespaceSelector.matchExpressions[].key",
         MAX_KEY,
-        &[rule("size(self) > 0", "must not be empty")],
+        SELECTOR_KEY,
     ),
     string(
         "namespaceSelector.matchExpressions[].operator",
@@ -252,6 +274,89 @@ pub const CONSTRAINTS: &[Constraint] = &[
             "self.startsWith('/') && !self.contains(':')",
             "must be an absolute path",
         )],
+    ),
+    list(
+        "secretUse.rules",
+        MAX_USE_RULES,
+        &[rule(
+            "self.all(a, self.exists_one(b, b.name == a.name))",
+            "lists a rule name twice; rule names are unique in a policy",
+        )],
+    ),
+    string("secretUse.rules[].name", MAX_LABEL, &[DNS_LABEL]),
+    object(
+        "secretUse.rules[].secrets",
+        &[rule(
+            "(has(self.names) && size(self.names) > 0) || (has(self.namePatterns) && size(self.namePatterns) > 0) || has(self.selector)",
+            "selects no secret; give it names, namePatterns or a selector (selector: {} selects every secret)",
+        )],
+    ),
+    list("secretUse.rules[].secrets.names", MAX_ENTRIES, &[]),
+    string(
+        "secretUse.rules[].secrets.names[]",
+        MAX_NAME,
+        &[ANY_SECRET_NAME],
+    ),
+    list(
+        "secretUse.rules[].secrets.namePatterns",
+        MAX_NAME_PATTERNS,
+        &[],
+    ),
+    string(
+        "secretUse.rules[].secrets.namePatterns[]",
+        MAX_PATTERN,
+        &[NOT_BLANK],
+    ),
+    list(
+        "secretUse.rules[].secrets.selector.matchExpressions",
+        MAX_ENTRIES,
+        &[],
+    ),
+    object(
+        "secretUse.rules[].secrets.selector.matchExpressions[]",
+        SELECTOR_EXPRESSION,
+    ),
+    string(
+        "secretUse.rules[].secrets.selector.matchExpressions[].key",
+        MAX_KEY,
+        SELECTOR_KEY,
+    ),
+    string(
+        "secretUse.rules[].secrets.selector.matchExpressions[].operator",
+        MAX_OPERATOR,
+        &[],
+    ),
+    list(
+        "secretUse.rules[].serviceAccounts",
+        MAX_ENTRIES,
+        &[rule(
+            "size(self) > 0",
+            "must name at least one service account; to let no pod use a secret, leave it out of every rule with default: Deny, or have its owner set the annotation secretgate.io/allowed-service-accounts",
+        )],
+    ),
+    string(
+        "secretUse.rules[].serviceAccounts[]",
+        MAX_NAME,
+        &[SERVICE_ACCOUNT],
+    ),
+    list(
+        "secretUse.rules[].podSelector.matchExpressions",
+        MAX_ENTRIES,
+        &[],
+    ),
+    object(
+        "secretUse.rules[].podSelector.matchExpressions[]",
+        SELECTOR_EXPRESSION,
+    ),
+    string(
+        "secretUse.rules[].podSelector.matchExpressions[].key",
+        MAX_KEY,
+        SELECTOR_KEY,
+    ),
+    string(
+        "secretUse.rules[].podSelector.matchExpressions[].operator",
+        MAX_OPERATOR,
+        &[],
     ),
 ];
 

@@ -117,11 +117,13 @@ pub enum UseDefault {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretUseRule {
-    /// Names the rule in denials and reports (unique in the policy).
+    /// Names the rule in denials and reports: a DNS-1123 label, unique in the policy.
     pub name: String,
     /// The secrets this rule is about.
     pub secrets: SecretSelection,
-    /// Service accounts (in the pod's namespace) whose pods may use those secrets.
+    /// Service accounts (in the pod's namespace, by name only) whose pods may use those
+    /// secrets; at least one. To let no pod use a secret, leave it out of every rule with
+    /// `default: Deny`, or have its owner set the annotation.
     pub service_accounts: Vec<String>,
     /// Further, only pods with these labels. Pod labels are the pod author's, so this
     /// narrows a rule; it is never the only thing that grants use.
@@ -129,19 +131,22 @@ pub struct SecretUseRule {
     pub pod_selector: Option<LabelSelector>,
 }
 
-/// Which secrets a rule selects: a secret is selected when any of the three matches.
+/// Which secrets a rule selects: a secret is selected when any of the three matches. At
+/// least one must be given.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretSelection {
     /// Secret names.
     #[serde(default)]
     pub names: Vec<String>,
-    /// Regular expressions the whole secret name must match.
+    /// Regular expressions the whole secret name must match (at most 16; one pattern can
+    /// alternate).
     #[serde(default)]
     pub name_patterns: Vec<Pattern>,
-    /// Labels of the Secret. Read from secretgate's cache of Secret metadata: a secret it
-    /// has not seen yet cannot be matched, so a pod that names one is refused while any
-    /// rule of the project selects by labels (see SECURITY.md).
+    /// Labels of the Secret; `{}` selects every secret (so each is kept to this rule's
+    /// service accounts, and `default` never applies). Read from secretgate's cache of
+    /// Secret metadata: a secret it has not seen yet cannot be matched, so a pod that names
+    /// one is refused while any rule of the project selects by labels (see SECURITY.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
 }

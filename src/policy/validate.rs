@@ -4,13 +4,18 @@
 //! Every problem is collected (not only the first), each with its field path, so that a
 //! security team fixes a policy in one edit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::schema::{
-    MAX_ENTRIES, MAX_KEY, MAX_LABEL, MAX_NAME, MAX_NAMESPACES, MAX_PATH, MAX_REGISTRIES,
-    MAX_REGISTRY,
+    MAX_ENTRIES, MAX_KEY, MAX_LABEL, MAX_NAME, MAX_NAME_PATTERNS, MAX_NAMESPACES, MAX_PATH,
+    MAX_REGISTRIES, MAX_REGISTRY, MAX_USE_RULES,
 };
-use super::spec::{GitSyncInjection, NameRule, ProjectPolicySpec};
+use super::secret_use::{ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, is_service_account_name};
+use super::selector::Selector;
+use super::spec::{
+    GitSyncInjection, NameRule, ProjectPolicySpec, SecretSelection, SecretUseRule, SecretUseRules,
+    UseDefault,
+};
 
 /// Longest policy value quoted in a problem (policy text, not a secret, but a problem
 /// list is shown to whoever applies the policy and logged).
@@ -124,6 +129,10 @@ pub fn problems(spec: &ProjectPolicySpec) -> Vec<String> {
     }
     if let Some(git_sync) = &spec.git_sync {
         git_sync_rule(&mut out, git_sync);
+    }
+    if let Some(secret_use) = &spec.secret_use {
+        secret_use_rules(&mut out, secret_use);
+        injections_denied_by_default(&mut out, spec, secret_use);
     }
     out
 }
@@ -239,6 +248,217 @@ fn git_sync_rule(out: &mut Vec<String>, git_sync: &GitSyncInjection) {
     }
 }
 
+/// `spec.secretUse`: every rule has a unique name, selects some secrets and lets some
+/// service accounts use them; no rule repeats what an earlier one already grants.
+///
+/// `secrets.selector: {}` is allowed: it selects every secret, so the rule restricts
+/// every secret in the namespace to its service accounts (and `default` never applies).
+/// `podSelector: {}` selects every pod, as if it were left out.
+fn secret_use_rules(out: &mut Vec<String>, rules: &SecretUseRules) {
+    let at = "spec.secretUse.rules";
+    at_most(out, at, &rules.rules, MAX_USE_RULES);
+    let mut rule_names: HashMap<&str, usize> = HashMap::new();
+    for (i, rule) in rules.rules.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        if rule.name.is_empty() {
+            out.push(format!(
+                "{at}.name: must not be empty (denials and reports name the rule)"
+            ));
+        } else if !is_dns_label(&rule.name) {
+            out.push(format!(
+                "{at}.name: {} is not a rule name (a DNS-1123 label: lowercase letters, digits \
+                 and '-', starting and ending with a letter or digit, at most 63 characters)",
+                quote(&rule.name)
+            ));
+        } else if let Some(first) = rule_names.get(rule.name.as_str()) {
+            out.push(format!(
+                "{at}.name: {} is also the name of spec.secretUse.rules[{first}]; rule names \
+                 are unique in a policy",
+                quote(&rule.name)
+            ));
+        } else {
+            rule_names.insert(&rule.name, i);
+        }
+        selection(out, &format!("{at}.secrets"), &rule.secrets);
+        service_accounts(
+            out,
+            &format!("{at}.serviceAccounts"),
+            &rule.service_accounts,
+        );
+        if let Some(selector) = &rule.pod_selector
+            && let Err(found) = Selector::compile(selector, &format!("{at}.podSelector"))
+        {
+            out.extend(found);
+        }
+    }
+    repeated_grants(out, &rules.rules);
+}
+
+/// A rule's `secrets`: it selects something, by valid names listed once.
+fn selection(out: &mut Vec<String>, at: &str, secrets: &SecretSelection) {
+    if secrets.names.is_empty() && secrets.name_patterns.is_empty() && secrets.selector.is_none() {
+        out.push(format!(
+            "{at}: selects no secret; give it names, namePatterns or a selector \
+             (selector: {{}} selects every secret)"
+        ));
+    }
+    at_most(out, &format!("{at}.names"), &secrets.names, MAX_ENTRIES);
+    let mut seen = HashSet::new();
+    for (k, name) in secrets.names.iter().enumerate() {
+        if !is_secret_name(name) {
+            out.push(format!(
+                "{at}.names[{k}]: {} is not a secret name",
+                quote(name)
+            ));
+        } else if !seen.insert(name.as_str()) {
+            out.push(format!(
+                "{at}.names[{k}]: {} is listed twice in this rule",
+                quote(name)
+            ));
+        }
+    }
+    // Each pattern compiled when the policy was parsed (and was refused there when longer
+    // than MAX_PATTERN); here only their number and blank ones, which match no name.
+    at_most(
+        out,
+        &format!("{at}.namePatterns"),
+        &secrets.name_patterns,
+        MAX_NAME_PATTERNS,
+    );
+    for (k, pattern) in secrets.name_patterns.iter().enumerate() {
+        if pattern.as_str().trim().is_empty() {
+            out.push(format!(
+                "{at}.namePatterns[{k}]: must not be empty (it would match no secret name)"
+            ));
+        }
+    }
+    if let Some(selector) = &secrets.selector
+        && let Err(found) = Selector::compile(selector, &format!("{at}.selector"))
+    {
+        out.extend(found);
+    }
+}
+
+/// A rule's `serviceAccounts`: at least one, each a valid name listed once.
+fn service_accounts(out: &mut Vec<String>, at: &str, accounts: &[String]) {
+    if accounts.is_empty() {
+        out.push(format!(
+            "{at}: must name at least one service account; to let no pod use a secret, leave \
+             it out of every rule with secretUse.default: Deny, or have its owner set the \
+             annotation {ALLOWED_SERVICE_ACCOUNTS_ANNOTATION}"
+        ));
+    }
+    at_most(out, at, accounts, MAX_ENTRIES);
+    let mut seen = HashSet::new();
+    for (k, account) in accounts.iter().enumerate() {
+        if account.starts_with("system:serviceaccount:") {
+            out.push(format!(
+                "{at}[{k}]: {} is a user name; give the service account's name only (it is \
+                 in the pod's namespace)",
+                quote(account)
+            ));
+        } else if !is_service_account_name(account) {
+            out.push(format!(
+                "{at}[{k}]: {} is not a service account name (a DNS-1123 subdomain)",
+                quote(account)
+            ));
+        } else if !seen.insert(account.as_str()) {
+            out.push(format!(
+                "{at}[{k}]: {} is listed twice in this rule",
+                quote(account)
+            ));
+        }
+    }
+}
+
+/// A secret a rule names that an earlier rule names too, for the same service accounts
+/// and pod selector: the later grant adds nothing, which usually means a copied rule
+/// whose service accounts were not changed.
+fn repeated_grants(out: &mut Vec<String>, rules: &[SecretUseRule]) {
+    let sets: Vec<(HashSet<&str>, HashSet<&str>)> = rules
+        .iter()
+        .map(|r| {
+            (
+                r.secrets.names.iter().map(String::as_str).collect(),
+                r.service_accounts.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    for (j, later) in rules.iter().enumerate() {
+        let same_users: Vec<usize> = (0..j)
+            .filter(|&i| sets[i].1 == sets[j].1 && rules[i].pod_selector == later.pod_selector)
+            .collect();
+        if same_users.is_empty() {
+            continue;
+        }
+        let mut reported = HashSet::new();
+        for (k, name) in later.secrets.names.iter().enumerate() {
+            // An invalid name is reported on its own.
+            if !is_secret_name(name) || !reported.insert(name.as_str()) {
+                continue;
+            }
+            if let Some(&i) = same_users
+                .iter()
+                .find(|&&i| sets[i].0.contains(name.as_str()))
+            {
+                out.push(format!(
+                    "spec.secretUse.rules[{j}].secrets.names[{k}]: {} is already granted to the \
+                     same service accounts by rule {} (spec.secretUse.rules[{i}])",
+                    quote(name),
+                    quote(&rules[i].name)
+                ));
+            }
+        }
+    }
+}
+
+/// With `default: Deny`, a secret the policy injects that no rule can select is refused
+/// to every pod it is injected into: the injection could never work. A rule that selects
+/// by labels might select it, so then nothing is said.
+fn injections_denied_by_default(
+    out: &mut Vec<String>,
+    spec: &ProjectPolicySpec,
+    secret_use: &SecretUseRules,
+) {
+    if secret_use.default != UseDefault::Deny
+        || secret_use
+            .rules
+            .iter()
+            .any(|r| r.secrets.selector.is_some())
+    {
+        return;
+    }
+    let selected = |name: &str| {
+        secret_use.rules.iter().any(|r| {
+            r.secrets.names.iter().any(|n| n == name)
+                || r.secrets.name_patterns.iter().any(|p| p.is_match(name))
+        })
+    };
+    let never = |at: &str, name: &str| {
+        format!(
+            "{at}: {} can never be injected: secretUse.default is Deny and no secretUse rule \
+             selects it (add it to a rule's secrets.names, with the service accounts whose pods \
+             get it)",
+            quote(name)
+        )
+    };
+    for (i, inj) in spec.image_pull_secrets.iter().enumerate() {
+        // An invalid name is reported on its own.
+        if is_dns_subdomain(&inj.secret_name) && !selected(&inj.secret_name) {
+            out.push(never(
+                &format!("spec.imagePullSecrets[{i}].secretName"),
+                &inj.secret_name,
+            ));
+        }
+    }
+    if let Some(git_sync) = &spec.git_sync
+        && is_dns_subdomain(&git_sync.secret_name)
+        && !selected(&git_sync.secret_name)
+    {
+        out.push(never("spec.gitSync.secretName", &git_sync.secret_name));
+    }
+}
+
 /// A list of at most `MAX_ENTRIES` non-blank strings of at most `max_len` characters.
 fn entries(out: &mut Vec<String>, at: &str, entries: &[String], max_len: usize) {
     at_most(out, at, entries, MAX_ENTRIES);
@@ -291,6 +511,13 @@ pub(super) fn is_dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// A name the API server accepts for a Secret (a DNS-1123 subdomain, whose labels it does
+/// not limit to 63 characters; [`is_dns_subdomain`] does): a secret-use rule can name
+/// every secret that can exist. ServiceAccount names are checked the same way.
+fn is_secret_name(s: &str) -> bool {
+    is_service_account_name(s)
 }
 
 pub(super) fn is_dns_subdomain(s: &str) -> bool {

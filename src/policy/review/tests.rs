@@ -122,6 +122,36 @@ fn a_valid_policy_is_allowed() {
 }
 
 #[test]
+fn secret_use_problems_are_denied_with_their_fields() {
+    let spec = json!({
+        "imagePullSecrets": [{"secretName": "pull"}],
+        "secretUse": {"default": "Deny", "rules": [
+            {"name": "ci", "secrets": {"names": ["deploy-key"]}, "serviceAccounts": ["ci-runner"]},
+            {"name": "ci", "secrets": {}, "serviceAccounts": []},
+        ]},
+    });
+    let answer = review(&request("CREATE", policy("team-a", spec), None));
+    let r = response(&answer);
+    assert_eq!(r["allowed"], false);
+    let causes = r["status"]["details"]["causes"].as_array().expect("causes");
+    let mut fields: Vec<&str> = causes
+        .iter()
+        .map(|c| c["field"].as_str().expect("field"))
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "spec.imagePullSecrets[0].secretName",
+            "spec.secretUse.rules[1].name",
+            "spec.secretUse.rules[1].secrets",
+            "spec.secretUse.rules[1].serviceAccounts",
+        ]
+    );
+    assert_eq!(answer.outcome.problems, 4);
+}
+
+#[test]
 fn an_update_that_keeps_an_invalid_spec_is_admitted_with_warnings() {
     let spec: Value = serde_json::from_str(INVALID).expect("spec");
     let old = policy("team-a", spec.clone());

@@ -67,7 +67,10 @@ fn base(path: &str) -> Value {
     match path {
         "imagePullSecrets[]" => json!({"secretName": "pull"}),
         "gitSync" => json!({"secretName": "git-key"}),
-        "namespaceSelector.matchExpressions[]" => json!({"key": "k", "operator": "Exists"}),
+        p if p.ends_with("matchExpressions[]") => json!({"key": "k", "operator": "Exists"}),
+        "secretUse.rules[]" => {
+            json!({"name": "r", "secrets": {"names": ["s"]}, "serviceAccounts": ["sa"]})
+        }
         _ => json!({}),
     }
 }
@@ -251,6 +254,23 @@ fn rules_refuse_what_they_are_for() {
         ("gitSync.mountPath", json!("etc/git")),
         ("gitSync.mountPath", json!("/a:b")),
         ("namespaceSelector.matchExpressions[].key", json!("")),
+        ("secretUse.rules[].name", json!("Deploy_Key")),
+        ("secretUse.rules[].name", json!("")),
+        ("secretUse.rules[].secrets.names[]", json!("Deploy")),
+        ("secretUse.rules[].secrets.namePatterns[]", json!(" ")),
+        (
+            "secretUse.rules[].secrets.selector.matchExpressions[].key",
+            json!(""),
+        ),
+        ("secretUse.rules[].serviceAccounts[]", json!("CI")),
+        (
+            "secretUse.rules[].serviceAccounts[]",
+            json!("system:serviceaccount:ci:runner"),
+        ),
+        (
+            "secretUse.rules[].podSelector.matchExpressions[].key",
+            json!(""),
+        ),
     ];
     for (path, value) in refused {
         let c = CONSTRAINTS
@@ -269,9 +289,12 @@ fn rules_refuse_what_they_are_for() {
 fn item(path: &str, i: usize) -> Value {
     match path {
         "namespaces" => json!(format!("ns-{i}")),
-        "namespaceSelector.matchExpressions" => {
+        p if p.ends_with("matchExpressions") => {
             json!({"key": format!("k{i}"), "operator": "Exists"})
         }
+        "secretUse.rules" => json!({"name": format!("r{i}"),
+                                    "secrets": {"names": [format!("s{i}")]},
+                                    "serviceAccounts": ["sa"]}),
         "secrets.ssh.allowedAlgorithms" => json!("rsa"),
         "secrets.imagePull.allowedRegistries" | "imagePullSecrets[].registries" => {
             json!(format!("r{i}.example.com"))
@@ -335,6 +358,81 @@ fn the_service_refuses_strings_beyond_their_bound() {
             max + 1
         );
     }
+}
+
+/// The rules of `secretUse` on objects and lists, as the service reads them: `None` for
+/// another rule.
+fn eval_structural(rule: &str, value: &Value) -> Option<bool> {
+    let filled = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    };
+    match rule {
+        "(has(self.names) && size(self.names) > 0) || (has(self.namePatterns) && size(self.namePatterns) > 0) || has(self.selector)" => {
+            Some(filled("names") || filled("namePatterns") || value.get("selector").is_some())
+        }
+        "size(self) > 0" => Some(!value.as_array()?.is_empty()),
+        "self.all(a, self.exists_one(b, b.name == a.name))" => {
+            let items = value.as_array()?;
+            Some(
+                items
+                    .iter()
+                    .all(|a| items.iter().filter(|b| b["name"] == a["name"]).count() == 1),
+            )
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn secret_use_rules_on_objects_and_lists_agree_with_the_service() {
+    let rule = |name: &str, secret: &str| json!({"name": name, "secrets": {"names": [secret]}, "serviceAccounts": ["sa"]});
+    let cases: &[(&str, Value)] = &[
+        ("secretUse.rules[].secrets", json!({})),
+        ("secretUse.rules[].secrets", json!({"names": []})),
+        (
+            "secretUse.rules[].secrets",
+            json!({"names": [], "namePatterns": []}),
+        ),
+        ("secretUse.rules[].secrets", json!({"names": ["a"]})),
+        (
+            "secretUse.rules[].secrets",
+            json!({"namePatterns": ["a-.*"]}),
+        ),
+        ("secretUse.rules[].secrets", json!({"selector": {}})),
+        (
+            "secretUse.rules[].secrets",
+            json!({"names": [], "selector": {"matchLabels": {"a": "b"}}}),
+        ),
+        ("secretUse.rules[].serviceAccounts", json!([])),
+        ("secretUse.rules[].serviceAccounts", json!(["ci", "deploy"])),
+        ("secretUse.rules", json!([])),
+        ("secretUse.rules", json!([rule("a", "x"), rule("b", "y")])),
+        ("secretUse.rules", json!([rule("a", "x"), rule("a", "y")])),
+        (
+            "secretUse.rules",
+            json!([rule("a", "x"), rule("b", "y"), rule("a", "z")]),
+        ),
+    ];
+    let mut refused = 0;
+    for (path, value) in cases {
+        let c = CONSTRAINTS
+            .iter()
+            .find(|c| c.path == *path)
+            .unwrap_or_else(|| panic!("no constraint at {path}"));
+        let verdicts: Vec<bool> = c
+            .rules
+            .iter()
+            .map(|r| eval_structural(r.rule, value).expect("a rule this test knows"))
+            .collect();
+        let schema = verdicts.iter().all(|v| *v);
+        let service = service_accepts(&spec_with(path, value.clone()));
+        assert_eq!(schema, service, "{path}: {value}");
+        refused += usize::from(!schema);
+    }
+    assert_eq!(refused, 6);
 }
 
 #[test]

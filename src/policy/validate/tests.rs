@@ -106,3 +106,213 @@ fn a_non_ascii_prefix_is_a_problem_not_a_panic() {
     assert!(!pattern_may_start_with("ab", "aé"));
     assert!(pattern_may_start_with("ab", "a"));
 }
+
+/// A `secretUse` with `rules` (a YAML flow list, then any other fields of secretUse) and
+/// the rest of the spec in `extra`.
+fn secret_use(rules: &str, extra: &str) -> ProjectPolicySpec {
+    spec(&format!("secretUse: {{rules: {rules}}}\n{extra}"))
+}
+
+#[test]
+fn each_secret_use_problem_is_reported_with_its_path() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[{name: '', secrets: {names: [deploy-key]}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[0].name: must not be empty (denials and reports name the rule)",
+        ),
+        (
+            "[{name: Deploy_Key, secrets: {names: [deploy-key]}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[0].name: \"Deploy_Key\" is not a rule name (a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)",
+        ),
+        (
+            "[{name: ci, secrets: {names: [a]}, serviceAccounts: [ci]}, {name: ci, secrets: {names: [b]}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[1].name: \"ci\" is also the name of spec.secretUse.rules[0]; rule names are unique in a policy",
+        ),
+        (
+            "[{name: ci, secrets: {}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[0].secrets: selects no secret; give it names, namePatterns or a selector (selector: {} selects every secret)",
+        ),
+        (
+            "[{name: ci, secrets: {names: [], namePatterns: []}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[0].secrets: selects no secret; give it names, namePatterns or a selector (selector: {} selects every secret)",
+        ),
+        (
+            "[{name: ci, secrets: {names: [deploy-key, Deploy_Key]}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[0].secrets.names[1]: \"Deploy_Key\" is not a secret name",
+        ),
+        (
+            "[{name: ci, secrets: {names: [deploy-key, deploy-key]}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[0].secrets.names[1]: \"deploy-key\" is listed twice in this rule",
+        ),
+        (
+            "[{name: ci, secrets: {namePatterns: ['ci-.*', ' ']}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[0].secrets.namePatterns[1]: must not be empty (it would match no secret name)",
+        ),
+        (
+            "[{name: ci, secrets: {selector: {matchExpressions: [{key: team, operator: Matches, values: [a]}]}}, serviceAccounts: [ci]}]",
+            "",
+            "spec.secretUse.rules[0].secrets.selector.matchExpressions[0].operator: \"Matches\" is not one of In, NotIn, Exists, DoesNotExist",
+        ),
+        (
+            "[{name: ci, secrets: {names: [a]}, serviceAccounts: [ci], podSelector: {matchExpressions: [{key: app, operator: In}]}}]",
+            "",
+            "spec.secretUse.rules[0].podSelector.matchExpressions[0].values: operator In needs at least one value",
+        ),
+        (
+            "[{name: ci, secrets: {names: [a]}, serviceAccounts: []}]",
+            "",
+            "spec.secretUse.rules[0].serviceAccounts: must name at least one service account; to let no pod use a secret, leave it out of every rule with secretUse.default: Deny, or have its owner set the annotation secretgate.io/allowed-service-accounts",
+        ),
+        (
+            "[{name: ci, secrets: {names: [a]}, serviceAccounts: [ci, CI_Runner]}]",
+            "",
+            "spec.secretUse.rules[0].serviceAccounts[1]: \"CI_Runner\" is not a service account name (a DNS-1123 subdomain)",
+        ),
+        (
+            "[{name: ci, secrets: {names: [a]}, serviceAccounts: ['system:serviceaccount:ci:runner']}]",
+            "",
+            "spec.secretUse.rules[0].serviceAccounts[0]: \"system:serviceaccount:ci:runner\" is a user name; give the service account's name only (it is in the pod's namespace)",
+        ),
+        (
+            "[{name: ci, secrets: {names: [a]}, serviceAccounts: [ci, ci]}]",
+            "",
+            "spec.secretUse.rules[0].serviceAccounts[1]: \"ci\" is listed twice in this rule",
+        ),
+        (
+            "[{name: ci, secrets: {names: [a, b]}, serviceAccounts: [ci, deploy]}, {name: ci-copy, secrets: {names: [c, b]}, serviceAccounts: [deploy, ci]}]",
+            "",
+            "spec.secretUse.rules[1].secrets.names[1]: \"b\" is already granted to the same service accounts by rule \"ci\" (spec.secretUse.rules[0])",
+        ),
+        (
+            "[{name: ci, secrets: {names: [deploy-key], namePatterns: ['ci-.*']}, serviceAccounts: [ci]}], default: Deny",
+            "imagePullSecrets: [{secretName: ci-pull}, {secretName: pull}]",
+            "spec.imagePullSecrets[1].secretName: \"pull\" can never be injected: secretUse.default is Deny and no secretUse rule selects it (add it to a rule's secrets.names, with the service accounts whose pods get it)",
+        ),
+        (
+            "[{name: ci, secrets: {names: [deploy-key]}, serviceAccounts: [ci]}], default: Deny",
+            "gitSync: {secretName: git-key}",
+            "spec.gitSync.secretName: \"git-key\" can never be injected: secretUse.default is Deny and no secretUse rule selects it (add it to a rule's secrets.names, with the service accounts whose pods get it)",
+        ),
+    ];
+    for (rules, extra, want) in cases {
+        let spec = secret_use(rules, extra);
+        assert_eq!(problems(&spec), vec![(*want).to_owned()], "{rules} {extra}");
+    }
+}
+
+#[test]
+fn secret_use_lists_are_bounded() {
+    let rule =
+        |i: usize| format!("{{name: r{i}, secrets: {{names: [s{i}]}}, serviceAccounts: [ci]}}");
+    let rules: Vec<String> = (0..=MAX_USE_RULES).map(rule).collect();
+    assert_eq!(
+        problems(&secret_use(&format!("[{}]", rules.join(", ")), "")),
+        vec![format!(
+            "spec.secretUse.rules: {} entries; at most {MAX_USE_RULES}",
+            MAX_USE_RULES + 1
+        )]
+    );
+    let many = |n: usize, prefix: &str| {
+        (0..n)
+            .map(|i| format!("{prefix}{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cases = [
+        (
+            format!(
+                "[{{name: r, secrets: {{names: [{}]}}, serviceAccounts: [ci]}}]",
+                many(MAX_ENTRIES + 1, "s")
+            ),
+            format!(
+                "spec.secretUse.rules[0].secrets.names: {} entries; at most {MAX_ENTRIES}",
+                MAX_ENTRIES + 1
+            ),
+        ),
+        (
+            format!(
+                "[{{name: r, secrets: {{namePatterns: [{}]}}, serviceAccounts: [ci]}}]",
+                many(MAX_NAME_PATTERNS + 1, "p")
+            ),
+            format!(
+                "spec.secretUse.rules[0].secrets.namePatterns: {} entries; at most {MAX_NAME_PATTERNS}",
+                MAX_NAME_PATTERNS + 1
+            ),
+        ),
+        (
+            format!(
+                "[{{name: r, secrets: {{names: [s]}}, serviceAccounts: [{}]}}]",
+                many(MAX_ENTRIES + 1, "sa")
+            ),
+            format!(
+                "spec.secretUse.rules[0].serviceAccounts: {} entries; at most {MAX_ENTRIES}",
+                MAX_ENTRIES + 1
+            ),
+        ),
+    ];
+    for (rules, want) in cases {
+        assert_eq!(problems(&secret_use(&rules, "")), vec![want], "{rules}");
+    }
+}
+
+#[test]
+fn usable_secret_use_specs_pass() {
+    let cases = [
+        // The example: only ci-runner may use deploy-key.
+        (
+            "[{name: ci-only, secrets: {names: [deploy-key]}, serviceAccounts: [ci-runner]}]",
+            "",
+        ),
+        (
+            "[{name: ci, secrets: {names: [deploy-key, ci-pull], namePatterns: ['git-.*']}, serviceAccounts: [ci-runner, ci.runner], podSelector: {matchLabels: {app: ci}, matchExpressions: [{key: tier, operator: NotIn, values: [web]}]}}], default: Deny, mode: Warn",
+            "imagePullSecrets: [{secretName: ci-pull}]\ngitSync: {secretName: git-key}",
+        ),
+        // An empty selector selects every secret: all of them are kept to ci-runner.
+        (
+            "[{name: all, secrets: {selector: {}}, serviceAccounts: [ci-runner]}]",
+            "",
+        ),
+        // A label selector might select the injected secret: nothing to say.
+        (
+            "[{name: labelled, secrets: {selector: {matchLabels: {use: ci}}}, serviceAccounts: [ci]}], default: Deny",
+            "imagePullSecrets: [{secretName: pull}]",
+        ),
+        // The same secret for other service accounts, or the same ones with other pods.
+        (
+            "[{name: a, secrets: {names: [k]}, serviceAccounts: [ci]}, {name: b, secrets: {names: [k]}, serviceAccounts: [deploy]}, {name: c, secrets: {names: [k]}, serviceAccounts: [ci], podSelector: {matchLabels: {app: x}}}]",
+            "",
+        ),
+        // Default Deny without injections, and no rules at all.
+        ("[], default: Deny", ""),
+    ];
+    for (rules, extra) in cases {
+        assert_eq!(
+            problems(&secret_use(rules, extra)),
+            Vec::<String>::new(),
+            "{rules} {extra}"
+        );
+    }
+}
+
+#[test]
+fn secret_use_problems_are_all_reported_and_quote_clipped_text() {
+    let long = "X".repeat(100_000);
+    let found = problems(&secret_use(
+        &format!(
+            "[{{name: '{long}', secrets: {{names: ['{long}']}}, serviceAccounts: ['{long}', 'é']}}]"
+        ),
+        "",
+    ));
+    assert_eq!(found.len(), 4, "{found:?}");
+    for problem in &found {
+        assert!(problem.len() < 400, "{problem}");
+    }
+}
