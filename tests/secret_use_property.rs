@@ -15,10 +15,28 @@ const ACCOUNTS: [&str; 3] = ["sa0", "sa1", "sa2"];
 /// Kinds of reference the generator places (see `place`).
 const KINDS: usize = 12;
 
+/// Name patterns a rule may have, with the secrets each matches (written out by hand).
+const PATTERNS: [(&str, &[usize]); 4] = [
+    ("s[01]", &[0, 1]),
+    ("s[2-4]", &[2, 3, 4]),
+    ("s.*", &[0, 1, 2, 3, 4]),
+    ("x.*", &[]),
+];
+
 #[derive(Clone, Debug)]
 struct Rule {
     secrets: BTreeSet<usize>,
+    pattern: Option<usize>,
     accounts: BTreeSet<usize>,
+}
+
+impl Rule {
+    fn names(&self, secret: usize) -> bool {
+        self.secrets.contains(&secret)
+            || self
+                .pattern
+                .is_some_and(|p| PATTERNS[p].1.contains(&secret))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -38,8 +56,16 @@ fn set(max: usize, min: usize) -> impl Strategy<Value = BTreeSet<usize>> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    let rule = (set(SECRETS.len(), 1), set(ACCOUNTS.len(), 1))
-        .prop_map(|(secrets, accounts)| Rule { secrets, accounts });
+    let rule = (
+        set(SECRETS.len(), 1),
+        proptest::option::of(0..PATTERNS.len()),
+        set(ACCOUNTS.len(), 1),
+    )
+        .prop_map(|(secrets, pattern, accounts)| Rule {
+            secrets,
+            pattern,
+            accounts,
+        });
     (
         any::<bool>(),
         proptest::collection::vec(rule, 0..4),
@@ -63,11 +89,7 @@ fn case() -> impl Strategy<Value = Case> {
 /// The rules as written: a secret some rule names may be used by the accounts of those
 /// rules; one no rule names follows the default; the owner's list narrows.
 fn oracle_allows(case: &Case, secret: usize) -> bool {
-    let selecting: Vec<&Rule> = case
-        .rules
-        .iter()
-        .filter(|r| r.secrets.contains(&secret))
-        .collect();
+    let selecting: Vec<&Rule> = case.rules.iter().filter(|r| r.names(secret)).collect();
     let project = if selecting.is_empty() {
         !case.default_deny
     } else {
@@ -192,8 +214,10 @@ fn snapshot(case: &Case) -> Snapshot {
         .iter()
         .enumerate()
         .map(|(i, r)| {
+            let patterns: Vec<&str> = r.pattern.iter().map(|&p| PATTERNS[p].0).collect();
             json!({"name": format!("r{i}"),
-               "secrets": {"names": r.secrets.iter().map(|&s| SECRETS[s]).collect::<Vec<_>>()},
+               "secrets": {"names": r.secrets.iter().map(|&s| SECRETS[s]).collect::<Vec<_>>(),
+                           "namePatterns": patterns},
                "serviceAccounts": r.accounts.iter().map(|&a| ACCOUNTS[a]).collect::<Vec<_>>()})
         })
         .collect();

@@ -2,14 +2,14 @@
 //! those its service account may use? One finding per reference that may not, naming the
 //! field, the secret, the service account and the rule; never a value.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::PodSpec;
 
 use super::Context;
 use super::references::{Reference, Via, references};
 use crate::policy::Labels;
-use crate::policy::secret_use::DEFAULT_SERVICE_ACCOUNT;
+use crate::policy::secret_use::{DEFAULT_SERVICE_ACCOUNT, Refusal};
 use crate::secrets::Violation;
 
 /// The service account a pod runs as, read as the API server reads it:
@@ -89,11 +89,16 @@ pub fn violations(
         })
         .unwrap_or_default();
     let mut out = Vec::new();
+    // One decision per secret: a pod may name the same one in thousands of places.
+    let mut decided: HashMap<String, Result<(), Refusal>> = HashMap::new();
     for reference in all_references(spec, prefix, account, ctx) {
         if before.contains(&(reference.field.clone(), reference.secret.clone())) {
             continue;
         }
-        if let Err(refusal) = ctx.decide(&reference.secret, account, labels) {
+        let decision = decided
+            .entry(reference.secret.clone())
+            .or_insert_with(|| ctx.decide(&reference.secret, account, labels));
+        if let Err(refusal) = decision {
             let mut message = refusal.message(&reference.secret, account);
             if reference.field.ends_with(".serviceAccountName") {
                 message.push_str(

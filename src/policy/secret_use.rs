@@ -7,7 +7,9 @@
 //! rule selects by labels, such a reference is *undecided* and refused rather than
 //! guessed (a tenant could otherwise name a protected secret before it exists).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use std::sync::Arc;
 
 use super::selector::{Labels, Selector};
@@ -69,34 +71,77 @@ pub fn is_service_account_name(name: &str) -> bool {
         })
 }
 
-/// A policy's `secretUse`, compiled.
+/// A policy's `secretUse`, compiled so that deciding one secret costs one hash lookup and
+/// one pass of a regex set over its name, whatever the number of rules: a pod may carry
+/// tens of thousands of references, and a policy up to 64 rules of 16 patterns.
 #[derive(Clone, Debug)]
 pub struct SecretUse {
     /// The mode its findings follow (its own, else the policy's).
     pub mode: Mode,
     default_deny: bool,
     rules: Vec<Rule>,
+    /// Secret name → the rules that name it.
+    by_name: HashMap<String, Vec<usize>>,
+    patterns: Patterns,
+}
+
+/// Every rule's name patterns, and the rule each belongs to.
+#[derive(Clone, Debug)]
+struct Patterns {
+    set: Matcher,
+    rule_of: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Matcher {
+    Set(regex::RegexSet),
+    /// If the set does not build (its size limit is not the single patterns'), each
+    /// pattern is tried in turn: slower, never weaker.
+    Each(Vec<Pattern>),
+}
+
+impl Patterns {
+    fn compile(patterns: Vec<(usize, Pattern)>) -> Self {
+        let rule_of = patterns.iter().map(|(rule, _)| *rule).collect();
+        let sources = patterns
+            .iter()
+            .map(|(_, p)| format!("^(?:{})$", p.as_str()));
+        let set = match regex::RegexSet::new(sources) {
+            Ok(set) => Matcher::Set(set),
+            Err(_) => Matcher::Each(patterns.into_iter().map(|(_, p)| p).collect()),
+        };
+        Self { set, rule_of }
+    }
+
+    /// The rules with a pattern matching `name`.
+    fn rules_matching(&self, name: &str, out: &mut Vec<usize>) {
+        match &self.set {
+            Matcher::Set(set) => out.extend(set.matches(name).iter().map(|i| self.rule_of[i])),
+            Matcher::Each(each) => out.extend(
+                each.iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.is_match(name))
+                    .map(|(i, _)| self.rule_of[i]),
+            ),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 struct Rule {
     name: Arc<str>,
-    names: HashSet<String>,
-    patterns: Vec<Pattern>,
     selector: Option<Selector>,
     service_accounts: HashSet<String>,
     pod_selector: Option<Selector>,
 }
 
 impl Rule {
-    /// Whether the rule selects the secret: `Some(true/false)`, or `None` when only the
-    /// secret's labels could tell and they are not known.
-    fn selects(&self, secret: &str, meta: Option<&SecretMeta>) -> Option<bool> {
-        if self.names.contains(secret) || self.patterns.iter().any(|p| p.is_match(secret)) {
-            return Some(true);
-        }
+    /// Whether the rule selects the secret by its labels: `Some(true/false)`, or `None`
+    /// when only the secret's labels could tell and they are not known.
+    fn selects_by_labels(&self, meta: Option<&SecretMeta>) -> Option<bool> {
         match (&self.selector, meta) {
             (None, _) => Some(false),
+            (Some(selector), _) if selector.matches_everything() => Some(true),
             (Some(selector), Some(meta)) => Some(selector.matches(&meta.labels)),
             (Some(_), None) => None,
         }
@@ -182,31 +227,35 @@ impl Refusal {
 
 impl SecretUse {
     /// Compiles `rules` (validated with the rest of the spec: problems are reported there,
-    /// and a rule whose selector does not compile selects nothing here).
+    /// and a selector that does not compile selects nothing here).
     pub fn compile(rules: &SecretUseRules, policy_mode: Mode) -> Self {
-        let compiled: Vec<Rule> = rules
-            .rules
-            .iter()
-            .map(|r| Rule {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut patterns = Vec::new();
+        let mut compiled = Vec::with_capacity(rules.rules.len());
+        for (i, r) in rules.rules.iter().enumerate() {
+            for name in &r.secrets.names {
+                let named = by_name.entry(name.clone()).or_default();
+                if !named.contains(&i) {
+                    named.push(i);
+                }
+            }
+            patterns.extend(r.secrets.name_patterns.iter().map(|p| (i, p.clone())));
+            let compile = |s: &LabelSelector| {
+                Selector::compile(s, "").unwrap_or_else(|_| Selector::nothing())
+            };
+            compiled.push(Rule {
                 name: Arc::from(r.name.as_str()),
-                names: r.secrets.names.iter().cloned().collect(),
-                patterns: r.secrets.name_patterns.clone(),
-                selector: r
-                    .secrets
-                    .selector
-                    .as_ref()
-                    .and_then(|s| Selector::compile(s, "").ok()),
+                selector: r.secrets.selector.as_ref().map(compile),
                 service_accounts: r.service_accounts.iter().cloned().collect(),
-                pod_selector: r
-                    .pod_selector
-                    .as_ref()
-                    .map(|s| Selector::compile(s, "").unwrap_or_else(|_| Selector::nothing())),
-            })
-            .collect();
+                pod_selector: r.pod_selector.as_ref().map(compile),
+            });
+        }
         Self {
             mode: rules.mode.unwrap_or(policy_mode),
             default_deny: rules.default == UseDefault::Deny,
             rules: compiled,
+            by_name,
+            patterns: Patterns::compile(patterns),
         }
     }
 
@@ -218,10 +267,17 @@ impl SecretUse {
         meta: Option<&SecretMeta>,
         user: &User<'_>,
     ) -> Result<(), Refusal> {
+        let mut named = self.by_name.get(secret).cloned().unwrap_or_default();
+        self.patterns.rules_matching(secret, &mut named);
         let mut selecting = Vec::new();
         let mut undecided = false;
-        for rule in &self.rules {
-            match rule.selects(secret, meta) {
+        for (i, rule) in self.rules.iter().enumerate() {
+            let selected = if named.contains(&i) {
+                Some(true)
+            } else {
+                rule.selects_by_labels(meta)
+            };
+            match selected {
                 Some(true) if rule.grants(user) => return Ok(()),
                 Some(true) => selecting.push(rule.name.clone()),
                 Some(false) => {}

@@ -28,6 +28,12 @@ enum Requirement {
 }
 
 impl Selector {
+    /// Whether the selector matches every label set (`{}`), so it can be decided
+    /// without knowing the labels.
+    pub fn matches_everything(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
     /// A selector that matches no labels (for a part of a policy that cannot be read).
     pub fn nothing() -> Self {
         Self {

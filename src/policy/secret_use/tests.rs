@@ -198,3 +198,24 @@ fn messages_name_secret_account_and_rule() {
         assert!(message.contains(part), "{message}");
     }
 }
+
+#[test]
+fn an_empty_selector_selects_every_secret_even_unseen_ones() {
+    let rules = compile(
+        UseDefault::Allow,
+        vec![rule(
+            "all",
+            SecretSelection {
+                selector: Some(LabelSelector::default()),
+                ..SecretSelection::default()
+            },
+            &["app"],
+        )],
+    );
+    let none = Labels::new();
+    assert_eq!(decide(Some(&rules), "x", None, &user("app", &none)), Ok(()));
+    assert!(matches!(
+        decide(Some(&rules), "x", None, &user("other", &none)),
+        Err(Refusal::NotGranted { .. })
+    ));
+}
