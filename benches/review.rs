@@ -146,5 +146,79 @@ fn whole_review(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, validate_per_type, mutate_pods, whole_review);
+/// team-a's policy with secret-use rules of each kind (names, a pattern, a label
+/// selector), every secret the fixtures use known with labels, as in cluster mode.
+fn secret_use_policy() -> Snapshot {
+    let base = team_policy();
+    let mut spec = (*base.for_namespace("team-a").spec).clone();
+    spec.secret_use = Some(
+        serde_json::from_value(serde_json::json!({
+            "rules": [
+                {"name": "ci-only", "secrets": {"names": ["deploy-key"]},
+                 "serviceAccounts": ["ci-runner"]},
+                {"name": "pull", "secrets": {"namePatterns": [".*-cred", "regcred"]},
+                 "serviceAccounts": ["default", "builder"]},
+                {"name": "prod", "secrets": {"selector": {"matchLabels": {"tier": "prod"}}},
+                 "serviceAccounts": ["deployer"]},
+            ]
+        }))
+        .expect("secretUse"),
+    );
+    let mut snapshot = Snapshot::with_fallback("team-a", spec);
+    for name in [
+        "regcred",
+        "ghcr-cred",
+        "git-ssh",
+        "deploy-key",
+        "app-config",
+    ] {
+        let meta = secretgate::policy::SecretMeta {
+            labels: [("tier".to_owned(), "dev".to_owned())].into(),
+            allowed_service_accounts: None,
+        };
+        snapshot.secrets.insert_meta("team-a", name, meta);
+    }
+    snapshot
+}
+
+/// Whole reviews of the secret-use webhook (`/validate-pods`) next to the mutation of the
+/// same pod: the budget is the mutation's.
+fn secret_use(c: &mut Criterion) {
+    let snapshot = secret_use_policy();
+    let now = time::OffsetDateTime::now_utc();
+    let mut group = c.benchmark_group("secret_use");
+    for (name, file) in [
+        ("pod_git_sync", "pod-create-git-sync-container.json"),
+        ("pod_kubectl_run", "pod-create-kubectl-run-nginx.json"),
+        (
+            "pod_existing_pull_secrets",
+            "pod-create-existing-imagepullsecrets.json",
+        ),
+    ] {
+        let body = fixture(file);
+        for (what, webhook) in [
+            ("validate", Webhook::ValidatePods),
+            ("mutate", Webhook::Mutate),
+        ] {
+            group.bench_function(format!("{name}_{what}"), |b| {
+                b.iter(|| {
+                    let ctx = Context {
+                        policies: &snapshot,
+                        now,
+                    };
+                    admission::review(webhook, black_box(&body), &ctx)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    validate_per_type,
+    mutate_pods,
+    whole_review,
+    secret_use
+);
 criterion_main!(benches);

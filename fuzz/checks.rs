@@ -49,6 +49,20 @@ pub fn snapshot() -> Snapshot {
             volume_name: "git-secret".into(),
             mount_path: "/etc/git-secret".into(),
         }),
+        // Secret use by name, pattern and label, so /validate-pods decides, refuses
+        // and finds undecidable references.
+        secret_use: Some(
+            serde_json::from_str(
+                r#"{"rules": [
+                    {"name": "ci", "secrets": {"names": ["regcred", "git-ssh"]},
+                     "serviceAccounts": ["default", "ci"]},
+                    {"name": "wild", "secrets": {"namePatterns": ["w.*"]},
+                     "serviceAccounts": ["builder"], "podSelector": {"matchLabels": {"a": "b"}}},
+                    {"name": "prod", "secrets": {"selector": {"matchLabels": {"tier": "prod"}}},
+                     "serviceAccounts": ["deployer"]}]}"#,
+            )
+            .expect("secretUse"),
+        ),
         ..default_policy()
     };
     let mut snapshot = Snapshot::with_fallback("fuzz", spec);
@@ -76,14 +90,14 @@ fn rules() -> SecretRules {
 }
 
 /// `admission::review` on `data` as a whole body, and on `data` as the object of an
-/// otherwise valid review of each kind and operation, for both webhooks.
+/// otherwise valid review of each kind and operation, for every review webhook.
 pub fn admission_review(data: &[u8]) {
     let snapshot = snapshot();
     let ctx = Context {
         policies: &snapshot,
         now: now(),
     };
-    for webhook in [Webhook::Validate, Webhook::Mutate] {
+    for webhook in [Webhook::Validate, Webhook::Mutate, Webhook::ValidatePods] {
         check_answer(webhook, data, &ctx);
     }
     // Valid JSON goes one level deeper: as the object (and old object) of a review.
@@ -91,10 +105,16 @@ pub fn admission_review(data: &[u8]) {
         return;
     }
     let object = String::from_utf8_lossy(data);
-    for (webhook, kind) in [(Webhook::Validate, "Secret"), (Webhook::Mutate, "Pod")] {
+    for (webhook, group, kind) in [
+        (Webhook::Validate, "", "Secret"),
+        (Webhook::Mutate, "", "Pod"),
+        (Webhook::ValidatePods, "", "Pod"),
+        (Webhook::ValidatePods, "apps", "Deployment"),
+        (Webhook::ValidatePods, "batch", "CronJob"),
+    ] {
         for operation in ["CREATE", "UPDATE", "DELETE"] {
             let body = format!(
-                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"fuzz-uid","kind":{{"group":"","version":"v1","kind":"{kind}"}},"resource":{{"group":"","version":"v1","resource":"x"}},"namespace":"team-a","operation":"{operation}","userInfo":{{}},"object":{object},"oldObject":{object}}}}}"#
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"fuzz-uid","kind":{{"group":"{group}","version":"v1","kind":"{kind}"}},"resource":{{"group":"","version":"v1","resource":"x"}},"namespace":"team-a","operation":"{operation}","userInfo":{{}},"object":{object},"oldObject":{object}}}}}"#
             );
             check_answer(webhook, body.as_bytes(), &ctx);
         }

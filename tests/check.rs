@@ -635,3 +635,78 @@ fn help_has_examples_and_completions_are_printed() {
         assert!(script.contains("audit"), "{shell}");
     }
 }
+
+const SECRET_USE_POLICY: &str = r#"
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata: {name: team-a}
+spec:
+  namespaces: [team-a]
+  secretUse:
+    rules:
+      - name: ci-only
+        secrets: {names: [deploy-key]}
+        serviceAccounts: [ci-runner]
+"#;
+
+/// A Deployment of service account `account` that reads `deploy-key` into its env (or
+/// only inherits it, with `env: false`).
+fn deployment(name: &str, account: &str, env: bool) -> String {
+    let env = if env {
+        "\n          env:\n            - name: KEY\n              valueFrom: {secretKeyRef: {name: deploy-key, key: ssh}}"
+    } else {
+        ""
+    };
+    format!(
+        r#"---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: team-a}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      serviceAccountName: {account}
+      containers:
+        - name: app
+          image: ghcr.io/team-a/app:1{env}
+"#
+    )
+}
+
+#[test]
+fn secret_use_is_checked_in_manifests_through_templates_and_service_accounts() {
+    let manifest = format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: builder, namespace: team-a}}\n\
+         imagePullSecrets: [{{name: deploy-key}}]\n{}{}{}",
+        deployment("ci", "ci-runner", true),
+        deployment("web", "default", true),
+        deployment("build", "builder", false),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("policy.yaml"), SECRET_USE_POLICY).expect("policy");
+    std::fs::write(dir.path().join("app.yaml"), manifest).expect("manifest");
+    let file = dir.path().join("app.yaml").display().to_string();
+    let out = run_in(dir.path(), &["-f", &file]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("Deployment team-a/ci: allowed"), "{text}");
+    assert!(text.contains("Deployment team-a/web: denied"), "{text}");
+    assert!(
+        text.contains("spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef"),
+        "{text}"
+    );
+    assert!(text.contains("Deployment team-a/build: denied"), "{text}");
+    assert!(
+        text.contains("spec.template.spec.serviceAccountName"),
+        "inherited pull secret: {text}"
+    );
+    assert!(text.contains("\"ci-only\""), "{text}");
+}

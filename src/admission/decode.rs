@@ -154,6 +154,10 @@ impl Envelope {
         })
     }
 
+    pub(super) fn gvk(&self) -> kube::core::GroupVersionKind {
+        kube::core::GroupVersionKind::gvk(&self.group, &self.version, &self.kind)
+    }
+
     pub(super) fn is_core_v1(&self, kind: &str) -> bool {
         self.group.is_empty() && self.version == "v1" && self.kind == kind
     }

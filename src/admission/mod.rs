@@ -21,8 +21,9 @@ use crate::objects::Lean;
 mod bounded;
 mod decode;
 mod response;
+mod secret_use;
 use crate::pods;
-use crate::policy::{Mode, Resolved, Severity, Snapshot};
+use crate::policy::{Mode, Severity, Snapshot};
 use crate::secrets::{self, Violation};
 pub use bounded::{MAX_SHOWN, clip};
 use decode::{Envelope, decode, decode_well_formed};
@@ -31,13 +32,16 @@ use response::{deny, encode, invalid, pass_through, with_patch};
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
 
-/// The two webhooks secretgate serves.
+/// The webhooks secretgate serves for reviews.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Webhook {
     /// ValidatingWebhook for Secrets (`POST /validate`).
     Validate,
     /// MutatingWebhook for Pods (`POST /mutate`).
     Mutate,
+    /// ValidatingWebhook for Pods and workloads' pod templates (`POST /validate-pods`):
+    /// who may use which secret.
+    ValidatePods,
 }
 
 impl Webhook {
@@ -45,6 +49,16 @@ impl Webhook {
         match self {
             Webhook::Validate => "validate",
             Webhook::Mutate => "mutate",
+            Webhook::ValidatePods => "validate-pods",
+        }
+    }
+
+    /// The request path the webhook is served on.
+    pub fn path(self) -> &'static str {
+        match self {
+            Webhook::Validate => "/validate",
+            Webhook::Mutate => "/mutate",
+            Webhook::ValidatePods => "/validate-pods",
         }
     }
 }
@@ -170,6 +184,8 @@ fn review_well_formed(webhook: Webhook, body: &[u8], ctx: &Context<'_>) -> Optio
     let result = match webhook {
         Webhook::Validate => validate_secret(decode_well_formed(body, "Secret")?, ctx),
         Webhook::Mutate => mutate_pod(decode_well_formed(body, "Pod")?, ctx),
+        // Workloads take the careful path (their kinds are not core/v1 Pods).
+        Webhook::ValidatePods => secret_use::validate_pod(decode_well_formed(body, "Pod")?, ctx),
     };
     let (response, summary) = result.ok()?;
     Some(Answer {
@@ -187,14 +203,22 @@ fn review_checked(webhook: Webhook, body: &[u8], ctx: &Context<'_>) -> Answer {
         Ok(head) => head,
         Err(e) => return invalid("", Summary::default(), e),
     };
+    let template = crate::objects::template_pointer(&head.gvk());
     let handled = match webhook {
         Webhook::Validate => head.is_core_v1("Secret"),
         Webhook::Mutate => head.is_core_v1("Pod"),
+        Webhook::ValidatePods => head.is_core_v1("Pod") || template.is_some(),
     };
-    let result = match (webhook, handled) {
-        (Webhook::Validate, true) => decode(body).and_then(|req| validate_secret(req, ctx)),
-        (Webhook::Mutate, true) => decode(body).and_then(|req| mutate_pod(req, ctx)),
-        (_, false) => Ok(pass_through(&head)),
+    let result = match (webhook, handled, template) {
+        (Webhook::Validate, true, _) => decode(body).and_then(|req| validate_secret(req, ctx)),
+        (Webhook::Mutate, true, _) => decode(body).and_then(|req| mutate_pod(req, ctx)),
+        (Webhook::ValidatePods, true, None) => {
+            decode(body).and_then(|req| secret_use::validate_pod(req, ctx))
+        }
+        (Webhook::ValidatePods, true, Some(pointer)) => {
+            decode(body).and_then(|req| secret_use::validate_workload(req, pointer, ctx))
+        }
+        (_, false, _) => Ok(pass_through(&head)),
     };
     match result {
         Ok((response, summary)) => Answer {
@@ -266,10 +290,25 @@ fn validate_secret(
         Operation::Delete | Operation::Connect => None,
     };
     let response = match findings {
-        Some((policy, findings)) => apply_findings(response, policy, findings, &mut summary),
+        Some((policy, findings)) => {
+            let judged = Judged {
+                subject: "secret",
+                policy: &policy.name,
+                mode: policy.spec.mode,
+            };
+            apply_findings(response, judged, findings, &mut summary)
+        }
         None => response,
     };
     Ok((response, summary))
+}
+
+/// What findings are about and under which policy and mode they are judged.
+struct Judged<'a> {
+    /// `secret`, `pod`, or a workload kind, as the denial names it.
+    subject: &'a str,
+    policy: &'a str,
+    mode: Mode,
 }
 
 /// Applies the policy mode to the findings: Enforce denies on any `Deny` finding, Warn
@@ -277,11 +316,11 @@ fn validate_secret(
 /// (`bounded`): the first findings in full, then a count of the rest by rule.
 fn apply_findings(
     mut response: AdmissionResponse,
-    policy: &Resolved,
+    judged: Judged<'_>,
     findings: Vec<Violation>,
     summary: &mut Summary,
 ) -> AdmissionResponse {
-    let mode = policy.spec.mode;
+    let mode = judged.mode;
     let is_denied = |v: &&Violation| mode == Mode::Enforce && v.severity == Severity::Deny;
     let is_warned = |v: &&Violation| match mode {
         Mode::Audit => false,
@@ -302,8 +341,9 @@ fn apply_findings(
         response = deny(
             response,
             format!(
-                "secret violates policy {:?}: {}",
-                policy.name.as_ref(),
+                "{} violates policy {:?}: {}",
+                judged.subject,
+                judged.policy,
                 shown.join("; ")
             ),
         );

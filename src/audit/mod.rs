@@ -19,7 +19,7 @@ use serde::Deserialize as _;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::admission::Context;
+use crate::admission::{Context, Webhook};
 use crate::check::evaluate;
 use crate::policy::cluster::Builder;
 use crate::policy::{Policy, ProjectPolicy, ProjectPolicySpec};
@@ -161,7 +161,14 @@ fn review(
         Ok((webhook, review)) => {
             let body = serde_json::to_vec(&review).unwrap_or_default();
             drop(review);
-            evaluate::review(webhook, &body, ctx)
+            let outcome = evaluate::review(webhook, &body, ctx);
+            if webhook == Webhook::Mutate {
+                // A running pod is also judged for the secrets it uses, as stored.
+                let validation = evaluate::review(Webhook::ValidatePods, &body, ctx);
+                evaluate::merge(outcome, validation)
+            } else {
+                outcome
+            }
         }
         // Objects read from a cluster always have a name.
         Err(_) => return,

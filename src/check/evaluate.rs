@@ -79,12 +79,53 @@ pub fn review(webhook: Webhook, body: &[u8], ctx: &Context<'_>) -> Outcome {
 /// its namespace.
 pub fn wrap(
     kind: &'static str,
-    mut object: Value,
+    object: Value,
     namespace: &str,
 ) -> Result<(Webhook, Value), WrapError> {
     let (webhook, resource) = match kind {
         "Pod" => (Webhook::Mutate, "pods"),
         _ => (Webhook::Validate, "secrets"),
+    };
+    let review = wrap_as(("", kind, resource), object, namespace)?;
+    Ok((webhook, review))
+}
+
+/// Wraps a workload (whose `apiVersion` and `kind` say what it is) into the CREATE review
+/// the API server sends to `/validate-pods`; `None` for a kind without a pod template.
+pub fn wrap_workload(object: Value, namespace: &str) -> Option<Result<Value, WrapError>> {
+    let group = match object["apiVersion"].as_str()? {
+        "apps/v1" => "apps",
+        "batch/v1" => "batch",
+        "v1" => "",
+        _ => return None,
+    };
+    let kind = match object["kind"].as_str()? {
+        "Deployment" => "Deployment",
+        "StatefulSet" => "StatefulSet",
+        "DaemonSet" => "DaemonSet",
+        "ReplicaSet" => "ReplicaSet",
+        "Job" => "Job",
+        "CronJob" => "CronJob",
+        "ReplicationController" => "ReplicationController",
+        _ => return None,
+    };
+    pod_template_path(&object)?;
+    let resource = format!("{}s", kind.to_ascii_lowercase());
+    Some(wrap_as((group, kind, &resource), object, namespace))
+}
+
+/// The CREATE review of `object` as `(group, kind, resource)` in version v1.
+fn wrap_as(
+    (group, kind, resource): (&str, &str, &str),
+    mut object: Value,
+    namespace: &str,
+) -> Result<Value, WrapError> {
+    let what = if kind == "Secret" {
+        "Secret"
+    } else if kind == "Pod" {
+        "Pod"
+    } else {
+        "workload"
     };
     let meta = object
         .as_object_mut()
@@ -103,11 +144,11 @@ pub fn wrap(
                     .map(str::to_owned)
             };
             if named("name").is_none() && named("generateName").is_none() {
-                return Err(WrapError::NoName(kind));
+                return Err(WrapError::NoName(what));
             }
             (named("name"), namespace)
         }
-        None => return Err(WrapError::NoName(kind)),
+        None => return Err(WrapError::NoName(what)),
     };
     if kind == "Secret" {
         fold_string_data(&mut object)?;
@@ -117,8 +158,8 @@ pub fn wrap(
         "00000000-0000-4000-8000-{:012x}",
         SEQUENCE.fetch_add(1, Ordering::Relaxed)
     );
-    let gvk = json!({"group": "", "version": "v1", "kind": kind});
-    let gvr = json!({"group": "", "version": "v1", "resource": resource});
+    let gvk = json!({"group": group, "version": "v1", "kind": kind});
+    let gvr = json!({"group": group, "version": "v1", "resource": resource});
     let mut review = json!({
         "kind": "AdmissionReview",
         "apiVersion": "admission.k8s.io/v1",
@@ -141,7 +182,34 @@ pub fn wrap(
     if let Some(name) = name {
         review["request"]["name"] = Value::from(name);
     }
-    Ok((webhook, review))
+    Ok(review)
+}
+
+/// One outcome for an object two webhooks reviewed: the mutation, then the secret-use
+/// validation of the mutated object (what the API server does: validating webhooks see
+/// the final object). Refused if the validation refuses; warnings and findings of both.
+pub fn merge(mut mutation: Outcome, validation: Outcome) -> Outcome {
+    use crate::admission::Verdict;
+    if !validation.allowed {
+        mutation.allowed = false;
+        mutation.code = validation.code;
+        mutation.message = validation.message;
+    }
+    mutation.warnings.extend(validation.warnings);
+    let (m, v) = (&mut mutation.summary, validation.summary);
+    m.verdict = Some(match (m.verdict(), v.verdict()) {
+        (_, Verdict::Denied | Verdict::Invalid) => v.verdict(),
+        (Verdict::Allowed, Verdict::Warned) => Verdict::Warned,
+        (mine, _) => mine,
+    });
+    if !v.findings.is_empty() {
+        // The findings are the validation's, judged under its mode.
+        m.mode = v.mode;
+    }
+    m.findings.extend(v.findings);
+    m.finding_count += v.finding_count;
+    m.findings_more = m.findings_more.take().or(v.findings_more);
+    mutation
 }
 
 /// Where a workload keeps the template of the Pods its controller creates.

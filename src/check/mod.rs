@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 use crate::admission::{Context, Verdict, Webhook};
 use crate::cli::{CheckArgs, OutputFormat};
-use crate::policy::{self, Snapshot};
+use crate::policy::{self, SecretMeta, Snapshot};
 pub use evaluate::Outcome;
 pub use input::Source;
 
@@ -97,13 +97,28 @@ pub fn run(args: &CheckArgs, out: &mut dyn std::io::Write) -> Result<u8> {
     let input::Input { objects, notes } = input::read(&args.filename)?;
     // Secrets in the input will exist when the pods beside them are created (kubectl
     // and Helm create Secrets first), so pods may be injected with them.
+    // So are ServiceAccounts, whose pull secrets their pods inherit.
     for object in &objects {
+        let meta = &object.value["metadata"];
+        let Some(name) = meta["name"].as_str() else {
+            continue;
+        };
+        let ns = meta["namespace"].as_str().unwrap_or(&args.namespace);
         if is_core_v1(&object.value, "Secret") {
-            let meta = &object.value["metadata"];
-            if let Some(name) = meta["name"].as_str() {
-                let ns = meta["namespace"].as_str().unwrap_or(&args.namespace);
-                snapshot.secrets.insert(ns, name);
-            }
+            let map = |v: &Value| serde_json::from_value::<policy::Labels>(v.clone()).ok();
+            let secret = SecretMeta::from_metadata(
+                map(&meta["labels"]).as_ref(),
+                map(&meta["annotations"]).as_ref(),
+            );
+            snapshot.secrets.insert_meta(ns, name, secret);
+        } else if is_core_v1(&object.value, "ServiceAccount") {
+            let pull: Vec<String> = object.value["imagePullSecrets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["name"].as_str().map(str::to_owned))
+                .collect();
+            snapshot.service_accounts.insert(ns, name, pull);
         }
     }
     let ctx = Context {
@@ -187,16 +202,40 @@ pub fn check_one(
             .patch
             .and_then(|p| evaluate::patch_for_workload(&p, path));
     }
-    let mutated = match (&outcome.patch, webhook, want_mutated) {
-        (Some(patch), Webhook::Mutate, true) => {
-            let mut target = match workload {
-                Some((_, workload)) => workload,
+    // The object as the API server would store it: the patch applied.
+    let patched = match (&outcome.patch, webhook) {
+        (Some(patch), Webhook::Mutate) => {
+            let mut target = match &workload {
+                Some((_, workload)) => workload.clone(),
                 None => review["request"]["object"].clone(),
             };
             json_patch::patch(&mut target, patch).ok().map(|()| target)
         }
         _ => None,
     };
+    // Secret use is judged on that final object, as the API server's validating webhooks
+    // see it: a workload as itself (field paths inside its template), a pod as a pod.
+    if wrapped && webhook == Webhook::Mutate {
+        let object = match (&patched, &workload) {
+            (Some(object), _) => object.clone(),
+            (None, Some((_, workload))) => workload.clone(),
+            (None, None) => review["request"]["object"].clone(),
+        };
+        let use_review = match &workload {
+            Some(_) => evaluate::wrap_workload(object, namespace),
+            None => Some(evaluate::wrap("Pod", object, namespace).map(|(_, r)| r)),
+        };
+        if let Some(use_review) = use_review {
+            let use_review = use_review.map_err(|error| Error::Wrap {
+                at: source.clone(),
+                error,
+            })?;
+            let body = serde_json::to_vec(&use_review).unwrap_or_default();
+            let validation = evaluate::review(Webhook::ValidatePods, &body, ctx);
+            outcome = evaluate::merge(outcome, validation);
+        }
+    }
+    let mutated = if want_mutated { patched } else { None };
     let kind = match outcome.summary.kind.as_str() {
         _ if templated => kind,
         "" => kind,

@@ -79,11 +79,13 @@ pub struct AppState {
     pub echo: bool,
 }
 
-/// The webhook router: `/validate`, `/mutate`, and the health endpoints.
+/// The webhook router: `/validate`, `/mutate`, `/validate-pods`, `/validate-policy`, and
+/// the health endpoints.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
+        .route("/validate-pods", post(validate_pods))
         .route("/validate-policy", post(validate_policy))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -115,6 +117,15 @@ async fn mutate(
     body: Body,
 ) -> Response {
     handle(Webhook::Mutate, &state, &uri, &headers, body).await
+}
+
+async fn validate_pods(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(Webhook::ValidatePods, &state, &uri, &headers, body).await
 }
 
 /// ProjectPolicies (`POST /validate-policy`): the service's own validation when a policy
@@ -312,6 +323,7 @@ async fn within(
             let webhook = match path.as_str() {
                 "/validate" => Webhook::Validate.as_str(),
                 "/mutate" => Webhook::Mutate.as_str(),
+                "/validate-pods" => Webhook::ValidatePods.as_str(),
                 "/validate-policy" => "policy",
                 _ => "other",
             };

@@ -1,0 +1,153 @@
+//! The `/validate-pods` webhook: who may use which secret, for Pods and for the pod
+//! templates of workloads (so `kubectl apply` of a Deployment fails at once, with the
+//! field path inside its template, rather than its ReplicaSet failing to create pods
+//! later).
+//!
+//! Pods are checked when created and when an UPDATE adds references (`kubectl debug`
+//! adds an ephemeral container through the `pods/ephemeralcontainers` subresource): the
+//! references a running pod already had were checked when it was created. Workloads are
+//! checked in full on every CREATE and UPDATE: every pod their controller creates from
+//! the template would be checked the same way.
+
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+
+use super::response::deny;
+use super::{Context, DecodeError, Judged, Summary, Verdict, apply_findings, lean, summary_of};
+use crate::objects::{Lean, Workload};
+use crate::pods::{self, secret_use};
+use crate::policy::{Labels, Resolved};
+
+/// Reviews a Pod CREATE or UPDATE.
+pub(super) fn validate_pod(
+    req: AdmissionRequest<Lean<Pod>>,
+    ctx: &Context<'_>,
+) -> Result<(AdmissionResponse, Summary), DecodeError> {
+    let summary = summary_of(&req);
+    let response = AdmissionResponse::from(&req);
+    let old = match req.operation {
+        Operation::Create => None,
+        Operation::Update => lean(&req.old_object).and_then(|p| p.spec.as_ref()),
+        Operation::Delete | Operation::Connect => return Ok((response, summary)),
+    };
+    let what = if req.operation == Operation::Create {
+        "CREATE"
+    } else {
+        "UPDATE"
+    };
+    let pod = lean(&req.object).ok_or(DecodeError::NoObject(what))?;
+    let no_spec = PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&no_spec);
+    let labels = pod.metadata.labels.as_ref();
+    Ok(judge(
+        response,
+        summary,
+        ctx,
+        Template {
+            subject: "pod",
+            spec,
+            labels,
+            prefix: "spec",
+            old,
+        },
+    ))
+}
+
+/// Reviews a workload CREATE or UPDATE through its pod template at `pointer`.
+pub(super) fn validate_workload(
+    req: AdmissionRequest<Workload>,
+    pointer: &'static str,
+    ctx: &Context<'_>,
+) -> Result<(AdmissionResponse, Summary), DecodeError> {
+    let summary = summary_of(&req);
+    let response = AdmissionResponse::from(&req);
+    let what = match req.operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete | Operation::Connect => return Ok((response, summary)),
+    };
+    let workload = req.object.as_ref().ok_or(DecodeError::NoObject(what))?;
+    // A workload without a template makes no pods (the API server refuses most).
+    let Some(template) = workload.template(pointer) else {
+        return Ok((response, summary));
+    };
+    let no_spec = PodSpec::default();
+    let spec = template.spec.as_ref().unwrap_or(&no_spec);
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    // `/spec/template` → `spec.template.spec`.
+    let prefix = format!("{}.spec", pointer.trim_start_matches('/').replace('/', "."));
+    let subject = req.kind.kind.clone();
+    Ok(judge(
+        response,
+        summary,
+        ctx,
+        Template {
+            subject: &subject,
+            spec,
+            labels,
+            prefix: &prefix,
+            old: None,
+        },
+    ))
+}
+
+/// A pod spec under review and where it sits.
+struct Template<'a> {
+    subject: &'a str,
+    spec: &'a PodSpec,
+    labels: Option<&'a Labels>,
+    /// Field path of the spec (`spec`, `spec.template.spec`, …).
+    prefix: &'a str,
+    /// The spec before an UPDATE: only references it lacked are checked.
+    old: Option<&'a PodSpec>,
+}
+
+fn judge(
+    mut response: AdmissionResponse,
+    mut summary: Summary,
+    ctx: &Context<'_>,
+    template: Template<'_>,
+) -> (AdmissionResponse, Summary) {
+    let policy: &Resolved = ctx.policies.for_namespace(&summary.namespace);
+    summary.policy = Some(policy.name.clone());
+    if let Some(problems) = policy.broken.as_deref() {
+        // The rules are unknown: refusing is the only answer that does not fail open.
+        summary.verdict = Some(Verdict::Denied);
+        let message = format!(
+            "{} denied: policy {:?} governs this namespace but is invalid, and no good \
+             version of it is known, so who may use which secret cannot be checked (an \
+             administrator fixes it: kubectl describe projectpolicy {}): {problems}",
+            template.subject,
+            super::clip(&policy.name, 253),
+            super::clip(&policy.name, 253),
+        );
+        response = deny(response, message);
+        return (response, summary);
+    }
+    let mode = policy
+        .secret_use
+        .as_ref()
+        .map_or(policy.spec.mode, |rules| rules.mode);
+    summary.mode = Some(mode);
+    let none = Labels::new();
+    let pods_ctx = pods::Context {
+        policy,
+        secrets: &ctx.policies.secrets,
+        service_accounts: &ctx.policies.service_accounts,
+        namespace: &summary.namespace,
+    };
+    let findings = secret_use::violations(
+        template.spec,
+        template.labels.unwrap_or(&none),
+        template.prefix,
+        template.old,
+        &pods_ctx,
+    );
+    let judged = Judged {
+        subject: template.subject,
+        policy: &policy.name,
+        mode,
+    };
+    let response = apply_findings(response, judged, findings, &mut summary);
+    (response, summary)
+}
