@@ -481,6 +481,11 @@ fn the_secret_use_webhook_checks_pods_and_workloads_when_enabled() {
     assert_eq!(at(service, "/namespace"), NAMESPACE);
     assert_eq!(at(service, "/path"), "/validate-pods");
     assert_eq!(at(service, "/port"), 443);
+    assert_ne!(
+        post_to_router("/validate-pods"),
+        404,
+        "the server does not serve /validate-pods"
+    );
     assert_eq!(
         at(hook, "/clientConfig/caBundle"),
         at(
