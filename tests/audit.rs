@@ -87,6 +87,12 @@ fn answer(method: &str, uri: &str) -> Value {
                 meta("team-b", "b-tls")
             ]),
         )
+    } else if uri.starts_with("/api/v1/serviceaccounts") {
+        list(
+            "ServiceAccountList",
+            "v1",
+            json!([{"metadata": {"name": "default", "namespace": "team-a"}}]),
+        )
     } else if uri.starts_with("/api/v1/pods") {
         list(
             "PodList",

@@ -83,6 +83,21 @@ fn every_values_combination_renders_valid_kubernetes_objects() {
             "webhooks.policies.failurePolicy=Ignore",
         ],
         &["--set", "webhooks.policies.enabled=false"],
+        SECRET_USE,
+        &[
+            "--set",
+            "webhooks.secretUse.enabled=true",
+            "--set",
+            "webhooks.secretUse.failurePolicy=Ignore",
+            "--set-json",
+            r#"webhooks.secretUse.excludedNamespaces=["ci"]"#,
+            "--set-json",
+            r#"webhooks.secretUse.matchConditions=[{"name":"not-system","expression":"!request.userInfo.username.startsWith('system:')"}]"#,
+            "--set",
+            "tls.generate.enabled=false",
+            "--set",
+            "tls.certManager.enabled=true",
+        ],
     ];
     for args in combinations {
         tools.kubernetes_validate(&tools.render(args));
@@ -422,6 +437,154 @@ fn webhooks_call_paths_the_server_serves_through_the_service() {
     }
 }
 
+#[test]
+fn the_secret_use_webhook_is_off_until_enabled() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(&[]);
+    let configs = manifests.all("ValidatingWebhookConfiguration");
+    assert!(
+        configs
+            .iter()
+            .all(|c| c["metadata"]["name"] != "sg-secretgate-pods"),
+        "rendered while disabled"
+    );
+    let hooks: Vec<&Value> = configs
+        .iter()
+        .flat_map(|c| c["webhooks"].as_array().unwrap())
+        .collect();
+    assert!(
+        hooks
+            .iter()
+            .all(|h| h["name"] != "pods.validate.secretgate.io"
+                && h["clientConfig"]["service"]["path"] != "/validate-pods"),
+        "{hooks:?}"
+    );
+}
+
+#[test]
+fn the_secret_use_webhook_checks_pods_and_workloads_when_enabled() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(SECRET_USE);
+    tools.kubernetes_validate(&manifests);
+    let config = manifests.named("ValidatingWebhookConfiguration", "sg-secretgate-pods");
+    let hook = only_webhook(config);
+    assert_eq!(at(hook, "/name"), "pods.validate.secretgate.io");
+    assert_eq!(at(hook, "/admissionReviewVersions"), &json!(["v1"]));
+    assert_eq!(at(hook, "/sideEffects"), "None");
+    assert_eq!(at(hook, "/matchPolicy"), "Equivalent");
+    assert_eq!(at(hook, "/failurePolicy"), "Fail");
+    assert_eq!(at(hook, "/timeoutSeconds"), 5);
+    assert!(hook.get("matchConditions").is_none());
+    assert!(hook.get("objectSelector").is_none());
+    let service = at(hook, "/clientConfig/service");
+    assert_eq!(at(service, "/name"), "sg-secretgate");
+    assert_eq!(at(service, "/namespace"), NAMESPACE);
+    assert_eq!(at(service, "/path"), "/validate-pods");
+    assert_eq!(at(service, "/port"), 443);
+    assert_ne!(
+        post_to_router("/validate-pods"),
+        404,
+        "the server does not serve /validate-pods"
+    );
+    assert_eq!(
+        at(hook, "/clientConfig/caBundle"),
+        at(
+            manifests.named("Secret", "sg-secretgate-ca"),
+            "/data/tls.crt"
+        )
+    );
+    let rule = |groups: &[&str], operations: &[&str], resources: &[&str]| {
+        json!({"apiGroups": groups, "apiVersions": ["v1"], "operations": operations,
+               "resources": resources, "scope": "Namespaced"})
+    };
+    let write = &["CREATE", "UPDATE"][..];
+    assert_eq!(
+        at(hook, "/rules"),
+        &json!([
+            rule(&[""], &["CREATE"], &["pods"]),
+            rule(&[""], &["UPDATE"], &["pods/ephemeralcontainers"]),
+            rule(
+                &["apps"],
+                write,
+                &["deployments", "statefulsets", "daemonsets", "replicasets"]
+            ),
+            rule(&["batch"], write, &["jobs", "cronjobs"]),
+            rule(&[""], write, &["replicationcontrollers"]),
+        ])
+    );
+    let excluded = excluded_namespaces(at(hook, "/namespaceSelector"));
+    assert_eq!(excluded, [NAMESPACE, "kube-system"]);
+    // The other webhooks are unchanged.
+    assert_eq!(manifests.all("ValidatingWebhookConfiguration").len(), 3);
+}
+
+#[test]
+fn the_secret_use_webhook_has_its_own_failure_policy_and_exclusions() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(
+        &[
+            SECRET_USE,
+            &[
+                "--set",
+                "webhooks.secretUse.failurePolicy=Ignore",
+                "--set",
+                "webhooks.secretUse.timeoutSeconds=3",
+                "--set-json",
+                r#"webhooks.secretUse.excludedNamespaces=["ci","kube-system"]"#,
+                "--set-json",
+                r#"webhooks.excludedNamespaces=["kube-public"]"#,
+                "--set",
+                "webhooks.namespaceSelector.matchLabels.team=a",
+            ],
+        ]
+        .concat(),
+    );
+    let hook =
+        only_webhook(manifests.named("ValidatingWebhookConfiguration", "sg-secretgate-pods"));
+    assert_eq!(at(hook, "/failurePolicy"), "Ignore");
+    assert_eq!(at(hook, "/timeoutSeconds"), 3);
+    let selector = at(hook, "/namespaceSelector");
+    assert_eq!(
+        excluded_namespaces(selector),
+        [NAMESPACE, "kube-system", "kube-public", "ci"]
+    );
+    assert_eq!(at(selector, "/matchLabels"), &json!({"team": "a"}));
+    // Its exclusions are its own: the Secret and Pod webhooks still see "ci".
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
+        let hook = only_webhook(manifests.named(kind, "sg-secretgate"));
+        let excluded = excluded_namespaces(at(hook, "/namespaceSelector"));
+        assert_eq!(
+            excluded,
+            [NAMESPACE, "kube-system", "kube-public"],
+            "{kind}"
+        );
+    }
+    // The other webhooks keep their failure policies.
+    assert_eq!(
+        at(only_webhook(secrets_config(&manifests)), "/failurePolicy"),
+        "Fail"
+    );
+
+    // cert-manager mode: the CA is injected like the others'.
+    let manifests = tools.render(&[SECRET_USE, CERT_MANAGER].concat());
+    let config = manifests.named("ValidatingWebhookConfiguration", "sg-secretgate-pods");
+    assert_eq!(
+        at(
+            config,
+            "/metadata/annotations/cert-manager.io~1inject-ca-from"
+        ),
+        &json!(format!("{NAMESPACE}/sg-secretgate"))
+    );
+    assert!(
+        only_webhook(config)
+            .pointer("/clientConfig/caBundle")
+            .is_none()
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Certificates
 
@@ -520,8 +683,23 @@ fn rbac_grants_only_what_the_watchers_use() {
              "verbs": ["patch", "update"]},
             {"apiGroups": [""], "resources": ["namespaces", "secrets"],
              "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["list", "watch"]},
         ])
     );
+    // Whatever the webhooks: the server watches ServiceAccounts in cluster mode and is not
+    // ready before it has listed them.
+    for args in [SECRET_USE, &["--set", "webhooks.mutate.enabled=false"][..]] {
+        let rules = at(tools.render(args).one("ClusterRole"), "/rules").clone();
+        assert!(
+            rules
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["resources"] == json!(["serviceaccounts"])
+                    && r["verbs"] == json!(["list", "watch"])),
+            "{args:?}: {rules}"
+        );
+    }
     for kind in ["Role", "RoleBinding"] {
         assert!(manifests.all(kind).is_empty(), "unexpected {kind}");
     }
@@ -559,7 +737,8 @@ fn the_auditor_role_is_optional_and_grants_what_audit_reads() {
         at(auditor, "/rules"),
         &json!([
             {"apiGroups": ["secretgate.io"], "resources": ["projectpolicies"], "verbs": ["list"]},
-            {"apiGroups": [""], "resources": ["namespaces", "pods"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["namespaces", "pods", "serviceaccounts"],
+             "verbs": ["list"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "get"]},
         ])
     );
@@ -656,6 +835,18 @@ fn guard_rails_refuse_impossible_values_with_the_reason() {
             "webhooks.policies.timeoutSeconds is 0",
         ),
         (
+            &[
+                "--skip-schema-validation",
+                "--set",
+                "webhooks.secretUse.failurePolicy=Sometimes",
+            ],
+            "webhooks.secretUse.failurePolicy is \"Sometimes\": it must be Fail or Ignore",
+        ),
+        (
+            &["--set", "webhooks.secretUse.timeoutSeconds=31"],
+            "webhooks.secretUse.timeoutSeconds is 31",
+        ),
+        (
             &["--set", "server.drainTimeoutSeconds=40"],
             "must be longer than server.drainTimeoutSeconds",
         ),
@@ -701,6 +892,17 @@ fn values_schema_rejects_unknown_keys_and_wrong_types() {
             &["--set", "webhooks.policies.failurPolicy=Fail"],
             &["failurPolicy", "not allowed"],
         ),
+        (
+            &["--set", "webhooks.secretUse.objectSelector.matchLabels.a=b"],
+            &["objectSelector", "not allowed"],
+        ),
+        (
+            &[
+                "--set-json",
+                r#"webhooks.secretUse.excludedNamespaces=["Not_A_Name"]"#,
+            ],
+            &["excludedNamespaces"],
+        ),
     ];
     for (args, parts) in cases {
         tools.render_fails_with(args, parts);
@@ -743,6 +945,9 @@ const CONFIGURATIONS: [(&str, &str); 3] = [
 fn secrets_config(manifests: &Manifests) -> &Value {
     manifests.named("ValidatingWebhookConfiguration", "sg-secretgate")
 }
+
+/// Values that turn the secret-use webhook on.
+const SECRET_USE: &[&str] = &["--set", "webhooks.secretUse.enabled=true"];
 
 const MATCH_CONDITIONS: &str = r#"webhooks.validate.matchConditions=[{"name":"not-helm-release","expression":"object.type != 'helm.sh/release.v1'"}]"#;
 

@@ -1,8 +1,10 @@
 //! Cluster mode against a mock API server (kube-rs's tower-test pattern): LIST answers
-//! fill the caches, the service turns ready after the first sync of all three, the
-//! snapshot follows the ProjectPolicies, and an invalid policy gets its status patched.
-//! WATCH events then change policies, namespaces and secrets; an invalid edit keeps the
-//! last good policy in force; failing watches leave the snapshot as it was.
+//! fill the caches, the service turns ready after the first sync of all four (and not
+//! before the ServiceAccounts are listed), the snapshot follows the ProjectPolicies,
+//! holds each secret's labels and owner annotation and each service account's pull
+//! secrets, and an invalid policy gets its status patched. WATCH events then change
+//! policies, namespaces, secrets and service accounts; an invalid edit keeps the last
+//! good policy in force; failing watches leave the snapshot as it was.
 //!
 //! A replica that restarts while a policy is invalid enforces the last good version its
 //! status keeps; with no good version at all, Secret writes in its namespaces are denied
@@ -38,11 +40,12 @@ fn meta_list(items: serde_json::Value) -> Vec<u8> {
     list("PartialObjectMetadataList", "meta.k8s.io/v1", items)
 }
 
-/// The paths of the three resources cluster mode watches.
-const RESOURCES: [&str; 3] = [
+/// The paths of the four resources cluster mode watches.
+const RESOURCES: [&str; 4] = [
     "/apis/secretgate.io/v1alpha1/projectpolicies",
     "/api/v1/namespaces",
     "/api/v1/secrets",
+    "/api/v1/serviceaccounts",
 ];
 
 /// How the mock answers WATCH requests.
@@ -57,6 +60,8 @@ struct Watches {
     failed: Arc<Mutex<HashMap<&'static str, usize>>>,
     /// The ProjectPolicies the LIST answers with, instead of [`default_policies`].
     policies: Option<serde_json::Value>,
+    /// LISTs of this resource (by path prefix) are never answered: its cache never syncs.
+    held: Option<&'static str>,
 }
 
 /// team-a (by selector), team-b (by name) and an invalid policy, `broken`.
@@ -81,9 +86,14 @@ async fn api_server(
     mut watches: Watches,
 ) {
     let mut open_watches = Vec::new();
+    let mut held_lists = Vec::new();
     while let Some((request, send)) = handle.next_request().await {
         let uri = request.uri().to_string();
         let method = request.method().clone();
+        if watches.held.is_some_and(|p| uri.starts_with(p)) {
+            held_lists.push(send);
+            continue;
+        }
         if uri.contains("watch=true") {
             let scripted = watches.first.iter().position(|(p, _)| uri.starts_with(p));
             if let Some(i) = scripted {
@@ -135,7 +145,23 @@ async fn api_server(
                               "metadata": {"name": "team-a", "labels": {"project": "team-a"}}}]))
         } else if uri.starts_with("/api/v1/secrets") {
             meta_list(json!([{"apiVersion": "v1", "kind": "PartialObjectMetadata",
-                              "metadata": {"name": "pull", "namespace": "a-dev"}}]))
+                              "metadata": {"name": "pull", "namespace": "a-dev"}},
+                             {"apiVersion": "v1", "kind": "PartialObjectMetadata",
+                              "metadata": {"name": "deploy-key", "namespace": "a-dev",
+                                           "labels": {"tier": "ci"},
+                                           "annotations": {
+                                               "secretgate.io/allowed-service-accounts": "ci-runner",
+                                               "kubectl.kubernetes.io/last-applied-configuration": "{}"}}}]))
+        } else if uri.starts_with("/api/v1/serviceaccounts") {
+            list(
+                "ServiceAccountList",
+                "v1",
+                json!([{"metadata": {"name": "ci-runner", "namespace": "a-dev",
+                                     "managedFields": [{"manager": "kubectl"}]},
+                        "imagePullSecrets": [{"name": "pull"}],
+                        "secrets": [{"name": "ci-runner-token"}]},
+                       {"metadata": {"name": "default", "namespace": "a-dev"}}]),
+            )
         } else {
             panic!("unexpected request {method} {uri}");
         };
@@ -174,6 +200,20 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
     assert_eq!(&*snapshot.for_namespace("a-dev").name, "team-a");
     assert_eq!(snapshot.for_namespace("a-dev").spec.mode, Mode::Warn);
     assert!(snapshot.secrets.contains("a-dev", "pull"));
+    let key = snapshot
+        .secrets
+        .get("a-dev", "deploy-key")
+        .expect("deploy-key indexed");
+    assert_eq!(key.labels.get("tier").map(String::as_str), Some("ci"));
+    assert_eq!(key.allowed_service_accounts.as_deref(), Some("ci-runner"));
+    assert_eq!(
+        snapshot.service_accounts.pull_secrets("a-dev", "ci-runner"),
+        Some(&["pull".to_owned()][..])
+    );
+    assert_eq!(
+        snapshot.service_accounts.pull_secrets("a-dev", "default"),
+        Some(&[][..])
+    );
     assert_eq!(&*snapshot.for_namespace("b2").name, "team-b");
     assert_eq!(
         snapshot.policy_count(),
@@ -242,6 +282,16 @@ fn meta(
     json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": metadata})
 }
 
+fn service_account(
+    name: &str,
+    version: &str,
+    pull_secrets: serde_json::Value,
+) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount",
+           "metadata": {"name": name, "namespace": "a-dev", "resourceVersion": version},
+           "imagePullSecrets": pull_secrets})
+}
+
 fn event(kind: &str, object: serde_json::Value) -> serde_json::Value {
     json!({"type": kind, "object": object})
 }
@@ -308,12 +358,28 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
                 vec![
                     event("ADDED", meta("git-ssh", Some("a-dev"), "6", json!({}))),
                     event("DELETED", meta("pull", Some("a-dev"), "7", json!({}))),
+                    // A label change reaches the index.
+                    event(
+                        "MODIFIED",
+                        meta("deploy-key", Some("a-dev"), "8", json!({"tier": "prod"})),
+                    ),
+                ],
+            ),
+            (
+                "/api/v1/serviceaccounts",
+                vec![
+                    event(
+                        "MODIFIED",
+                        service_account("ci-runner", "9", json!([{"name": "git-ssh"}])),
+                    ),
+                    event("DELETED", service_account("default", "10", json!([]))),
                 ],
             ),
         ],
         fail_later: true,
         failed: failed.clone(),
         policies: None,
+        held: None,
     };
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
@@ -333,6 +399,14 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
             && &*s.for_namespace("a-prod").name == "team-a"
             && s.secrets.contains("a-dev", "git-ssh")
             && !s.secrets.contains("a-dev", "pull")
+            && s.secrets
+                .get("a-dev", "deploy-key")
+                .is_some_and(|m| m.labels.get("tier").is_some_and(|t| t == "prod"))
+            && s.service_accounts.pull_secrets("a-dev", "ci-runner")
+                == Some(&["git-ssh".to_owned()][..])
+            && s.service_accounts
+                .pull_secrets("a-dev", "default")
+                .is_none()
     };
     assert!(
         until(&targets, followed).await,
@@ -397,6 +471,32 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
     assert!(
         followed(&targets.policies.load()),
         "the snapshot is kept while watches fail"
+    );
+}
+
+#[tokio::test]
+async fn not_ready_until_the_service_accounts_are_listed() {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let (patches_tx, _patches) = mpsc::unbounded_channel();
+    let watches = Watches {
+        held: Some("/api/v1/serviceaccounts"),
+        ..Watches::default()
+    };
+    tokio::spawn(api_server(handle, patches_tx, watches));
+    let targets = Targets {
+        policies: Arc::new(ArcSwap::from_pointee(Snapshot::with_default())),
+        ready: Arc::new(AtomicBool::new(false)),
+        metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
+    };
+    tokio::spawn(run(client, targets.clone()));
+    // The other three caches sync at once; well past that, still not ready.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!targets.ready.load(Ordering::Acquire));
+    assert_eq!(
+        targets.policies.load().policy_count(),
+        0,
+        "nothing published"
     );
 }
 

@@ -3,7 +3,9 @@
 //! a path that cannot be read (a FIFO) neither stops reviews nor hangs start-up. An empty
 //! policy is never inferred: an empty, comment-only or cut-short file is refused (at
 //! start-up with how to write an explicitly empty policy), and an explicit empty
-//! `ProjectPolicyList` is accepted.
+//! `ProjectPolicyList` is accepted. The cluster state the file states (a Secret's labels
+//! and owner annotation, a ServiceAccount's pull secrets) reaches the secret-use
+//! decisions, and follows edits of the file.
 
 mod common;
 
@@ -131,6 +133,145 @@ async fn a_file_policy_decides_and_reloads_without_restart() {
         &policy_file("Enforce").replace("labels: {project: a}", "labels: {project: b}"),
     );
     wait_for(&server, (true, 0)).await;
+    server.stop().await;
+}
+
+/// Pod `nginx` in `team-a`, service account `default`, no pull secrets of its own.
+const NGINX: &str = "pod-create-kubectl-run-nginx.json";
+
+/// team-a injects `regcred` into every pod; only `ci-runner` may use secrets labelled
+/// `tier: ci`. `secret_metadata` is the `regcred` Secret's metadata (labels, annotations).
+fn secret_use_file(secret_metadata: &str) -> String {
+    format!(
+        "apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata:
+  name: team-a
+spec:
+  namespaces: [team-a]
+  imagePullSecrets: [{{secretName: regcred}}]
+  secretUse:
+    rules:
+      - name: ci-only
+        secrets: {{selector: {{matchLabels: {{tier: ci}}}}}}
+        serviceAccounts: [ci-runner]
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: regcred
+  namespace: team-a
+{secret_metadata}
+type: kubernetes.io/dockerconfigjson
+data:
+  .dockerconfigjson: eyJhdXRocyI6e319
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: ci-runner, namespace: team-a}}
+imagePullSecrets: [{{name: regcred}}]
+"
+    )
+}
+
+/// The pull secrets the mutating webhook injects into NGINX, and its warnings.
+async fn injected(server: &TestServer) -> (Vec<String>, Vec<String>) {
+    let reply = server
+        .client(Proto::Http1)
+        .await
+        .post("/mutate", fixture(NGINX))
+        .await;
+    let response = &reply.json()["response"];
+    assert_eq!(response["allowed"], true, "{response}");
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let warnings = strings(&response["warnings"]);
+    let Some(patch) = response["patch"].as_str() else {
+        return (Vec::new(), warnings);
+    };
+    use base64::Engine as _;
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(patch)
+        .expect("base64 patch");
+    let patch: serde_json::Value = serde_json::from_slice(&patch).expect("JSON patch");
+    let names = patch
+        .as_array()
+        .expect("operations")
+        .iter()
+        .filter(|op| {
+            op["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/spec/imagePullSecrets"))
+        })
+        .flat_map(|op| match &op["value"] {
+            serde_json::Value::Array(items) => items.clone(),
+            item => vec![item.clone()],
+        })
+        .filter_map(|item| item["name"].as_str().map(str::to_owned))
+        .collect();
+    (names, warnings)
+}
+
+/// Polls until NGINX gets `want` injected (the watcher runs every 50 ms).
+async fn wait_injected(server: &TestServer, want: &[&str]) -> Vec<String> {
+    for _ in 0..100 {
+        let (names, warnings) = injected(server).await;
+        if names == want {
+            return warnings;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never injected {want:?}: {:?}", injected(server).await);
+}
+
+#[tokio::test]
+async fn the_files_secret_labels_owner_annotation_and_service_accounts_decide_secret_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    write(&path, &secret_use_file("  labels: {tier: ci}"));
+    let (_, snapshot) = PolicyFile::load(&path).expect("loads");
+    assert_eq!(
+        snapshot
+            .service_accounts
+            .pull_secrets("team-a", "ci-runner"),
+        Some(&["regcred".to_owned()][..])
+    );
+    let server = serve(&path).await;
+
+    // Labelled tier: ci, so only ci-runner may use it: not injected into a default pod.
+    let (names, warnings) = injected(&server).await;
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("imagePullSecret \"regcred\" not injected: "),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("ci-only"),
+        "names the rule: {warnings:?}"
+    );
+
+    // The label edited away in the file: no rule selects it, it is injected.
+    write(&path, &secret_use_file("  labels: {tier: web}"));
+    let warnings = wait_injected(&server, &["regcred"]).await;
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    // The owner narrows with the annotation: refused again.
+    write(
+        &path,
+        &secret_use_file(
+            "  annotations:\n    secretgate.io/allowed-service-accounts: ci-runner\n    \
+             kubectl.kubernetes.io/last-applied-configuration: '{}'",
+        ),
+    );
+    let warnings = wait_injected(&server, &[]).await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("regcred"), "{warnings:?}");
     server.stop().await;
 }
 

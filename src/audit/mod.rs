@@ -11,7 +11,7 @@ mod report;
 use std::path::Path;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, ObjectList};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -91,6 +91,8 @@ pub async fn run(client: Client, now: OffsetDateTime) -> Result<Report> {
     let namespaces = pages("namespaces", async |p| namespace_api.list_metadata(p).await).await?;
     let secret_api: Api<Secret> = Api::all(client.clone());
     let secrets = pages("secrets", async |p| secret_api.list_metadata(p).await).await?;
+    let account_api: Api<ServiceAccount> = Api::all(client.clone());
+    let accounts = pages("serviceaccounts", async |p| account_api.list(p).await).await?;
 
     let mut report = Report::default();
     for policy in &policies {
@@ -99,7 +101,8 @@ pub async fn run(client: Client, now: OffsetDateTime) -> Result<Report> {
         }
     }
     let (policies, namespaces, secrets) = (arcs(policies), arcs(namespaces), arcs(secrets));
-    let (snapshot, _statuses) = Builder::default().rebuild(&policies, &namespaces, &secrets);
+    let (snapshot, _statuses) =
+        Builder::default().rebuild(&policies, &namespaces, &secrets, &arcs(accounts));
     let ctx = Context {
         policies: &snapshot,
         now,

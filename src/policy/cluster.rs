@@ -1,6 +1,7 @@
 //! From the reflectors' caches to a snapshot: parses each ProjectPolicy on its own, keeps
 //! the last good version of a policy that turned invalid, and says which statuses need
-//! writing. Pure (no I/O), so it is tested by filling stores by hand.
+//! writing; and what each cache keeps of an object (`slim_*`: only what the snapshot
+//! reads). Pure (no I/O), so it is tested by filling stores by hand.
 //!
 //! The last good version of a policy is kept in memory and in its status
 //! (`status.lastGoodSpec`, written with every accepted spec), so a replica that restarts
@@ -12,14 +13,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DynamicObject, PartialObjectMeta};
 use serde::Deserialize as _;
 
 use super::resolve::summarize;
+use super::secret_use::ALLOWED_SERVICE_ACCOUNTS_ANNOTATION;
 use super::{
-    Labels, LastGood, Policy, ProjectPolicySpec, ProjectPolicyStatus, SecretIndex, Snapshot,
+    Labels, LastGood, Policy, ProjectPolicySpec, ProjectPolicyStatus, SecretIndex, SecretMeta,
+    ServiceAccountIndex, Snapshot,
 };
 
 /// A status the service should write to a ProjectPolicy.
@@ -63,6 +66,7 @@ impl Builder {
         policies: &[Arc<DynamicObject>],
         namespaces: &[Arc<PartialObjectMeta<Namespace>>],
         secrets: &[Arc<PartialObjectMeta<Secret>>],
+        service_accounts: &[Arc<ServiceAccount>],
     ) -> (Snapshot, Vec<StatusUpdate>) {
         let mut in_force = Vec::new();
         let mut updates = Vec::new();
@@ -147,20 +151,13 @@ impl Builder {
         self.reported.retain(|name, _| present.contains_key(name));
         self.unusable.retain(|name, _| present.contains_key(name));
 
-        let mut labels = BTreeMap::new();
-        for ns in namespaces {
-            if let Some(name) = &ns.metadata.name {
-                let l: Labels = ns.metadata.labels.clone().unwrap_or_default();
-                labels.insert(name.clone(), l);
-            }
-        }
-        let mut index = SecretIndex::default();
-        for secret in secrets {
-            if let (Some(ns), Some(name)) = (&secret.metadata.namespace, &secret.metadata.name) {
-                index.insert(ns, name);
-            }
-        }
-        (Snapshot::build(in_force, &labels, index), updates)
+        let mut snapshot = Snapshot::build(
+            in_force,
+            &namespace_labels(namespaces),
+            secret_index(secrets),
+        );
+        snapshot.service_accounts = service_account_index(service_accounts);
+        (snapshot, updates)
     }
 
     /// Takes the last good version a policy's status keeps when it is newer than the one
@@ -205,6 +202,99 @@ impl Builder {
             }
         }
     }
+}
+
+/// Each namespace's labels, by name (what namespace selectors match).
+fn namespace_labels(namespaces: &[Arc<PartialObjectMeta<Namespace>>]) -> BTreeMap<String, Labels> {
+    namespaces
+        .iter()
+        .filter_map(|ns| {
+            let name = ns.metadata.name.clone()?;
+            Some((name, ns.metadata.labels.clone().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// Which secrets exist, with the labels and owner annotation secret-use rules read.
+fn secret_index(secrets: &[Arc<PartialObjectMeta<Secret>>]) -> SecretIndex {
+    let mut index = SecretIndex::default();
+    for secret in secrets {
+        let m = &secret.metadata;
+        if let (Some(ns), Some(name)) = (&m.namespace, &m.name) {
+            let meta = SecretMeta::from_metadata(m.labels.as_ref(), m.annotations.as_ref());
+            index.insert_meta(ns, name, meta);
+        }
+    }
+    index
+}
+
+/// The pull secrets of each service account (an account with none is known, with none).
+fn service_account_index(accounts: &[Arc<ServiceAccount>]) -> ServiceAccountIndex {
+    let mut index = ServiceAccountIndex::default();
+    for account in accounts {
+        let m = &account.metadata;
+        if let (Some(ns), Some(name)) = (&m.namespace, &m.name) {
+            index.insert(ns, name, pull_secret_names(account));
+        }
+    }
+    index
+}
+
+/// The names in a service account's `imagePullSecrets` (empty names left out: they
+/// refer to nothing).
+fn pull_secret_names(account: &ServiceAccount) -> Vec<String> {
+    account
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .filter(|r| !r.name.is_empty())
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// What the Namespace cache keeps of one: its name and labels. The reflector stores what
+/// this leaves, so managed fields and annotations are not held for every namespace.
+pub fn slim_namespace(namespace: &mut PartialObjectMeta<Namespace>) {
+    let m = std::mem::take(&mut namespace.metadata);
+    namespace.metadata = ObjectMeta {
+        name: m.name,
+        labels: m.labels,
+        ..ObjectMeta::default()
+    };
+}
+
+/// What the Secret cache keeps of one: namespace, name, labels and the owner's
+/// [`ALLOWED_SERVICE_ACCOUNTS_ANNOTATION`]. Every other annotation is dropped as it
+/// arrives: `kubectl apply` leaves a copy of the whole Secret, values included, in
+/// `kubectl.kubernetes.io/last-applied-configuration`, and the cache must not hold it.
+pub fn slim_secret(secret: &mut PartialObjectMeta<Secret>) {
+    let m = std::mem::take(&mut secret.metadata);
+    let owner = m
+        .annotations
+        .and_then(|mut a| a.remove_entry(ALLOWED_SERVICE_ACCOUNTS_ANNOTATION));
+    secret.metadata = ObjectMeta {
+        name: m.name,
+        namespace: m.namespace,
+        labels: m.labels,
+        annotations: owner.map(|(k, v)| BTreeMap::from([(k, v)])),
+        ..ObjectMeta::default()
+    };
+}
+
+/// What the ServiceAccount cache keeps of one: namespace, name and its `imagePullSecrets`
+/// (names only, what its pods inherit). Its token secrets' references, annotations and
+/// managed fields are dropped as they arrive.
+pub fn slim_service_account(account: &mut ServiceAccount) {
+    let m = std::mem::take(&mut account.metadata);
+    *account = ServiceAccount {
+        metadata: ObjectMeta {
+            name: m.name,
+            namespace: m.namespace,
+            ..ObjectMeta::default()
+        },
+        image_pull_secrets: account.image_pull_secrets.take(),
+        ..ServiceAccount::default()
+    };
 }
 
 /// Parses and validates one policy's spec; the error is the message for its status

@@ -1,8 +1,9 @@
 //! Policy from a YAML file, for running without a cluster: the same `ProjectPolicy`
-//! documents a cluster would hold, plus `v1 Namespace` documents (name and labels, so
-//! selectors work) and `v1 Secret` documents (only `metadata.name` and
-//! `metadata.namespace` are read: which secrets exist, for pod injection; any data is
-//! skipped by the parser and never kept).
+//! documents a cluster would hold, plus the cluster state they are applied to ([`state`]):
+//! `v1 Namespace` documents (name and labels, so selectors work), `v1 Secret` documents
+//! (metadata only: which secrets exist, their labels and the owner's
+//! `secretgate.io/allowed-service-accounts` annotation; any data is skipped by the parser
+//! and never kept) and `v1 ServiceAccount` documents (the pull secrets their pods inherit).
 //!
 //! Errors name the file, the line and column (relative to the whole file) and the
 //! document's index, so a broken edit is found at once; they say what is wrong by
@@ -11,20 +12,20 @@
 //! **An empty policy is never inferred.** A file must hold at least one `ProjectPolicy`
 //! document or a `ProjectPolicyList` (which may be empty: `items: []` is how a file says
 //! "no project policy, the embedded default everywhere"). A file with no such document
-//! (empty, comments only, only Namespaces and Secrets) is refused, and so is one that
-//! looks cut short: a `ProjectPolicy` without `spec` (the CRD requires it too; `spec: {}`
+//! (empty, comments only, only cluster state) is refused, and so is one that looks cut
+//! short: a `ProjectPolicy` without `spec` (the CRD requires it too; `spec: {}`
 //! is the permissive default), or a last `---` with no document after it. At start-up a
 //! refused file stops the server; on reload it is logged and counted, and the last good
 //! policy stays in force.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::resolve::NAME_LABEL;
-use super::{InvalidPolicy, Labels, Policy, ProjectPolicySpec, SecretIndex, Snapshot};
+use super::{InvalidPolicy, Labels, Policy, ProjectPolicySpec, Snapshot};
 
+mod state;
 mod watch;
 pub use watch::{PolicyFile, log_overlaps, record_reload};
 
@@ -58,9 +59,9 @@ pub enum Error {
     /// No ProjectPolicy or ProjectPolicyList document: an empty policy is never inferred.
     #[error(
         "{path}: no ProjectPolicy document (the file is empty, holds only comments, or only \
-         Namespaces and Secrets). A policy file holds at least one ProjectPolicy; to run with \
-         no project policy (the embedded default in every namespace), write it explicitly:\n\
-         {EXPLICITLY_EMPTY}"
+         Namespaces, Secrets and ServiceAccounts). A policy file holds at least one \
+         ProjectPolicy; to run with no project policy (the embedded default in every \
+         namespace), write it explicitly:\n{EXPLICITLY_EMPTY}"
     )]
     NoPolicy { path: PathBuf },
     #[error("{path}:{line}: document {document}: {invalid}")]
@@ -88,18 +89,12 @@ pub fn load(path: &Path) -> Result<Snapshot> {
 pub fn parse(path: &Path, text: &str) -> Result<Snapshot> {
     let mut policies = Vec::new();
     let mut names = HashSet::new();
-    let mut namespaces = BTreeMap::new();
-    let mut secrets = SecretIndex::default();
+    let mut state = state::State::default();
     // ProjectPolicy and ProjectPolicyList documents: at least one, or the file is refused.
     let mut policy_documents = 0;
     let docs = documents(text);
     for doc in &docs {
-        let at = |message: String| Error::Document {
-            path: path.to_owned(),
-            document: doc.index,
-            line: doc.first_line,
-            message,
-        };
+        let at = |message: String| document_error(path, doc, message);
         let mut add = |item: &str, name: String, spec: Option<ProjectPolicySpec>| {
             let Some(spec) = spec else {
                 return Err(at(format!(
@@ -142,35 +137,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Snapshot> {
                     add(&item_at, item.metadata.name, item.spec)?;
                 }
             }
-            (Some("v1"), Some("Namespace")) => {
-                let parsed: NamespaceDocument = doc.parse(path)?;
-                let mut labels = parsed.metadata.labels;
-                // The API server sets this label on every namespace; so does the file.
-                labels.insert(NAME_LABEL.to_owned(), parsed.metadata.name.clone());
-                if namespaces
-                    .insert(parsed.metadata.name.clone(), labels)
-                    .is_some()
-                {
-                    return Err(at(format!(
-                        "Namespace {:?} is defined twice",
-                        parsed.metadata.name
-                    )));
-                }
-            }
-            (Some("v1"), Some("Secret")) => {
-                let parsed: SecretDocument = doc.parse(path)?;
-                let Some(namespace) = parsed.metadata.namespace else {
-                    return Err(at(format!(
-                        "Secret {:?} needs metadata.namespace",
-                        parsed.metadata.name
-                    )));
-                };
-                secrets.insert(&namespace, &parsed.metadata.name);
-            }
+            (Some("v1"), Some("Namespace")) => state.namespace(doc, path)?,
+            (Some("v1"), Some("Secret")) => state.secret(doc, path)?,
+            (Some("v1"), Some("ServiceAccount")) => state.service_account(doc, path)?,
             (api_version, kind) => {
                 return Err(at(format!(
                     "apiVersion {:?}, kind {:?} is not one of {POLICY_API_VERSION} ProjectPolicy \
-                     or ProjectPolicyList, v1 Namespace, v1 Secret",
+                     or ProjectPolicyList, v1 Namespace, v1 Secret, v1 ServiceAccount",
                     api_version.unwrap_or(""),
                     kind.unwrap_or("")
                 )));
@@ -197,7 +170,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Snapshot> {
             path: path.to_owned(),
         });
     }
-    Ok(Snapshot::build(policies, &namespaces, secrets))
+    Ok(state.into_snapshot(policies))
+}
+
+/// The error for a document that is well-formed but not something the file may hold.
+fn document_error(path: &Path, doc: &Document<'_>, message: String) -> Error {
+    Error::Document {
+        path: path.to_owned(),
+        document: doc.index,
+        line: doc.first_line,
+        message,
+    }
 }
 
 /// The line of the last `---` when only blank lines and comments follow it: a separator
@@ -275,17 +258,6 @@ struct ListedPolicy {
     #[serde(default)]
     #[allow(dead_code)]
     status: Option<serde::de::IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct NamespaceDocument {
-    metadata: Metadata,
-}
-
-/// Only the metadata of a Secret is deserialised: `data` and `stringData` are skipped.
-#[derive(Deserialize)]
-struct SecretDocument {
-    metadata: Metadata,
 }
 
 #[derive(Deserialize)]

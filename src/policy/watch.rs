@@ -1,5 +1,6 @@
-//! Cluster mode: reflectors keep ProjectPolicies, Namespaces and Secret *metadata* in
-//! memory; every change (debounced) rebuilds the snapshot, which is swapped in whole.
+//! Cluster mode: reflectors keep ProjectPolicies, Namespaces, Secret *metadata* and
+//! ServiceAccounts (their pull secrets' names) in memory; every change (debounced)
+//! rebuilds the snapshot, which is swapped in whole.
 //!
 //! The admission path never calls the API server: if it becomes unreachable, reviews go
 //! on with the last snapshot while the watchers retry with backoff.
@@ -14,12 +15,17 @@
 //!   resources: ["projectpolicies/status"]
 //!   verbs: ["patch"]
 //! - apiGroups: [""]
-//!   resources: ["namespaces", "secrets"]   # secrets: metadata-only list/watch
+//!   resources: ["namespaces", "secrets", "serviceaccounts"]   # secrets: metadata-only
 //!   verbs: ["list", "watch"]
 //! ```
 //!
 //! Secrets are listed and watched as `PartialObjectMeta` (the API server sends
-//! `metadata` only), so secret values never reach this process through the watch.
+//! `metadata` only), so `data` never reaches this process through the watch. Each cache
+//! keeps only what the snapshot reads ([`slim_secret`] and the others): for a Secret,
+//! its name, labels and owner annotation. Its other annotations are dropped as they
+//! arrive, among them the `last-applied-configuration` `kubectl apply` writes, which
+//! holds a copy of the values. ServiceAccounts are read whole (they hold names of
+//! secrets, never values) and kept as namespace, name and `imagePullSecrets`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +33,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt as _};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
@@ -35,7 +41,7 @@ use kube::{Client, Resource};
 use tokio::sync::Notify;
 
 use super::ProjectPolicy;
-use super::cluster::{Builder, StatusUpdate};
+use super::cluster::{Builder, StatusUpdate, slim_namespace, slim_secret, slim_service_account};
 use super::file::{log_overlaps, record_reload};
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
@@ -49,12 +55,12 @@ const MANAGER: &str = "secretgate";
 #[derive(Clone)]
 pub struct Targets {
     pub policies: Arc<ArcSwap<Snapshot>>,
-    /// Set after the first full sync of all three caches.
+    /// Set after the first full sync of all four caches.
     pub ready: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
 }
 
-/// Runs the three reflectors and the rebuild loop until the task is dropped.
+/// Runs the four reflectors and the rebuild loop until the task is dropped.
 pub async fn run(client: Client, targets: Targets) {
     let changed = Arc::new(Notify::new());
     let resource = ApiResource::erase::<ProjectPolicy>(&());
@@ -65,6 +71,7 @@ pub async fn run(client: Client, targets: Targets) {
     };
     let (namespaces, namespace_writer) = reflector::store();
     let (secrets, secret_writer) = reflector::store();
+    let (service_accounts, service_account_writer) = reflector::store();
     let config = watcher::Config::default();
     let streams = [
         drive(
@@ -81,6 +88,7 @@ pub async fn run(client: Client, targets: Targets) {
                 config.clone(),
             )
             .default_backoff()
+            .modify(slim_namespace)
             .reflect(namespace_writer),
             changed.clone(),
         ),
@@ -88,10 +96,19 @@ pub async fn run(client: Client, targets: Targets) {
             "secrets",
             watcher(
                 Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-                config,
+                config.clone(),
             )
             .default_backoff()
+            .modify(slim_secret)
             .reflect(secret_writer),
+            changed.clone(),
+        ),
+        drive(
+            "serviceaccounts",
+            watcher(Api::<ServiceAccount>::all(client.clone()), config)
+                .default_backoff()
+                .modify(slim_service_account)
+                .reflect(service_account_writer),
             changed.clone(),
         ),
     ];
@@ -99,16 +116,19 @@ pub async fn run(client: Client, targets: Targets) {
         policies,
         namespaces,
         secrets,
+        service_accounts,
     };
     let rebuild = rebuild_loop(client, caches, changed, targets);
     futures::future::join(futures::future::join_all(streams), rebuild).await;
 }
 
-/// The three caches the snapshot is built from.
+/// The four caches the snapshot is built from.
 pub struct Caches {
     pub policies: Store<DynamicObject>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// The pull secrets pods inherit from their service account, for secret-use rules.
+    pub service_accounts: Store<ServiceAccount>,
 }
 
 /// Polls one reflector stream, logging errors (the backoff retries) and signalling
@@ -131,12 +151,15 @@ fn drive<K>(
     })
 }
 
-/// Waits for the first full sync of every cache, then rebuilds on each change.
+/// Waits for the first full sync of every cache, then rebuilds on each change. Ready
+/// waits for the ServiceAccounts too: before them, a pod inheriting a pull secret it may
+/// not use would be admitted.
 pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, targets: Targets) {
-    let synced = futures::future::try_join3(
+    let synced = futures::future::try_join4(
         caches.policies.wait_until_ready(),
         caches.namespaces.wait_until_ready(),
         caches.secrets.wait_until_ready(),
+        caches.service_accounts.wait_until_ready(),
     )
     .await;
     if synced.is_err() {
@@ -151,6 +174,7 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
             &caches.policies.state(),
             &caches.namespaces.state(),
             &caches.secrets.state(),
+            &caches.service_accounts.state(),
         );
         if snapshot.overlaps() != last_overlaps.as_slice() {
             log_overlaps(&snapshot);

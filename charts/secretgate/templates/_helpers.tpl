@@ -114,15 +114,24 @@ share one .Values map). The key is not a chart value: the schema has already run
 {{- end }}
 
 {{/*
-The namespaceSelector of both webhooks: the release namespace, kube-system and
+The namespaceSelector of the Secret and Pod webhooks: the release namespace, kube-system and
 webhooks.excludedNamespaces are always left out (by the immutable kubernetes.io/metadata.name
 label), whatever the user adds in webhooks.namespaceSelector.
 */}}
 {{- define "secretgate.namespaceSelector" -}}
-{{- $excluded := concat (list .Release.Namespace "kube-system") .Values.webhooks.excludedNamespaces | uniq }}
+{{- include "secretgate.namespaceSelectorExcluding" (list . (list)) }}
+{{- end }}
+
+{{/*
+The same, also leaving out the namespaces of the list given (a webhook's own exclusions):
+(list $root $names).
+*/}}
+{{- define "secretgate.namespaceSelectorExcluding" -}}
+{{- $root := index . 0 }}
+{{- $excluded := concat (list $root.Release.Namespace "kube-system") $root.Values.webhooks.excludedNamespaces (index . 1) | uniq }}
 {{- $always := dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" $excluded }}
-{{- $selector := dict "matchExpressions" (prepend .Values.webhooks.namespaceSelector.matchExpressions $always) }}
-{{- with .Values.webhooks.namespaceSelector.matchLabels }}
+{{- $selector := dict "matchExpressions" (prepend $root.Values.webhooks.namespaceSelector.matchExpressions $always) }}
+{{- with $root.Values.webhooks.namespaceSelector.matchLabels }}
 {{- $_ := set $selector "matchLabels" . }}
 {{- end }}
 {{- toYaml $selector }}

@@ -1,8 +1,12 @@
 //! The snapshot builder over reflector stores filled by hand (no HTTP): add, modify,
-//! an invalid edit that keeps the last good version, delete, and namespace labels.
+//! an invalid edit that keeps the last good version, delete, namespace labels, what
+//! secret-use rules read of secrets and service accounts, and what each cache keeps.
 
 use super::*;
+use crate::policy::secret_use::ALLOWED_SERVICE_ACCOUNTS_ANNOTATION;
 use crate::policy::{DEFAULT_POLICY_NAME, Mode, ProjectPolicy, ProjectPolicyStatus};
+use k8s_openapi::api::core::v1::{LocalObjectReference, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::ApiResource;
 use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher::Event;
@@ -33,10 +37,50 @@ fn secret(ns: &str, name: &str) -> PartialObjectMeta<Secret> {
     meta
 }
 
+fn pairs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// A secret with labels and annotations.
+fn labelled_secret(
+    ns: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+) -> PartialObjectMeta<Secret> {
+    let mut meta = secret(ns, name);
+    meta.metadata.labels = Some(pairs(labels));
+    meta.metadata.annotations = Some(pairs(annotations));
+    meta
+}
+
+fn service_account(ns: &str, name: &str, pull_secrets: &[&str]) -> ServiceAccount {
+    ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(ns.to_owned()),
+            ..ObjectMeta::default()
+        },
+        image_pull_secrets: Some(
+            pull_secrets
+                .iter()
+                .map(|n| LocalObjectReference {
+                    name: (*n).to_owned(),
+                })
+                .collect(),
+        ),
+        ..ServiceAccount::default()
+    }
+}
+
 struct Cluster {
     policies: Writer<DynamicObject>,
     namespaces: Writer<PartialObjectMeta<Namespace>>,
     secrets: Writer<PartialObjectMeta<Secret>>,
+    service_accounts: Writer<ServiceAccount>,
     builder: Builder,
 }
 
@@ -46,6 +90,7 @@ impl Cluster {
             policies: Writer::new(ApiResource::erase::<ProjectPolicy>(&())),
             namespaces: reflector::store().1,
             secrets: reflector::store().1,
+            service_accounts: reflector::store().1,
             builder: Builder::default(),
         }
     }
@@ -55,6 +100,7 @@ impl Cluster {
             &self.policies.as_reader().state(),
             &self.namespaces.as_reader().state(),
             &self.secrets.as_reader().state(),
+            &self.service_accounts.as_reader().state(),
         )
     }
 }
@@ -359,4 +405,140 @@ fn namespace_label_changes_move_a_namespace_between_policies() {
     c.namespaces
         .apply_watcher_event(&Event::Apply(namespace("ns", &[("project", "b")])));
     assert_eq!(&*c.rebuild().0.for_namespace("ns").name, "team-b");
+}
+
+#[test]
+fn the_index_holds_each_secrets_labels_and_owner_annotation() {
+    let mut c = Cluster::new();
+    c.secrets.apply_watcher_event(&Event::Apply(labelled_secret(
+        "a-dev",
+        "deploy-key",
+        &[("tier", "ci")],
+        &[(ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, "ci-runner, deployer")],
+    )));
+    c.secrets
+        .apply_watcher_event(&Event::Apply(secret("a-dev", "plain")));
+    let (snap, _) = c.rebuild();
+    let key = snap.secrets.get("a-dev", "deploy-key").expect("indexed");
+    assert_eq!(key.labels, pairs(&[("tier", "ci")]));
+    assert_eq!(
+        key.allowed_service_accounts.as_deref(),
+        Some("ci-runner, deployer")
+    );
+    assert_eq!(
+        snap.secrets.get("a-dev", "plain"),
+        Some(&SecretMeta::default())
+    );
+
+    // A label change reaches the next snapshot; the annotation removed, nothing narrows.
+    c.secrets.apply_watcher_event(&Event::Apply(labelled_secret(
+        "a-dev",
+        "deploy-key",
+        &[("tier", "prod")],
+        &[],
+    )));
+    let (snap, _) = c.rebuild();
+    let key = snap.secrets.get("a-dev", "deploy-key").expect("indexed");
+    assert_eq!(key.labels, pairs(&[("tier", "prod")]));
+    assert_eq!(key.allowed_service_accounts, None);
+}
+
+#[test]
+fn service_accounts_pull_secrets_reach_the_snapshot() {
+    let mut c = Cluster::new();
+    assert!(c.rebuild().0.service_accounts.is_empty());
+    c.service_accounts
+        .apply_watcher_event(&Event::Apply(service_account(
+            "a-dev",
+            "builder",
+            &["regcred", "", "mirror"],
+        )));
+    let mut none = service_account("a-dev", "default", &[]);
+    none.image_pull_secrets = None;
+    c.service_accounts
+        .apply_watcher_event(&Event::Apply(none.clone()));
+    let (snap, _) = c.rebuild();
+    let accounts = &snap.service_accounts;
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(
+        accounts.pull_secrets("a-dev", "builder"),
+        Some(&["regcred".to_owned(), "mirror".to_owned()][..]),
+        "an empty name refers to nothing"
+    );
+    assert_eq!(
+        accounts.pull_secrets("a-dev", "default"),
+        Some(&[][..]),
+        "known, with none"
+    );
+    assert_eq!(accounts.pull_secrets("b-dev", "builder"), None);
+
+    c.service_accounts.apply_watcher_event(&Event::Delete(none));
+    let (snap, _) = c.rebuild();
+    assert_eq!(snap.service_accounts.pull_secrets("a-dev", "default"), None);
+}
+
+fn managed_fields() -> Option<Vec<ManagedFieldsEntry>> {
+    Some(vec![ManagedFieldsEntry {
+        manager: Some("kubectl".to_owned()),
+        ..ManagedFieldsEntry::default()
+    }])
+}
+
+#[test]
+fn the_secret_cache_keeps_only_what_rules_read() {
+    const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+    let mut s = labelled_secret(
+        "a-dev",
+        "deploy-key",
+        &[("tier", "ci")],
+        &[
+            (ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, "ci-runner"),
+            (LAST_APPLIED, r#"{"data":{"key":"UExBTlRFRA=="}}"#),
+        ],
+    );
+    s.metadata.managed_fields = managed_fields();
+    s.metadata.uid = Some("u".to_owned());
+    slim_secret(&mut s);
+    assert_eq!(
+        s.metadata,
+        ObjectMeta {
+            name: Some("deploy-key".to_owned()),
+            namespace: Some("a-dev".to_owned()),
+            labels: Some(pairs(&[("tier", "ci")])),
+            annotations: Some(pairs(&[(ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, "ci-runner")])),
+            ..ObjectMeta::default()
+        }
+    );
+
+    // No owner annotation: no annotations map at all.
+    let mut s = labelled_secret("a-dev", "x", &[], &[(LAST_APPLIED, "{}")]);
+    slim_secret(&mut s);
+    assert_eq!(s.metadata.annotations, None);
+}
+
+#[test]
+fn the_namespace_and_service_account_caches_keep_only_what_the_snapshot_reads() {
+    let mut ns = namespace("a-dev", &[("project", "a")]);
+    ns.metadata.managed_fields = managed_fields();
+    ns.metadata.annotations = Some(pairs(&[("note", "x")]));
+    slim_namespace(&mut ns);
+    assert_eq!(
+        ns.metadata,
+        ObjectMeta {
+            name: Some("a-dev".to_owned()),
+            labels: Some(pairs(&[("project", "a")])),
+            ..ObjectMeta::default()
+        }
+    );
+
+    let mut account = service_account("a-dev", "builder", &["regcred"]);
+    account.metadata.managed_fields = managed_fields();
+    account.metadata.labels = Some(pairs(&[("team", "a")]));
+    account.automount_service_account_token = Some(false);
+    account.secrets = Some(vec![ObjectReference {
+        name: Some("builder-token".to_owned()),
+        ..ObjectReference::default()
+    }]);
+    slim_service_account(&mut account);
+    assert_eq!(account, service_account("a-dev", "builder", &["regcred"]));
 }

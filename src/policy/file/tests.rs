@@ -303,6 +303,15 @@ fn planted() -> Vec<(&'static str, String, &'static str)> {
             "policy.yaml:5:22: document 1: syntax error",
         ),
         (
+            "owner annotation of the wrong type",
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: n\n  \
+                 annotations:\n    secretgate.io/allowed-service-accounts: [{MARKER}]\n    \
+                 {MARKER}: {{{MARKER}: [{MARKER}]}}\n"
+            ),
+            "policy.yaml:7:45: document 1: invalid type, expected string scalar",
+        ),
+        (
             "unterminated quote after the marker",
             secret(&format!("  k: \"{MARKER}\n  j: x\n")),
             "policy.yaml:5:6: document 1: syntax error",
@@ -335,5 +344,120 @@ async fn reload_errors_never_quote_a_key_or_value() {
             err.to_string().starts_with(&format!("{}:", path.display())),
             "{case}: {err}"
         );
+    }
+}
+
+const CLUSTER_STATE: &str = "\
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicyList
+items: []
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: deploy-key
+  namespace: a-dev
+  labels: {tier: ci}
+  annotations:
+    secretgate.io/allowed-service-accounts: ci-runner,deployer
+    kubectl.kubernetes.io/last-applied-configuration: |
+      {\"data\": {\"ssh\": \"UExBTlRFRA==\"}}
+    replicas: 3
+data:
+  ssh: UExBTlRFRA==
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: plain, namespace: a-dev, annotations: null}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: ci-runner, namespace: a-dev}
+imagePullSecrets: [{name: regcred}, {name: \"\"}, {name: mirror}]
+secrets: [{name: ci-runner-token}]
+automountServiceAccountToken: false
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default, namespace: a-dev}
+";
+
+#[test]
+fn secrets_keep_their_labels_and_owner_annotation() {
+    let snap = parse_str(CLUSTER_STATE).expect("parses");
+    let key = snap.secrets.get("a-dev", "deploy-key").expect("deploy-key");
+    assert_eq!(key.labels.get("tier").map(String::as_str), Some("ci"));
+    assert_eq!(
+        key.allowed_service_accounts.as_deref(),
+        Some("ci-runner,deployer")
+    );
+    assert_eq!(
+        snap.secrets.get("a-dev", "plain"),
+        Some(&crate::policy::SecretMeta::default())
+    );
+}
+
+#[test]
+fn service_accounts_state_the_pull_secrets_their_pods_inherit() {
+    let snap = parse_str(CLUSTER_STATE).expect("parses");
+    let accounts = &snap.service_accounts;
+    assert_eq!(accounts.len(), 2);
+    assert_eq!(
+        accounts.pull_secrets("a-dev", "ci-runner"),
+        Some(&["regcred".to_owned(), "mirror".to_owned()][..])
+    );
+    assert_eq!(accounts.pull_secrets("a-dev", "default"), Some(&[][..]));
+    assert_eq!(accounts.pull_secrets("b-dev", "default"), None);
+
+    // Cluster state alone is no policy.
+    let only_state = &CLUSTER_STATE[CLUSTER_STATE.find("---").expect("separator") + 4..];
+    assert!(error(only_state).starts_with("policy.yaml: no ProjectPolicy document"));
+}
+
+#[test]
+fn cluster_state_errors() {
+    let sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: ci, namespace: a}\n";
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: a}\n";
+    let cases = [
+        (
+            format!(
+                "{EXPLICITLY_EMPTY}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: ci}}\n"
+            ),
+            "policy.yaml:5: document 2: ServiceAccount \"ci\" needs metadata.namespace",
+        ),
+        (
+            format!("{EXPLICITLY_EMPTY}---\n{sa}---\n{sa}"),
+            "policy.yaml:9: document 3: ServiceAccount \"a\"/\"ci\" is defined twice",
+        ),
+        (
+            format!("{EXPLICITLY_EMPTY}---\n{secret}---\n{secret}"),
+            "policy.yaml:9: document 3: Secret \"a\"/\"s\" is defined twice",
+        ),
+        (
+            format!("{EXPLICITLY_EMPTY}---\n{sa}imagePullSecrets: regcred\n"),
+            "policy.yaml:8:19: document 2: invalid type, expected ",
+        ),
+        (
+            format!(
+                "{EXPLICITLY_EMPTY}---\n{}",
+                secret.replace(
+                    "namespace: a}",
+                    "namespace: a, annotations: {secretgate.io/allowed-service-accounts: [x]}}"
+                )
+            ),
+            "policy.yaml:7:",
+        ),
+        (
+            format!(
+                "{EXPLICITLY_EMPTY}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n"
+            ),
+            "policy.yaml:5: document 2: apiVersion \"v1\", kind \"ConfigMap\" is not one of \
+             secretgate.io/v1alpha1 ProjectPolicy or ProjectPolicyList, v1 Namespace, v1 Secret, \
+             v1 ServiceAccount",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = error(&text);
+        assert!(got.starts_with(want), "want {want:?}, got {got:?}");
     }
 }
