@@ -57,9 +57,10 @@ pub enum Command {
     /// Report what in a cluster breaks its policies now: every Secret (as if created
     /// again) and every Pod (what the webhook would inject), grouped by project and rule.
     ///
-    /// Reads ProjectPolicies, Namespaces, Secrets and Pods. Secrets are listed by metadata
-    /// and read one at a time; values are never printed or kept. Exit status: 0, or 1
-    /// when a secret would be denied, 2 when the cluster cannot be read.
+    /// Reads ProjectPolicies, Namespaces, ServiceAccounts, Secrets and Pods. Secrets are
+    /// listed by metadata and read one at a time; values are never printed or kept. Pods
+    /// are judged for the secrets they use, too. Exit status: 0, or 1 when a secret or pod
+    /// would be denied, 2 when the cluster cannot be read.
     #[command(
         after_help = "Examples:\n  secretgate audit\n  secretgate audit --context prod -o json > audit.json\n  secretgate audit --kubeconfig ~/.kube/staging"
     )]
@@ -170,14 +171,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SECRETGATE_DRAIN_TIMEOUT_SECONDS", default_value_t = 20.0)]
     pub drain_timeout_seconds: f64,
     /// Policy file: ProjectPolicy documents, plus optional v1 Namespace documents (name
-    /// and labels, for selectors) and v1 Secret documents (only name and namespace are
-    /// read: which secrets exist). Reloaded when its content changes.
+    /// and labels, for selectors), v1 Secret documents (name, namespace, labels and the
+    /// secretgate.io/allowed-service-accounts annotation: which secrets exist, for
+    /// injection and secretUse) and v1 ServiceAccount documents (their imagePullSecrets).
+    /// Reloaded when its content changes.
     #[arg(long, env = "SECRETGATE_POLICY", conflicts_with = "kube")]
     pub policy: Option<PathBuf>,
     /// Seconds between checks of the policy file for changes.
     #[arg(long, env = "SECRETGATE_POLICY_RELOAD_SECONDS", default_value_t = 5.0)]
     pub policy_reload_seconds: f64,
-    /// Read ProjectPolicies, Namespaces and Secret metadata from the cluster (the
+    /// Read ProjectPolicies, Namespaces, ServiceAccounts and Secret metadata from the cluster (the
     /// default inside a cluster, when KUBERNETES_SERVICE_HOST is set and --policy is not
     /// given).
     #[arg(long, env = "SECRETGATE_KUBE")]
