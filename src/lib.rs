@@ -31,6 +31,7 @@ pub mod check;
 pub mod cli;
 pub mod file_read;
 pub mod first_byte;
+pub mod instance;
 pub mod metrics;
 pub mod objects;
 pub mod pods;
