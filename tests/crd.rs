@@ -160,6 +160,30 @@ const RULES: &[(&str, &str, &str, &str)] = &[
         "",
     ),
     (
+        "spec.instanceSecrets",
+        "self.all(a, self.exists_one(b, (has(b.targetName) ? b.targetName : b.source.name) == (has(a.targetName) ? a.targetName : a.source.name)))",
+        "provides a secret name twice (targetName, or the source's name without one); copy names are unique in a policy",
+        "",
+    ),
+    (
+        "spec.instanceSecrets[].source.name",
+        "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
+        "must be a secret name (a DNS-1123 subdomain)",
+        "",
+    ),
+    (
+        "spec.instanceSecrets[].source.namespace",
+        "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+        "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit",
+        "",
+    ),
+    (
+        "spec.instanceSecrets[].targetName",
+        "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
+        "must be a secret name (a DNS-1123 subdomain)",
+        "",
+    ),
+    (
         "spec.imagePullSecrets[].registries[]",
         r"self.trim().matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
         "must be a registry host[:port] or *.domain[:port], without a scheme or path",

@@ -9,8 +9,10 @@
 //! A copy is recognised by the label `app.kubernetes.io/managed-by: secretgate` *and*
 //! the annotation `secretgate.io/source`; a secret without both is never touched.
 
+pub mod apply;
 pub mod plan;
 
+pub use apply::{Applied, ApplyError, Cause, Op, Outcome, apply, source_hash};
 pub use plan::{Action, Copy, Plan, Problem, ProblemKind, SecretState};
 
 /// Label every copy carries.

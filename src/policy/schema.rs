@@ -17,6 +17,9 @@
 //! is about 64 × 64 × 390 ≈ 1.6 M (`matches`: a tenth of the string's length times a
 //! quarter of the expression's), and a registry pattern in an injection about
 //! 64 × 64 × 355 ≈ 1.5 M. The sum over all rules (limit 100 000 000) is about 10 M.
+//! Uniqueness rules (`all` over `exists_one`) compare every pair of a list's entries: that
+//! is why those lists (`imagePullSecrets`, `secretUse.rules`, `instanceSecrets`) hold at
+//! most 64 entries.
 //!
 //! What CEL cannot express is left to the webhook: Rust regular expressions that do not
 //! compile, a `pattern` that contradicts the `prefix`, the full syntax of registry patterns
@@ -37,6 +40,9 @@ pub const MAX_ENTRIES: usize = 64;
 /// a list in a list: [`MAX_ENTRIES`] each keeps the API server's cost estimate of their
 /// rule low.)
 pub const MAX_REGISTRIES: usize = 256;
+/// Most instance secrets a policy provides. Each is a copy in every namespace of the
+/// project, written by the elected replica.
+pub const MAX_INSTANCE_SECRETS: usize = MAX_ENTRIES;
 /// A DNS-1123 subdomain: secret names, name prefixes, secret types, data keys.
 pub const MAX_NAME: usize = 253;
 /// A DNS-1123 label: namespaces, volumes, containers.
@@ -358,6 +364,25 @@ pub const CONSTRAINTS: &[Constraint] = &[
         MAX_OPERATOR,
         &[],
     ),
+    list(
+        "instanceSecrets",
+        MAX_INSTANCE_SECRETS,
+        &[rule(
+            "self.all(a, self.exists_one(b, (has(b.targetName) ? b.targetName : b.source.name) == (has(a.targetName) ? a.targetName : a.source.name)))",
+            "provides a secret name twice (targetName, or the source's name without one); copy names are unique in a policy",
+        )],
+    ),
+    string(
+        "instanceSecrets[].source.namespace",
+        MAX_LABEL,
+        &[DNS_LABEL],
+    ),
+    string(
+        "instanceSecrets[].source.name",
+        MAX_NAME,
+        &[ANY_SECRET_NAME],
+    ),
+    string("instanceSecrets[].targetName", MAX_NAME, &[ANY_SECRET_NAME]),
 ];
 
 /// Adds [`CONSTRAINTS`] to the schema of `spec`; returns the paths it could not find

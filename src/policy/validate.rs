@@ -7,14 +7,14 @@
 use std::collections::{HashMap, HashSet};
 
 use super::schema::{
-    MAX_ENTRIES, MAX_KEY, MAX_LABEL, MAX_NAME, MAX_NAME_PATTERNS, MAX_NAMESPACES, MAX_PATH,
-    MAX_REGISTRIES, MAX_REGISTRY, MAX_USE_RULES,
+    MAX_ENTRIES, MAX_INSTANCE_SECRETS, MAX_KEY, MAX_LABEL, MAX_NAME, MAX_NAME_PATTERNS,
+    MAX_NAMESPACES, MAX_PATH, MAX_REGISTRIES, MAX_REGISTRY, MAX_USE_RULES,
 };
 use super::secret_use::{ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, is_service_account_name};
 use super::selector::Selector;
 use super::spec::{
-    GitSyncInjection, NameRule, ProjectPolicySpec, SecretSelection, SecretUseRule, SecretUseRules,
-    UseDefault,
+    GitSyncInjection, InstanceSecret, NameRule, ProjectPolicySpec, SecretSelection, SecretUseRule,
+    SecretUseRules, UseDefault,
 };
 
 /// Longest policy value quoted in a problem (policy text, not a secret, but a problem
@@ -134,6 +134,7 @@ pub fn problems(spec: &ProjectPolicySpec) -> Vec<String> {
         secret_use_rules(&mut out, secret_use);
         injections_denied_by_default(&mut out, spec, secret_use);
     }
+    instance_secrets(&mut out, &spec.instance_secrets);
     out
 }
 
@@ -456,6 +457,67 @@ fn injections_denied_by_default(
         && !selected(&git_sync.secret_name)
     {
         out.push(never("spec.gitSync.secretName", &git_sync.secret_name));
+    }
+}
+
+/// `spec.instanceSecrets`: each source a valid namespace and secret name, each copy a
+/// valid secret name that no other entry provides too. (Whether the source's namespace
+/// is one the server copies from is the server's setting: the controller reports it.)
+///
+/// A copy may well be a secret the policy injects (a pull secret or the git-sync key):
+/// that is what instance secrets are for.
+fn instance_secrets(out: &mut Vec<String>, wanted: &[InstanceSecret]) {
+    let at = "spec.instanceSecrets";
+    at_most(out, at, wanted, MAX_INSTANCE_SECRETS);
+    let mut targets: HashMap<&str, usize> = HashMap::new();
+    for (i, entry) in wanted.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        let source = &entry.source;
+        if !is_dns_label(&source.namespace) {
+            out.push(format!(
+                "{at}.source.namespace: {} is not a namespace name",
+                quote(&source.namespace)
+            ));
+        }
+        let source_ok = is_secret_name(&source.name);
+        if !source_ok {
+            out.push(format!(
+                "{at}.source.name: {} is not a secret name",
+                quote(&source.name)
+            ));
+        }
+        // The copy's name: targetName, else the source's (reported above when invalid).
+        let (field, valid) = match &entry.target_name {
+            Some(name) => {
+                let valid = is_secret_name(name);
+                if !valid {
+                    out.push(format!(
+                        "{at}.targetName: {} is not a secret name",
+                        quote(name)
+                    ));
+                }
+                ("targetName", valid)
+            }
+            None => ("source.name", source_ok),
+        };
+        if !valid {
+            continue;
+        }
+        let target = entry.target();
+        match targets.get(target) {
+            Some(first) => out.push(format!(
+                "{at}.{field}: {} is already provided by spec.instanceSecrets[{first}]{}",
+                quote(target),
+                if entry.target_name.is_none() {
+                    " (give one of them a targetName)"
+                } else {
+                    ""
+                }
+            )),
+            None => {
+                targets.insert(target, i);
+            }
+        }
     }
 }
 

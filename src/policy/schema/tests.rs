@@ -71,6 +71,7 @@ fn base(path: &str) -> Value {
         "secretUse.rules[]" => {
             json!({"name": "r", "secrets": {"names": ["s"]}, "serviceAccounts": ["sa"]})
         }
+        "instanceSecrets[]" => json!({"source": {"namespace": "ns", "name": "s"}}),
         _ => json!({}),
     }
 }
@@ -271,6 +272,12 @@ fn rules_refuse_what_they_are_for() {
             "secretUse.rules[].podSelector.matchExpressions[].key",
             json!(""),
         ),
+        ("instanceSecrets[].source.namespace", json!("Platform")),
+        ("instanceSecrets[].source.namespace", json!("")),
+        ("instanceSecrets[].source.name", json!("Regcred")),
+        ("instanceSecrets[].source.name", json!("")),
+        ("instanceSecrets[].targetName", json!("reg_cred")),
+        ("instanceSecrets[].targetName", json!("-regcred")),
     ];
     for (path, value) in refused {
         let c = CONSTRAINTS
@@ -301,6 +308,7 @@ fn item(path: &str, i: usize) -> Value {
         }
         "imagePullSecrets" => json!({"secretName": format!("pull-{i}")}),
         "gitSync.containers" => json!(format!("c{i}")),
+        "instanceSecrets" => json!({"source": {"namespace": "ns", "name": format!("s{i}")}}),
         _ => json!(format!("k{i}")),
     }
 }
@@ -382,6 +390,21 @@ fn eval_structural(rule: &str, value: &Value) -> Option<bool> {
                     .all(|a| items.iter().filter(|b| b["name"] == a["name"]).count() == 1),
             )
         }
+        "self.all(a, self.exists_one(b, (has(b.targetName) ? b.targetName : b.source.name) == (has(a.targetName) ? a.targetName : a.source.name)))" =>
+        {
+            let items = value.as_array()?;
+            let target = |v: &Value| {
+                v.get("targetName")
+                    .unwrap_or(&v["source"]["name"])
+                    .as_str()
+                    .map(str::to_owned)
+            };
+            Some(
+                items
+                    .iter()
+                    .all(|a| items.iter().filter(|b| target(b) == target(a)).count() == 1),
+            )
+        }
         _ => None,
     }
 }
@@ -433,6 +456,53 @@ fn secret_use_rules_on_objects_and_lists_agree_with_the_service() {
         refused += usize::from(!schema);
     }
     assert_eq!(refused, 6);
+}
+
+#[test]
+fn instance_secret_uniqueness_agrees_with_the_service() {
+    let entry = |ns: &str, name: &str, target: Option<&str>| match target {
+        Some(t) => json!({"source": {"namespace": ns, "name": name}, "targetName": t}),
+        None => json!({"source": {"namespace": ns, "name": name}}),
+    };
+    let cases: &[Value] = &[
+        json!([]),
+        json!([entry("a", "regcred", None)]),
+        json!([
+            entry("a", "regcred", None),
+            entry("b", "regcred", Some("b-regcred"))
+        ]),
+        json!([
+            entry("a", "regcred", None),
+            entry("a", "regcred", Some("regcred-2"))
+        ]),
+        json!([entry("a", "regcred", None), entry("b", "regcred", None)]),
+        json!([
+            entry("a", "x", Some("regcred")),
+            entry("b", "regcred", None)
+        ]),
+        json!([entry("a", "x", Some("t")), entry("b", "y", Some("t"))]),
+        json!([
+            entry("a", "x", None),
+            entry("b", "y", None),
+            entry("c", "z", Some("x"))
+        ]),
+    ];
+    let c = CONSTRAINTS
+        .iter()
+        .find(|c| c.path == "instanceSecrets")
+        .expect("a constraint on instanceSecrets");
+    let mut refused = 0;
+    for value in cases {
+        let schema = c
+            .rules
+            .iter()
+            .all(|r| eval_structural(r.rule, value).expect("a rule this test knows"));
+        let mut spec = json!({});
+        spec["instanceSecrets"] = value.clone();
+        assert_eq!(schema, service_accepts(&spec), "{value}");
+        refused += usize::from(!schema);
+    }
+    assert_eq!(refused, 4);
 }
 
 #[test]

@@ -316,3 +316,87 @@ fn secret_use_problems_are_all_reported_and_quote_clipped_text() {
         assert!(problem.len() < 400, "{problem}");
     }
 }
+
+#[test]
+fn each_instance_secret_problem_is_reported_with_its_path() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "instanceSecrets: [{source: {namespace: Platform, name: regcred}}]",
+            "spec.instanceSecrets[0].source.namespace: \"Platform\" is not a namespace name",
+        ),
+        (
+            "instanceSecrets: [{source: {namespace: secretgate, name: Regcred}}]",
+            "spec.instanceSecrets[0].source.name: \"Regcred\" is not a secret name",
+        ),
+        (
+            "instanceSecrets: [{source: {namespace: secretgate, name: ''}}]",
+            "spec.instanceSecrets[0].source.name: \"\" is not a secret name",
+        ),
+        (
+            "instanceSecrets: [{source: {namespace: secretgate, name: regcred}, targetName: reg_cred}]",
+            "spec.instanceSecrets[0].targetName: \"reg_cred\" is not a secret name",
+        ),
+        (
+            "instanceSecrets: [{source: {namespace: secretgate, name: regcred}},\
+             {source: {namespace: other, name: pull}, targetName: regcred}]",
+            "spec.instanceSecrets[1].targetName: \"regcred\" is already provided by spec.instanceSecrets[0]",
+        ),
+        (
+            "instanceSecrets: [{source: {namespace: secretgate, name: pull}, targetName: regcred},\
+             {source: {namespace: other, name: regcred}}]",
+            "spec.instanceSecrets[1].source.name: \"regcred\" is already provided by spec.instanceSecrets[0] (give one of them a targetName)",
+        ),
+    ];
+    for (yaml, want) in cases {
+        assert_eq!(problems(&spec(yaml)), vec![(*want).to_owned()], "{yaml}");
+    }
+}
+
+#[test]
+fn usable_instance_secrets_pass() {
+    let cases = [
+        "instanceSecrets: [{source: {namespace: secretgate, name: regcred}}]",
+        // The same source under two names; two sources of the same name under two names.
+        "instanceSecrets: [{source: {namespace: secretgate, name: regcred}},\
+         {source: {namespace: secretgate, name: regcred}, targetName: regcred-2},\
+         {source: {namespace: other, name: regcred}, targetName: other-regcred}]",
+        // A secret name the API server allows, with a label longer than 63 characters.
+        &format!(
+            "instanceSecrets: [{{source: {{namespace: secretgate, name: {}.b}}}}]",
+            "a".repeat(64)
+        ),
+        // Provided and injected, and the only secret pods may use: what it is for.
+        "instanceSecrets: [{source: {namespace: secretgate, name: regcred}},\
+         {source: {namespace: secretgate, name: git}, targetName: git-key}]\n\
+         imagePullSecrets: [{secretName: regcred}]\ngitSync: {secretName: git-key}\n\
+         secretUse: {default: Deny, rules: [{name: all, secrets: {names: [regcred, git-key]}, serviceAccounts: [default]}]}",
+    ];
+    for yaml in cases {
+        assert_eq!(problems(&spec(yaml)), Vec::<String>::new(), "{yaml}");
+    }
+}
+
+#[test]
+fn instance_secrets_are_bounded_and_every_problem_reported() {
+    let entries: Vec<String> = (0..=MAX_INSTANCE_SECRETS)
+        .map(|i| format!("{{source: {{namespace: secretgate, name: s{i}}}}}"))
+        .collect();
+    let found = problems(&spec(&format!("instanceSecrets: [{}]", entries.join(", "))));
+    assert_eq!(
+        found,
+        vec![format!(
+            "spec.instanceSecrets: {} entries; at most {MAX_INSTANCE_SECRETS}",
+            MAX_INSTANCE_SECRETS + 1
+        )]
+    );
+    let found = problems(&spec(
+        "instanceSecrets: [{source: {namespace: A, name: B}, targetName: C}, {source: {namespace: a, name: b}}, {source: {namespace: a, name: b}}]",
+    ));
+    assert_eq!(found.len(), 4, "{found:?}");
+    // A long value is quoted clipped.
+    let long = "X".repeat(1000);
+    let found = problems(&spec(&format!(
+        "instanceSecrets: [{{source: {{namespace: a, name: {long}}}}}]"
+    )));
+    assert!(found[0].len() < 200, "{found:?}");
+}
