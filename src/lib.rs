@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod annotations;
 pub mod audit;
 pub mod certs;
 pub mod check;

@@ -10,20 +10,14 @@
 //! the annotation `secretgate.io/source`; a secret without both is never touched.
 
 pub mod apply;
+mod caches;
 pub mod plan;
 
 pub use apply::{Applied, ApplyError, Cause, Op, Outcome, apply, source_hash};
+pub use caches::{plan_from_caches, provide};
 pub use plan::{Action, Copy, Plan, Problem, ProblemKind, SecretState};
 
-/// Label every copy carries.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "secretgate";
-/// The policy a copy is provided by.
-pub const POLICY_ANNOTATION: &str = "secretgate.io/policy";
-/// The source, as `namespace/name`.
-pub const SOURCE_ANNOTATION: &str = "secretgate.io/source";
-/// The source's resourceVersion the copy was made from: a change means the source moved.
-pub const SOURCE_VERSION_ANNOTATION: &str = "secretgate.io/source-version";
-/// `sha256:<hex>` of the source's type and data, so anyone can check a copy is current
-/// without reading the source's values.
-pub const SOURCE_HASH_ANNOTATION: &str = "secretgate.io/source-hash";
+pub use crate::annotations::{
+    KEPT_ANNOTATIONS, MANAGED_BY, MANAGED_BY_LABEL, MAX_KEPT_ANNOTATION, POLICY_ANNOTATION,
+    SOURCE_ANNOTATION, SOURCE_HASH_ANNOTATION, SOURCE_VERSION_ANNOTATION,
+};
