@@ -11,10 +11,12 @@
 
 pub mod apply;
 mod caches;
+pub mod controller;
 pub mod plan;
 
 pub use apply::{Applied, ApplyError, Cause, Op, Outcome, apply, source_hash};
 pub use caches::{plan_from_caches, provide};
+pub use controller::{Controller, InstanceMetrics};
 pub use plan::{Action, Copy, Plan, Problem, ProblemKind, SecretState};
 
 pub use crate::annotations::{
