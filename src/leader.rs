@@ -25,6 +25,18 @@
 //!   with no holder and `leaseDurationSeconds: 1`, so another replica takes over on its
 //!   next retry instead of waiting for the lease to expire.
 //!
+//! RBAC, in the lease's namespace (the chart's `leader-election-role.yaml`):
+//!
+//! ```yaml
+//! - apiGroups: ["coordination.k8s.io"]
+//!   resources: ["leases"]
+//!   resourceNames: ["secretgate"]   # get and update can be limited by name
+//!   verbs: ["get", "update"]
+//! - apiGroups: ["coordination.k8s.io"]
+//!   resources: ["leases"]
+//!   verbs: ["create"]               # create cannot: the name is not known at authorization
+//! ```
+//!
 //! # Why not the `kube-lease-manager` crate
 //!
 //! It fits kube 5, but it takes the lease with server-side apply (field-manager
