@@ -107,6 +107,14 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = AuditFormat::Text)]
     pub output: AuditFormat,
+    /// Namespaces instance secrets may be copied from, as for `serve`.
+    #[arg(
+        long,
+        value_name = "NS,…",
+        value_delimiter = ',',
+        default_value = "secretgate"
+    )]
+    pub instance_secret_namespaces: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

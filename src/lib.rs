@@ -26,12 +26,14 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod annotations;
 pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod cli;
 pub mod file_read;
 pub mod first_byte;
+pub mod instance;
 pub mod leader;
 pub mod metrics;
 pub mod objects;

@@ -63,7 +63,12 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<u8> {
         .context("cannot start the async runtime")?;
     let report = runtime.block_on(async {
         let client = audit::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-        audit::run(client, time::OffsetDateTime::now_utc()).await
+        audit::run(
+            client,
+            time::OffsetDateTime::now_utc(),
+            &args.instance_secret_namespaces.iter().cloned().collect(),
+        )
+        .await
     })?;
     audit::write(&report, args.output, &mut std::io::stdout().lock())?;
     Ok(u8::from(report.any_denied()))

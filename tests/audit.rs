@@ -60,7 +60,12 @@ fn answer(method: &str, uri: &str) -> Value {
                  "metadata": {"name": "team-a"},
                  "spec": {"namespaceSelector": {"matchLabels": {"project": "a"}}, "mode": "Enforce",
                           "imagePullSecrets": [{"secretName": "regcred",
-                                                "registries": ["registry.example.com"]}]}},
+                                                "registries": ["registry.example.com"]}],
+                          "instanceSecrets": [
+                              {"source": {"namespace": "team-b", "name": "b-tls"}, "targetName": "regcred"},
+                              {"source": {"namespace": "team-b", "name": "b-tls"}, "targetName": "shared-tls"},
+                              {"source": {"namespace": "team-b", "name": "nope"}},
+                              {"source": {"namespace": "kube-system", "name": "admin"}}]}},
                 {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
                  "metadata": {"name": "broken"},
                  "spec": {"namespaces": ["x"], "secrets": {"ssh": {"minRsaBits": 1}}}}
@@ -82,7 +87,12 @@ fn answer(method: &str, uri: &str) -> Value {
             "meta.k8s.io/v1",
             json!([
                 meta("team-a", "regcred"),
-                meta("team-a", "web-tls"),
+                // A copy secretgate made earlier that no policy wants now.
+                json!({"apiVersion": "v1", "kind": "PartialObjectMetadata",
+                       "metadata": {"name": "web-tls", "namespace": "team-a", "uid": "w",
+                                    "labels": {"app.kubernetes.io/managed-by": "secretgate"},
+                                    "annotations": {"secretgate.io/source": "team-b/b-tls",
+                                                    "secretgate.io/policy": "team-a"}}}),
                 meta("team-a", "gone"),
                 meta("team-b", "b-tls")
             ]),
@@ -151,7 +161,8 @@ async fn audit_groups_findings_by_project_and_rule() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     tokio::spawn(api_server(handle, seen.clone()));
 
-    let report = audit::run(client, time::OffsetDateTime::now_utc())
+    let sources = ["team-b".to_owned()].into();
+    let report = audit::run(client, time::OffsetDateTime::now_utc(), &sources)
         .await
         .expect("audit");
 
@@ -176,6 +187,21 @@ async fn audit_groups_findings_by_project_and_rule() {
     assert_eq!(report.invalid_policies.len(), 1);
     assert_eq!(report.invalid_policies[0].name, "broken");
     assert!(report.any_denied());
+    let copies: Vec<(&str, &str)> = report
+        .instance_secrets
+        .iter()
+        .map(|c| (c.state, c.secret.as_str()))
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            ("missing", "team-a/shared-tls"),
+            ("orphaned", "team-a/web-tls"),
+            ("conflict", "team-a/regcred"),
+            ("source_missing", "team-b/nope"),
+            ("source_not_allowed", "kube-system/admin"),
+        ]
+    );
 
     let seen = seen.lock().expect("lock").clone();
     let list = seen
@@ -198,6 +224,7 @@ async fn audit_groups_findings_by_project_and_rule() {
         audit::write(&report, format, &mut out).expect("write");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.contains("team-a"), "{text}");
+        assert!(text.contains("conflict"), "{text}");
         assert!(!text.contains("PLANTED"), "{text}");
         assert!(!text.contains(&b64("PLANTED-crt")), "{text}");
     }

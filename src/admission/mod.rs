@@ -11,12 +11,12 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::core::Resource;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use time::OffsetDateTime;
 
-use crate::objects::Lean;
+use crate::objects::{Lean, LeanSecret};
 
 mod bounded;
 mod decode;
@@ -249,7 +249,7 @@ pub fn echo(body: &[u8]) -> Answer {
 }
 
 fn validate_secret(
-    req: AdmissionRequest<Lean<Secret>>,
+    req: AdmissionRequest<LeanSecret>,
     ctx: &Context<'_>,
 ) -> Result<(AdmissionResponse, Summary), DecodeError> {
     let mut summary = summary_of(&req);
@@ -265,7 +265,7 @@ fn validate_secret(
     }
     let findings = match req.operation {
         Operation::Create => {
-            let secret = lean(&req.object).ok_or(DecodeError::NoObject("CREATE"))?;
+            let secret = req.object.as_ref().ok_or(DecodeError::NoObject("CREATE"))?;
             let policy = ctx.policies.for_namespace(&summary.namespace);
             summary.policy = Some(policy.name.clone());
             summary.mode = Some(policy.spec.mode);
@@ -275,12 +275,12 @@ fn validate_secret(
             ))
         }
         Operation::Update => {
-            let secret = lean(&req.object).ok_or(DecodeError::NoObject("UPDATE"))?;
+            let secret = req.object.as_ref().ok_or(DecodeError::NoObject("UPDATE"))?;
             let policy = ctx.policies.for_namespace(&summary.namespace);
             summary.policy = Some(policy.name.clone());
             summary.mode = Some(policy.spec.mode);
             let rules = &policy.spec.secrets;
-            let findings = match lean(&req.old_object) {
+            let findings = match &req.old_object {
                 Some(old) => secrets::validate_update(old, secret, rules, ctx.now),
                 None => secrets::validate(secret, rules, ctx.now),
             };

@@ -8,6 +8,7 @@
 
 mod report;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -82,8 +83,13 @@ pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<
     Client::try_from(config).map_err(|e| Error::Config(e.to_string()))
 }
 
-/// Reads the cluster and reviews every Secret and Pod in it.
-pub async fn run(client: Client, now: OffsetDateTime) -> Result<Report> {
+/// Reads the cluster and reviews every Secret and Pod in it, and the instance-secret
+/// copies the policies ask for (sources may come from `instance_sources`).
+pub async fn run(
+    client: Client,
+    now: OffsetDateTime,
+    instance_sources: &BTreeSet<String>,
+) -> Result<Report> {
     let policy_resource = ApiResource::erase::<ProjectPolicy>(&());
     let policy_api: Api<DynamicObject> = Api::all_with(client.clone(), &policy_resource);
     let policies = pages("projectpolicies", async |p| policy_api.list(p).await).await?;
@@ -107,6 +113,9 @@ pub async fn run(client: Client, now: OffsetDateTime) -> Result<Report> {
         policies: &snapshot,
         now,
     };
+    let copies =
+        crate::instance::plan_from_caches(&snapshot, &namespaces, &secrets, instance_sources);
+    report.instance_secrets(&copies);
 
     let secret_resource = ApiResource::erase::<Secret>(&());
     for meta in &secrets {

@@ -19,6 +19,20 @@ pub struct Report {
     pub invalid_policies: Vec<InvalidPolicy>,
     /// By policy name (`default` for the embedded policy).
     pub projects: BTreeMap<String, Project>,
+    /// Instance-secret copies that are not as their policies want them.
+    pub instance_secrets: Vec<CopyFinding>,
+}
+
+/// One instance-secret copy that is missing, stale, orphaned or blocked.
+#[derive(Debug, Serialize)]
+pub struct CopyFinding {
+    /// `missing`, `stale`, `orphaned`, `conflict`, `source_missing`, `source_not_allowed`.
+    pub state: &'static str,
+    /// `namespace/name` of the copy (or of the source, for source problems).
+    pub secret: String,
+    /// The policy that wants it (empty for an orphaned copy).
+    pub policy: String,
+    pub message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,6 +67,51 @@ pub struct Rule {
 impl Report {
     pub fn invalid_policy(&mut self, name: String, problems: String) {
         self.invalid_policies.push(InvalidPolicy { name, problems });
+    }
+
+    /// Adds what the instance-secret controller would do now (nothing when all copies are
+    /// current).
+    pub fn instance_secrets(&mut self, plan: &crate::instance::Plan) {
+        use crate::instance::Action;
+        for action in &plan.actions {
+            let (state, policy, message) = match action {
+                Action::Create(c) => (
+                    "missing",
+                    c.policy.to_string(),
+                    format!(
+                        "copy of {}/{} not created yet",
+                        c.source.namespace, c.source.name
+                    ),
+                ),
+                Action::Update { copy: c, .. } => (
+                    "stale",
+                    c.policy.to_string(),
+                    format!(
+                        "copy differs from source {}/{} (version, source or policy)",
+                        c.source.namespace, c.source.name
+                    ),
+                ),
+                Action::Delete { .. } => (
+                    "orphaned",
+                    String::new(),
+                    "managed copy that no policy wants any more".to_owned(),
+                ),
+            };
+            self.instance_secrets.push(CopyFinding {
+                state,
+                secret: action.target(),
+                policy,
+                message,
+            });
+        }
+        for problem in &plan.problems {
+            self.instance_secrets.push(CopyFinding {
+                state: problem.kind.as_str(),
+                secret: format!("{}/{}", problem.namespace, problem.name),
+                policy: problem.policy.clone(),
+                message: problem.message(),
+            });
+        }
     }
 
     /// Adds one reviewed object.
@@ -162,6 +221,13 @@ fn text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
             out,
             "invalid policy {} (refused by the server): {}",
             invalid.name, invalid.problems
+        )?;
+    }
+    for copy in &report.instance_secrets {
+        writeln!(
+            out,
+            "instance secret {} {} (policy {}): {}",
+            copy.state, copy.secret, copy.policy, copy.message
         )?;
     }
     if report.projects.is_empty() {

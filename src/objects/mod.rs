@@ -3,8 +3,9 @@
 //! skipped by the parser without allocating.
 //!
 //! The result is the usual k8s-openapi `Secret` or `Pod` with just those fields set, so
-//! the rules keep working on the real types. Decoding the whole typed object was most of
-//! a review's cost (see BENCHMARKS.md).
+//! the rules keep working on the real types; a Secret's `data` alone comes packed
+//! (`SecretData`), since it can hold a hundred thousand entries. Decoding the whole typed
+//! object was most of a review's cost (see BENCHMARKS.md).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -15,8 +16,11 @@ use serde::{Deserialize, Deserializer};
 
 mod pod;
 mod secret;
+mod secret_data;
 mod workload;
 
+pub use secret::LeanSecret;
+pub use secret_data::SecretData;
 pub use workload::{Workload, template_pointer};
 
 /// `K` decoded with only the fields secretgate reads.

@@ -269,14 +269,29 @@ pub fn slim_namespace(namespace: &mut PartialObjectMeta<Namespace>) {
 /// `kubectl.kubernetes.io/last-applied-configuration`, and the cache must not hold it.
 pub fn slim_secret(secret: &mut PartialObjectMeta<Secret>) {
     let m = std::mem::take(&mut secret.metadata);
-    let owner = m
-        .annotations
-        .and_then(|mut a| a.remove_entry(ALLOWED_SERVICE_ACCOUNTS_ANNOTATION));
+    let mut annotations = m.annotations.unwrap_or_default();
+    let mut kept = BTreeMap::new();
+    if let Some((k, v)) = annotations.remove_entry(ALLOWED_SERVICE_ACCOUNTS_ANNOTATION) {
+        kept.insert(k, v);
+    }
+    // An instance-secret copy's bookkeeping (names and versions, never values), kept
+    // only in the short form secretgate writes.
+    for key in crate::annotations::KEPT_ANNOTATIONS {
+        if let Some((k, v)) = annotations.remove_entry(key)
+            && v.len() <= crate::annotations::MAX_KEPT_ANNOTATION
+        {
+            kept.insert(k, v);
+        }
+    }
     secret.metadata = ObjectMeta {
         name: m.name,
         namespace: m.namespace,
         labels: m.labels,
-        annotations: owner.map(|(k, v)| BTreeMap::from([(k, v)])),
+        annotations: (!kept.is_empty()).then_some(kept),
+        // For the instance-secret controller: a source's version tells a rotation, a
+        // copy's uid and version make its writes conditional.
+        uid: m.uid,
+        resource_version: m.resource_version,
         ..ObjectMeta::default()
     };
 }

@@ -78,6 +78,38 @@ pub struct ProjectPolicySpec {
     /// Without it, every pod in a namespace may use every secret there, as in Kubernetes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_use: Option<SecretUseRules>,
+    /// Secrets provided in every namespace of the project: copies of a source secret
+    /// (e.g. the platform team's `secretgate/regcred`), kept in step with it by the
+    /// elected replica, deleted when no longer wanted. Sources must live in a namespace
+    /// the server allows (`serve --instance-secret-namespaces`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_secrets: Vec<InstanceSecret>,
+}
+
+/// One secret provided in each namespace of the project.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InstanceSecret {
+    /// The secret copied.
+    pub source: SecretReference,
+    /// Name of the copy in each namespace; the source's name when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_name: Option<String>,
+}
+
+impl InstanceSecret {
+    /// The name of the copies.
+    pub fn target(&self) -> &str {
+        self.target_name.as_deref().unwrap_or(&self.source.name)
+    }
+}
+
+/// A Secret by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretReference {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// Who may use a secret. A pod *uses* a secret when its spec reaches it in any way the

@@ -1,7 +1,7 @@
 //! Rules for every secret type: name, allowed type, required labels and annotations, and
 //! secret values copied into annotations.
 
-use super::copied_values::{CopiedValues, MIN_LEN, Search};
+use super::copied_values::{CopiedValues, Search};
 use super::{BUILT_IN_TYPES, Input, Violation};
 
 /// kubectl's client-side apply stores the whole object here, `data` included.
@@ -113,15 +113,8 @@ fn values_in_annotations(input: &Input<'_>, out: &mut Vec<Violation>) {
     let searched = annotations
         .iter()
         .filter(|(key, _)| *key != LAST_APPLIED)
-        .map(|(_, value)| value.len());
-    let (total, longest) = searched.fold((0, 0), |(t, l), n| (t + n, l.max(n)));
-    // Only kubectl's annotation (or none worth searching): skip indexing the values.
-    let data = input.entries().map(|(_, data)| data);
-    let mut values = if longest >= MIN_LEN {
-        CopiedValues::new(data, longest, total)
-    } else {
-        CopiedValues::new(std::iter::empty(), 0, 0)
-    };
+        .map(|(_, value)| value.as_bytes());
+    let mut values = CopiedValues::new(input.entries().map(|(_, data)| data), searched);
     let mut incomplete = 0usize;
     for (key, value) in annotations {
         let field = || format!("metadata.annotations[{key}]");

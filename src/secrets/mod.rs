@@ -21,6 +21,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use time::OffsetDateTime;
 
+use crate::objects::{LeanSecret, SecretData};
 use crate::policy::{SecretRules, Severity};
 
 /// One broken rule, with the field it concerns.
@@ -72,15 +73,86 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A secret as the rules read it: metadata and type from the API type, data from its map
+/// or, for a review, packed (`objects::SecretData`). `validate` takes either.
+#[derive(Clone, Copy)]
+pub struct SecretRef<'a> {
+    pub secret: &'a Secret,
+    pub data: Data<'a>,
+}
+
+/// A secret's data entries, wherever they were decoded to.
+#[derive(Clone, Copy)]
+pub enum Data<'a> {
+    Map(Option<&'a BTreeMap<String, ByteString>>),
+    Packed(&'a SecretData),
+}
+
+impl<'a> Data<'a> {
+    /// The decoded bytes of `data[key]`.
+    pub fn get(self, key: &str) -> Option<&'a [u8]> {
+        match self {
+            Data::Map(map) => map.and_then(|d| d.get(key)).map(|b| b.0.as_slice()),
+            Data::Packed(data) => data.get(key),
+        }
+    }
+
+    /// All entries, in key order.
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        let (map, packed) = match self {
+            Data::Map(map) => (map, None),
+            Data::Packed(data) => (None, Some(data)),
+        };
+        let map = map
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.0.as_slice()));
+        map.chain(packed.into_iter().flat_map(SecretData::iter))
+    }
+}
+
+impl<'a> From<&'a Secret> for SecretRef<'a> {
+    fn from(secret: &'a Secret) -> Self {
+        Self {
+            secret,
+            data: Data::Map(secret.data.as_ref()),
+        }
+    }
+}
+
+impl<'a> From<&'a LeanSecret> for SecretRef<'a> {
+    fn from(lean: &'a LeanSecret) -> Self {
+        Self {
+            secret: &lean.secret,
+            data: Data::Packed(&lean.data),
+        }
+    }
+}
+
 /// What every rule gets to look at.
 pub struct Input<'a> {
     pub secret: &'a Secret,
+    pub data: Data<'a>,
     pub rules: &'a SecretRules,
     /// The time expiry rules compare against (passed in so tests are deterministic).
     pub now: OffsetDateTime,
 }
 
 impl<'a> Input<'a> {
+    pub fn new(
+        secret: impl Into<SecretRef<'a>>,
+        rules: &'a SecretRules,
+        now: OffsetDateTime,
+    ) -> Self {
+        let SecretRef { secret, data } = secret.into();
+        Self {
+            secret,
+            data,
+            rules,
+            now,
+        }
+    }
+
     /// The secret type as the API server defaults it (`Opaque` when absent or empty).
     pub fn secret_type(&self) -> &'a str {
         match self.secret.type_.as_deref() {
@@ -92,20 +164,12 @@ impl<'a> Input<'a> {
     /// The decoded bytes of `data[key]`. At admission time `stringData` has already been
     /// folded into `data` by the API server.
     pub fn data(&self, key: &str) -> Option<&'a [u8]> {
-        self.secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| b.0.as_slice())
+        self.data.get(key)
     }
 
     /// All data entries, in key order.
     pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-        self.secret
-            .data
-            .iter()
-            .flat_map(|d: &'a BTreeMap<String, ByteString>| d.iter())
-            .map(|(k, v)| (k.as_str(), v.0.as_slice()))
+        self.data.iter()
     }
 }
 
@@ -135,10 +199,14 @@ pub const BUILT_IN_TYPES: &[&str] = &[
     BOOTSTRAP_TOKEN,
 ];
 
-/// Every violation of `rules` by `secret`, in a stable order: metadata rules first, then
-/// the type's content rules.
-pub fn validate(secret: &Secret, rules: &SecretRules, now: OffsetDateTime) -> Vec<Violation> {
-    let input = Input { secret, rules, now };
+/// Every violation of `rules` by `secret` (a `Secret`, or a review's `LeanSecret`), in a
+/// stable order: metadata rules first, then the type's content rules.
+pub fn validate<'a>(
+    secret: impl Into<SecretRef<'a>>,
+    rules: &'a SecretRules,
+    now: OffsetDateTime,
+) -> Vec<Violation> {
+    let input = Input::new(secret, rules, now);
     let mut out = Vec::new();
     metadata::validate(&input, &mut out);
     match input.secret_type() {
@@ -157,12 +225,13 @@ pub fn validate(secret: &Secret, rules: &SecretRules, now: OffsetDateTime) -> Ve
 /// Validation of an UPDATE, ratcheted so users can always fix or relabel a secret that
 /// broke a rule introduced after it was created: a violation that the old object already
 /// had is reported as a warning, not a denial. Only what the update makes worse is denied.
-pub fn validate_update(
-    old: &Secret,
-    new: &Secret,
-    rules: &SecretRules,
+pub fn validate_update<'a>(
+    old: impl Into<SecretRef<'a>>,
+    new: impl Into<SecretRef<'a>>,
+    rules: &'a SecretRules,
     now: OffsetDateTime,
 ) -> Vec<Violation> {
+    let (old, new) = (old.into(), new.into());
     let before = validate(old, rules, now);
     // A set, not a list: both sides can hold a finding per registry key or annotation.
     let before: std::collections::HashSet<&Violation> = before.iter().collect();
@@ -171,11 +240,8 @@ pub fn validate_update(
         // A finding about a data value counts as the same only when the value is: fields
         // inside a value can be named by position (`auths[entry 1]`), so an edited value
         // could otherwise pass as the old finding.
-        let unchanged = data_key_of(&v.field).is_none_or(|key| {
-            let old_value = old.data.as_ref().and_then(|d| d.get(key));
-            let new_value = new.data.as_ref().and_then(|d| d.get(key));
-            old_value == new_value
-        });
+        let unchanged =
+            data_key_of(&v.field).is_none_or(|key| old.data.get(key) == new.data.get(key));
         if v.severity == Severity::Deny && unchanged && before.contains(&*v) {
             v.severity = Severity::Warn;
             v.message.push_str(" (already present before this update)");
@@ -285,22 +351,12 @@ mod tests {
     fn an_absent_or_empty_type_is_opaque() {
         let mut s = secret("x", "", &[]);
         assert_eq!(
-            Input {
-                secret: &s,
-                rules: &SecretRules::default(),
-                now: now()
-            }
-            .secret_type(),
+            Input::new(&s, &SecretRules::default(), now()).secret_type(),
             OPAQUE
         );
         s.type_ = None;
         assert_eq!(
-            Input {
-                secret: &s,
-                rules: &SecretRules::default(),
-                now: now()
-            }
-            .secret_type(),
+            Input::new(&s, &SecretRules::default(), now()).secret_type(),
             OPAQUE
         );
     }

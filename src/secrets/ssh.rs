@@ -402,11 +402,7 @@ FFhc9Yd1k17ZL2XM834iC0eTq6n5rTL2nJ23WtAAAAFQCFFTALlEuxA5G239MjN5MgqdOT
 
     /// `Deny data[ssh-privatekey]: …` lines: severity, field and message at once.
     fn check(secret: &Secret, rules: &SecretRules) -> Vec<String> {
-        let input = Input {
-            secret,
-            rules,
-            now: NOW,
-        };
+        let input = Input::new(secret, rules, NOW);
         let mut out = Vec::new();
         if input.secret_type() == super::super::SSH_AUTH {
             validate(&input, &mut out);

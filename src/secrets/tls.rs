@@ -454,7 +454,7 @@ lA==
 
     /// `Deny data[tls.key]: …` lines, so a table states severity, field and message at once.
     fn check(secret: &Secret, rules: &SecretRules, now: OffsetDateTime) -> Vec<String> {
-        let input = Input { secret, rules, now };
+        let input = Input::new(secret, rules, now);
         let mut out = Vec::new();
         validate(&input, &mut out);
         out.iter()

@@ -506,6 +506,8 @@ fn the_secret_cache_keeps_only_what_rules_read() {
             namespace: Some("a-dev".to_owned()),
             labels: Some(pairs(&[("tier", "ci")])),
             annotations: Some(pairs(&[(ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, "ci-runner")])),
+            // For the instance-secret controller's conditional writes.
+            uid: Some("u".to_owned()),
             ..ObjectMeta::default()
         }
     );

@@ -54,11 +54,7 @@ fn secret(ty: &str, key: &str, value: Vec<u8>) -> Secret {
 fn check(secret: &Secret, allowed: &[&str]) -> Vec<Violation> {
     let mut rules = SecretRules::default();
     rules.image_pull.allowed_registries = allowed.iter().map(|s| s.to_string()).collect();
-    let input = Input {
-        secret,
-        rules: &rules,
-        now: OffsetDateTime::UNIX_EPOCH,
-    };
+    let input = Input::new(secret, &rules, OffsetDateTime::UNIX_EPOCH);
     let mut out = Vec::new();
     match input.secret_type() {
         DOCKER_CFG => validate_legacy_cfg(&input, &mut out),
