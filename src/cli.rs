@@ -27,7 +27,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  secretgate serve\n  secretgate serve --listen 0.0.0.0:8443 --tls-cert /tls/tls.crt --tls-key /tls/tls.key --log-format json\n  secretgate serve --policy policy.yaml\n  secretgate serve --print-default-policy > policy.yaml"
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write a development CA and serving certificate, and print the caBundle.
     ///
     /// For development only: the CA key is written beside the certificates.
@@ -203,6 +203,52 @@ pub struct ServeArgs {
     /// same-stack ceiling secretgate is measured against.
     #[arg(long, hide = true)]
     pub echo: bool,
+    #[command(flatten, next_help_heading = "Leader election")]
+    pub leader: LeaderArgs,
+}
+
+/// Which replica writes to the cluster (cluster mode only).
+#[derive(Debug, Args)]
+pub struct LeaderArgs {
+    /// Elect one replica (a coordination.k8s.io Lease) to write to the cluster
+    /// (ProjectPolicy statuses, instance-secret copies); every replica serves admission
+    /// regardless. Default: on in cluster mode when the lease namespace is known, off
+    /// otherwise. `--leader-election=false`: every replica writes.
+    #[arg(
+        long,
+        env = "SECRETGATE_LEADER_ELECTION",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub leader_election: Option<bool>,
+    /// Namespace of the leader lease (the chart sets POD_NAMESPACE from the downward API).
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader lease. Replicas sharing it share one leader.
+    #[arg(long, env = "SECRETGATE_LEASE_NAME", default_value = "secretgate")]
+    pub lease_name: String,
+    /// Seconds a leader lease stays valid unrenewed: how long the other replicas wait
+    /// when the leader vanishes without releasing it.
+    #[arg(
+        long,
+        env = "SECRETGATE_LEASE_DURATION_SECONDS",
+        default_value_t = 15.0
+    )]
+    pub lease_duration_seconds: f64,
+    /// Seconds the leader keeps writing while it cannot renew the lease; shorter than
+    /// the lease duration.
+    #[arg(
+        long,
+        env = "SECRETGATE_LEASE_RENEW_DEADLINE_SECONDS",
+        default_value_t = 10.0
+    )]
+    pub lease_renew_deadline_seconds: f64,
+    /// Seconds between attempts to take the lease (and between failed renewals). The
+    /// leader renews every third of the lease duration (at most half the renew deadline).
+    #[arg(long, env = "SECRETGATE_LEASE_RETRY_SECONDS", default_value_t = 2.0)]
+    pub lease_retry_seconds: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -21,7 +21,8 @@
 //!
 //! Around it: [`cli`] (flags), [`certs`] (development certificates), [`file_read`]
 //! (policy and certificate reads, bounded in time), [`metrics`] (Prometheus registry),
-//! [`telemetry`] (logging), [`signal`] (SIGTERM/SIGINT).
+//! [`telemetry`] (logging), [`signal`] (SIGTERM/SIGINT), [`leader`] (one replica writes
+//! to the cluster: a Lease; admission never waits for it).
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod file_read;
 pub mod first_byte;
 pub mod instance;
+pub mod leader;
 pub mod metrics;
 pub mod objects;
 pub mod pods;

@@ -8,14 +8,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use clap::Parser as _;
-use secretgate::cli::{AuditArgs, CertsArgs, CheckArgs, Cli, Command, ServeArgs};
+use secretgate::cli::{AuditArgs, CertsArgs, CheckArgs, Cli, Command, LeaderArgs, ServeArgs};
 use secretgate::server::{AppState, Config, Server};
-use secretgate::{audit, certs, check, cli, metrics, policy, signal, telemetry};
+use secretgate::{audit, certs, check, cli, leader, metrics, policy, signal, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Certs(args) => write_certs(&args),
         Command::Crd => {
             print!("{}", policy::crd_yaml());
@@ -94,6 +94,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => (None, policy::Snapshot::with_default()),
     };
+    // Inside a cluster the policies live there, unless a file is given.
+    let cluster = args.kube
+        || (args.policy.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
+    let lease = leader::election_namespace(
+        args.leader.leader_election,
+        cluster,
+        args.leader.leader_election_namespace.as_deref(),
+    )?
+    .map(|namespace| lease_config(&args.leader, namespace))
+    .transpose()?;
     let (tls_cert, tls_key) = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => (cert, key),
         _ => dev_certificates(&args.dev_certs_dir)?,
@@ -115,9 +125,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     metrics
         .policy_last_reload
         .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
-    // Inside a cluster the policies live there, unless a file is given.
-    let cluster = args.kube
-        || (args.policy.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
     let state = AppState {
         policies: Arc::new(ArcSwap::from_pointee(snapshot)),
         metrics,
@@ -134,6 +141,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // One SIGTERM/SIGINT, seen by the server (drain) and the elector (release).
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal::shutdown().await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = move || {
+            let mut stop = stop_rx.clone();
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            }
+        };
+        let mut elector = None;
         if let Some(file) = policy_file {
             let (policies, metrics) = (state.policies.clone(), state.metrics.clone());
             tokio::spawn(file.watch(policy_reload, policies, metrics));
@@ -142,10 +162,31 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("cannot configure the Kubernetes client (--kube)")?;
+            // Writers check this handle; admission never does.
+            let leadership = match lease {
+                Some(config) => {
+                    tracing::info!(
+                        lease = %config.lease(),
+                        identity = %config.identity,
+                        "leader election on: the leader writes statuses"
+                    );
+                    let candidate = leader::Elector::new(client.clone(), config)?
+                        .with_metrics(state.metrics.clone());
+                    let leadership = candidate.leadership();
+                    elector = Some(tokio::spawn(candidate.run(stopped())));
+                    leadership
+                }
+                None => {
+                    tracing::info!("leader election off: this replica writes statuses");
+                    state.metrics.leader.set(1);
+                    leader::Leadership::always()
+                }
+            };
             let targets = policy::watch::Targets {
                 policies: state.policies.clone(),
                 ready: state.ready.clone(),
                 metrics: state.metrics.clone(),
+                leadership,
             };
             tokio::spawn(policy::watch::run(client, targets));
             tracing::info!("watching ProjectPolicies, Namespaces and Secret metadata");
@@ -156,7 +197,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             metrics = %server.metrics_addr()?,
             "secretgate serving"
         );
-        server.run(signal::shutdown()).await;
+        server.run(stopped()).await;
+        // The release started with the signal; wait for it, bounded, so the next leader
+        // need not wait for the lease to expire.
+        if let Some(task) = elector
+            && tokio::time::timeout(RELEASE_WAIT, task).await.is_err()
+        {
+            tracing::warn!("the lease was not released in time; it will expire");
+        }
         tracing::info!("stopped");
         anyhow::Ok(())
     })
@@ -198,6 +246,27 @@ fn write_certs(args: &CertsArgs) -> anyhow::Result<()> {
     eprintln!("caBundle for the webhook configurations:");
     println!("{}", generated.ca_bundle());
     Ok(())
+}
+
+/// How long the exit waits for the lease release after draining.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// The lease this replica campaigns for, from the flags.
+fn lease_config(args: &LeaderArgs, namespace: String) -> anyhow::Result<leader::LeaseConfig> {
+    let duration = seconds(args.lease_duration_seconds, "--lease-duration-seconds")?;
+    let renew_deadline = seconds(
+        args.lease_renew_deadline_seconds,
+        "--lease-renew-deadline-seconds",
+    )?;
+    let config = leader::LeaseConfig {
+        duration,
+        renew_deadline,
+        renew_interval: (duration / 3).min(renew_deadline / 2),
+        retry_period: seconds(args.lease_retry_seconds, "--lease-retry-seconds")?,
+        ..leader::LeaseConfig::new(namespace, args.lease_name.clone(), leader::identity())
+    };
+    config.validate()?;
+    Ok(config)
 }
 
 fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {

@@ -39,6 +39,12 @@ pub struct Metrics {
     /// (`policy`, `certificate`) and reason (`timeout`, `error`); the server keeps what
     /// it had.
     pub file_read_failures: IntCounterVec,
+    /// 1 while this replica holds the leader lease and writes to the cluster (ProjectPolicy
+    /// statuses, instance-secret copies); 1 also without leader election in cluster mode.
+    /// Summed over the replicas it should be 1.
+    pub leader: IntGauge,
+    /// Leadership transitions of this replica, by event (`acquired`, `lost`, `released`).
+    pub leader_transitions: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -126,6 +132,18 @@ impl Metrics {
             ),
             &["file", "reason"],
         )?;
+        let leader = IntGauge::new(
+            "secretgate_leader",
+            "1 while this replica is the leader that writes to the cluster, else 0.",
+        )?;
+        let leader_transitions = IntCounterVec::new(
+            Opts::new(
+                "secretgate_leader_transitions_total",
+                "Leadership transitions of this replica: acquired, lost (renewal failed or \
+                 taken), released (on shutdown).",
+            ),
+            &["event"],
+        )?;
         registry.register(Box::new(reviews.clone()))?;
         registry.register(Box::new(review_duration.clone()))?;
         registry.register(Box::new(invalid_requests.clone()))?;
@@ -139,6 +157,8 @@ impl Metrics {
         registry.register(Box::new(certificate_expiry.clone()))?;
         registry.register(Box::new(certificate_reloads.clone()))?;
         registry.register(Box::new(file_read_failures.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(leader_transitions.clone()))?;
         Ok(Self {
             registry,
             reviews,
@@ -154,6 +174,8 @@ impl Metrics {
             certificate_expiry,
             certificate_reloads,
             file_read_failures,
+            leader,
+            leader_transitions,
         })
     }
 

@@ -83,6 +83,8 @@ fn every_values_combination_renders_valid_kubernetes_objects() {
             "webhooks.policies.failurePolicy=Ignore",
         ],
         &["--set", "webhooks.policies.enabled=false"],
+        &["--set", "leaderElection.enabled=false"],
+        &["--set", "leaderElection.leaseName=webhook-leader"],
         SECRET_USE,
         &[
             "--set",
@@ -700,8 +702,13 @@ fn rbac_grants_only_what_the_watchers_use() {
             "{args:?}: {rules}"
         );
     }
+    // Namespaced rights: the leader election's Lease only.
     for kind in ["Role", "RoleBinding"] {
-        assert!(manifests.all(kind).is_empty(), "unexpected {kind}");
+        assert_eq!(
+            at(manifests.one(kind), "/metadata/name"),
+            "sg-secretgate-leader-election",
+            "unexpected {kind}"
+        );
     }
     let binding = manifests.one("ClusterRoleBinding");
     assert_eq!(
@@ -719,6 +726,93 @@ fn rbac_grants_only_what_the_watchers_use() {
         ),
         "sg-secretgate"
     );
+}
+
+#[test]
+fn leader_election_is_on_with_a_lease_role_and_the_pod_identity() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(&[]);
+    let role = manifests.one("Role");
+    assert_eq!(at(role, "/metadata/namespace"), NAMESPACE);
+    // get and update by name; create cannot be limited by name.
+    assert_eq!(
+        at(role, "/rules"),
+        &json!([
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["sg-secretgate"], "verbs": ["get", "update"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "verbs": ["create"]},
+        ])
+    );
+    let binding = manifests.one("RoleBinding");
+    assert_eq!(at(binding, "/metadata/namespace"), NAMESPACE);
+    assert_eq!(at(binding, "/roleRef/kind"), "Role");
+    assert_eq!(at(binding, "/roleRef/name"), at(role, "/metadata/name"));
+    assert_eq!(
+        at(binding, "/subjects"),
+        &json!([{"kind": "ServiceAccount", "name": "sg-secretgate", "namespace": NAMESPACE}])
+    );
+
+    let deployment = manifests.one("Deployment");
+    assert_eq!(
+        at(deployment, "/spec/replicas"),
+        2,
+        "the replicas elect a leader"
+    );
+    let container = at(deployment, "/spec/template/spec/containers/0");
+    let args = joined_flags(&strings(at(container, "/args")));
+    assert!(args.contains(&"--leader-election=true".into()), "{args:?}");
+    assert!(
+        args.contains(&"--lease-name=sg-secretgate".into()),
+        "{args:?}"
+    );
+    let env = at(container, "/env");
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        assert_eq!(
+            at(find(env, "/name", name), "/valueFrom/fieldRef/fieldPath"),
+            field,
+            "{name} from the downward API"
+        );
+    }
+
+    let renamed = tools.render(&["--set", "leaderElection.leaseName=webhook-leader"]);
+    assert_eq!(
+        at(renamed.one("Role"), "/rules/0/resourceNames"),
+        &json!(["webhook-leader"])
+    );
+    let args = strings(at(
+        renamed.one("Deployment"),
+        "/spec/template/spec/containers/0/args",
+    ));
+    assert_eq!(flag_value(&args, "--lease-name"), "webhook-leader");
+}
+
+#[test]
+fn leader_election_can_be_turned_off_and_its_rbac_left_to_the_operator() {
+    let Some(tools) = Tools::find() else { return };
+    let off = tools.render(&["--set", "leaderElection.enabled=false"]);
+    for kind in ["Role", "RoleBinding"] {
+        assert!(
+            off.all(kind).is_empty(),
+            "no {kind} without leader election"
+        );
+    }
+    let args = strings(at(
+        off.one("Deployment"),
+        "/spec/template/spec/containers/0/args",
+    ));
+    assert!(args.contains(&"--leader-election=false".into()), "{args:?}");
+    assert!(!args.iter().any(|a| a == "--lease-name"), "{args:?}");
+    let argv = std::iter::once("secretgate".to_string()).chain(args);
+    if let Err(e) = secretgate::cli::Cli::try_parse_from(argv) {
+        panic!("secretgate rejects the chart's arguments: {e}");
+    }
+
+    let no_rbac = tools.render(&["--set", "rbac.create=false"]);
+    assert!(no_rbac.all("Role").is_empty() && no_rbac.all("RoleBinding").is_empty());
 }
 
 #[test]
@@ -902,6 +996,14 @@ fn values_schema_rejects_unknown_keys_and_wrong_types() {
                 r#"webhooks.secretUse.excludedNamespaces=["Not_A_Name"]"#,
             ],
             &["excludedNamespaces"],
+        ),
+        (
+            &["--set", "leaderElection.leaseName=Not_A_Name"],
+            &["leaseName"],
+        ),
+        (
+            &["--set", "leaderElection.renewSeconds=3"],
+            &["renewSeconds", "not allowed"],
         ),
     ];
     for (args, parts) in cases {

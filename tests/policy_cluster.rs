@@ -22,6 +22,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::http::{Request, Response};
 use kube::client::Body;
+use secretgate::leader::Leadership;
 use secretgate::metrics::Metrics;
 use secretgate::policy::watch::{Targets, run};
 use secretgate::policy::{Mode, Snapshot};
@@ -183,6 +184,7 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
         policies: Arc::new(ArcSwap::from_pointee(Snapshot::with_default())),
         ready: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
+        leadership: Leadership::always(),
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -389,6 +391,7 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         policies: Arc::new(ArcSwap::from_pointee(Snapshot::with_default())),
         ready: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
+        leadership: Leadership::always(),
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -488,6 +491,7 @@ async fn not_ready_until_the_service_accounts_are_listed() {
         policies: Arc::new(ArcSwap::from_pointee(Snapshot::with_default())),
         ready: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
+        leadership: Leadership::always(),
     };
     tokio::spawn(run(client, targets.clone()));
     // The other three caches sync at once; well past that, still not ready.
@@ -520,6 +524,7 @@ async fn serve_cluster(
         policies: server.state.policies.clone(),
         ready: server.state.ready.clone(),
         metrics: server.state.metrics.clone(),
+        leadership: Leadership::always(),
     };
     tokio::spawn(run(client, targets));
     (server, patches)

@@ -26,6 +26,12 @@
 //! arrive, among them the `last-applied-configuration` `kubectl apply` writes, which
 //! holds a copy of the values. ServiceAccounts are read whole (they hold names of
 //! secrets, never values) and kept as namespace, name and `imagePullSecrets`.
+//!
+//! Every replica keeps the caches and the snapshot (admission needs them), but only the
+//! leader ([`crate::leader`]) writes statuses. The statuses to write are recomputed from
+//! the caches on each rebuild (what differs from what the objects say), and a rebuild
+//! follows every leadership change: a new leader writes what its predecessor left
+//! unwritten, and a replica that loses leadership stops at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +49,7 @@ use tokio::sync::Notify;
 use super::ProjectPolicy;
 use super::cluster::{Builder, StatusUpdate, slim_namespace, slim_secret, slim_service_account};
 use super::file::{log_overlaps, record_reload};
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
 
@@ -58,6 +65,8 @@ pub struct Targets {
     /// Set after the first full sync of all four caches.
     pub ready: Arc<AtomicBool>,
     pub metrics: Arc<Metrics>,
+    /// Whether this replica writes statuses ([`Leadership::always`] without election).
+    pub leadership: Leadership,
 }
 
 /// Runs the four reflectors and the rebuild loop until the task is dropped.
@@ -167,6 +176,7 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
         return;
     }
     let mut builder = Builder::default();
+    let mut leadership = targets.leadership.clone();
     // Rebuilds follow every secret change; overlaps are worth a warning only when they change.
     let mut last_overlaps = Vec::new();
     loop {
@@ -189,20 +199,45 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
         if !targets.ready.swap(true, Ordering::AcqRel) {
             tracing::info!("policy synced from the cluster");
         }
-        for update in updates {
-            tokio::spawn(write_status(client.clone(), update));
+        let to_write = leader_writes(updates, leadership.is_leader());
+        for update in to_write {
+            tokio::spawn(write_status(client.clone(), update, leadership.clone()));
         }
-        changed.notified().await;
+        tokio::select! {
+            () = changed.notified() => {}
+            // Gained: write what differs. Lost: nothing to do, but harmless.
+            leads = leadership.changed() => {
+                tracing::debug!(leader = leads, "leadership changed; statuses recomputed");
+            }
+        }
         // Fold a burst of changes (a re-list, a kubectl apply of many objects) into one.
         tokio::time::sleep(DEBOUNCE).await;
     }
 }
 
+/// The statuses this replica writes: all of them when it leads, none otherwise (the
+/// leader computes the same ones from its own caches).
+pub fn leader_writes(updates: Vec<StatusUpdate>, leads: bool) -> Vec<StatusUpdate> {
+    if leads {
+        updates
+    } else {
+        if !updates.is_empty() {
+            tracing::debug!(
+                statuses = updates.len(),
+                "not the leader: statuses left to the leader"
+            );
+        }
+        Vec::new()
+    }
+}
+
 /// Patches a ProjectPolicy's status (conditions and `lastGoodSpec`); a failure is logged
-/// and retried on the next rebuild (the status still differs then). The only place the
-/// service writes to the cluster, so that writes can be given to one replica (leader
-/// election) here.
-async fn write_status(client: Client, update: StatusUpdate) {
+/// and retried on the next rebuild (the status still differs then). Leadership is checked
+/// again right before the request: it may have been lost since the rebuild.
+async fn write_status(client: Client, update: StatusUpdate, leadership: Leadership) {
+    if !leadership.is_leader() {
+        return;
+    }
     let api: Api<ProjectPolicy> = Api::all(client);
     let patch = serde_json::json!({
         "apiVersion": ProjectPolicy::api_version(&()),

@@ -175,3 +175,11 @@ over nodes) unless .Values.affinity sets its own podAntiAffinity.
 {{- end }}
 {{- toYaml $affinity }}
 {{- end }}
+
+{{/*
+Name of the Lease the replicas elect their leader with: leaderElection.leaseName, or the
+full name (two releases in one namespace never share a leader).
+*/}}
+{{- define "secretgate.leaseName" -}}
+{{- default (include "secretgate.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
