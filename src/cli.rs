@@ -193,6 +193,19 @@ pub struct ServeArgs {
     /// given).
     #[arg(long, env = "SECRETGATE_KUBE")]
     pub kube: bool,
+    /// Copy the instance secrets that policies name into their namespaces (cluster mode;
+    /// only the elected replica writes). Needs RBAC to write Secrets in every namespace.
+    #[arg(long, env = "SECRETGATE_INSTANCE_SECRETS", requires = "kube")]
+    pub instance_secrets: bool,
+    /// Namespaces instance secrets may be copied from (comma-separated).
+    #[arg(
+        long,
+        env = "SECRETGATE_INSTANCE_SECRET_NAMESPACES",
+        value_name = "NS,…",
+        value_delimiter = ',',
+        default_value = "secretgate"
+    )]
+    pub instance_secret_namespaces: Vec<String>,
     /// Log format.
     #[arg(long, env = "SECRETGATE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

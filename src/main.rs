@@ -120,7 +120,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drain_timeout: seconds(args.drain_timeout_seconds, "--drain-timeout-seconds")?,
     };
     let policy_reload = seconds(args.policy_reload_seconds, "--policy-reload-seconds")?;
-    let metrics = Arc::new(metrics::Metrics::new(prometheus::Registry::new())?);
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(metrics::Metrics::new(registry.clone())?);
     metrics.policies.set(snapshot.policy_count() as i64);
     metrics
         .policy_last_reload
@@ -187,6 +188,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ready: state.ready.clone(),
                 metrics: state.metrics.clone(),
                 leadership,
+                instance: match args.instance_secrets {
+                    false => None,
+                    true => Some(policy::watch::InstanceTargets {
+                        allowed_sources: args.instance_secret_namespaces.iter().cloned().collect(),
+                        metrics: secretgate::instance::InstanceMetrics::new(&registry)?,
+                    }),
+                },
             };
             tokio::spawn(policy::watch::run(client, targets));
             tracing::info!("watching ProjectPolicies, Namespaces and Secret metadata");

@@ -577,6 +577,7 @@ async fn a_follower_writes_no_status_and_writes_the_pending_ones_on_becoming_lea
         ready: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         leadership,
+        instance: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
 

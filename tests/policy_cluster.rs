@@ -185,6 +185,7 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
         ready: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         leadership: Leadership::always(),
+        instance: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -392,6 +393,7 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         ready: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         leadership: Leadership::always(),
+        instance: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -492,6 +494,7 @@ async fn not_ready_until_the_service_accounts_are_listed() {
         ready: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         leadership: Leadership::always(),
+        instance: None,
     };
     tokio::spawn(run(client, targets.clone()));
     // The other three caches sync at once; well past that, still not ready.
@@ -525,6 +528,7 @@ async fn serve_cluster(
         ready: server.state.ready.clone(),
         metrics: server.state.metrics.clone(),
         leadership: Leadership::always(),
+        instance: None,
     };
     tokio::spawn(run(client, targets));
     (server, patches)

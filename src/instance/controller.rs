@@ -229,7 +229,12 @@ mod tests {
         metrics.observe(&plan);
         let value = |state: &str| metrics.copies.with_label_values(&[state]).get();
         assert_eq!(
-            [value("in_sync"), value("pending"), value("orphaned"), value("conflict")],
+            [
+                value("in_sync"),
+                value("pending"),
+                value("orphaned"),
+                value("conflict")
+            ],
             [4, 2, 1, 1]
         );
     }

@@ -67,6 +67,16 @@ pub struct Targets {
     pub metrics: Arc<Metrics>,
     /// Whether this replica writes statuses ([`Leadership::always`] without election).
     pub leadership: Leadership,
+    /// The instance-secret controller, when it is on.
+    pub instance: Option<InstanceTargets>,
+}
+
+/// What the instance-secret controller needs besides the caches.
+#[derive(Clone)]
+pub struct InstanceTargets {
+    /// Namespaces sources may come from.
+    pub allowed_sources: std::collections::BTreeSet<String>,
+    pub metrics: crate::instance::InstanceMetrics,
 }
 
 /// Runs the four reflectors and the rebuild loop until the task is dropped.
@@ -177,10 +187,18 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
     }
     let mut builder = Builder::default();
     let mut leadership = targets.leadership.clone();
+    let controller = targets.instance.clone().map(|i| {
+        crate::instance::Controller::new(
+            client.clone(),
+            i.allowed_sources,
+            i.metrics,
+            changed.clone(),
+        )
+    });
     // Rebuilds follow every secret change; overlaps are worth a warning only when they change.
     let mut last_overlaps = Vec::new();
     loop {
-        let (snapshot, updates) = builder.rebuild(
+        let (mut snapshot, updates) = builder.rebuild(
             &caches.policies.state(),
             &caches.namespaces.state(),
             &caches.secrets.state(),
@@ -189,6 +207,17 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
         if snapshot.overlaps() != last_overlaps.as_slice() {
             log_overlaps(&snapshot);
             last_overlaps = snapshot.overlaps().to_vec();
+        }
+        if let Some(controller) = &controller {
+            let plan = crate::instance::plan_from_caches(
+                &snapshot,
+                &caches.namespaces.state(),
+                &caches.secrets.state(),
+                &controller.allowed_sources,
+            );
+            // Pods created before a copy exists get it injected, without a warning.
+            crate::instance::provide(&plan, &mut snapshot.secrets);
+            controller.pass(plan, leadership.is_leader());
         }
         record_reload(&targets.metrics, &snapshot);
         tracing::debug!(
