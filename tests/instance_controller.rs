@@ -156,14 +156,9 @@ async fn the_leader_copies_the_source_and_leaves_hand_made_secrets_alone() {
             .contains("team-a-dev", "regcred")
     );
     let rendered = || {
-        let text = String::from_utf8(
-            prometheus::TextEncoder::new()
-                .encode_to_string(&registry.gather())
-                .expect("encode")
-                .into_bytes(),
-        )
-        .expect("utf-8");
-        text
+        prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .expect("encode")
     };
     assert!(
         eventually(
