@@ -1354,3 +1354,72 @@ fn open_objects(schema: &Value, pointer: String, open: &mut Vec<String>) {
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+#[test]
+fn instance_secrets_are_off_by_default_and_bring_their_rbac_when_on() {
+    let Some(tools) = Tools::find() else { return };
+    let rules = |m: &Manifests| {
+        at(m.one("ClusterRole"), "/rules")
+            .as_array()
+            .expect("rules")
+            .clone()
+    };
+    let writes_secrets = |rules: &[Value]| {
+        rules.iter().any(|r| {
+            r["resources"] == json!(["secrets"])
+                && r["verbs"]
+                    .as_array()
+                    .is_some_and(|v| v.contains(&json!("create")) && v.contains(&json!("delete")))
+        })
+    };
+    let off = tools.render(&[]);
+    assert!(!writes_secrets(&rules(&off)), "no Secret writes by default");
+    let args = strings(at(
+        off.one("Deployment"),
+        "/spec/template/spec/containers/0/args",
+    ));
+    assert!(!args.iter().any(|a| a == "--instance-secrets"), "{args:?}");
+
+    let on = tools.render(&["--set", "instanceSecrets.enabled=true"]);
+    tools.kubernetes_validate(&on);
+    assert!(
+        writes_secrets(&rules(&on)),
+        "create/update/delete Secrets when on"
+    );
+    let args = strings(at(
+        on.one("Deployment"),
+        "/spec/template/spec/containers/0/args",
+    ));
+    assert!(args.iter().any(|a| a == "--instance-secrets"), "{args:?}");
+    assert_eq!(
+        flag_value(&args, "--instance-secret-namespaces"),
+        "secretgate-system",
+        "the release namespace"
+    );
+    let argv = std::iter::once("secretgate".to_string()).chain(args);
+    if let Err(e) = secretgate::cli::Cli::try_parse_from(argv) {
+        panic!("secretgate rejects the chart's arguments: {e}");
+    }
+
+    let sources = tools.render(&[
+        "--set",
+        "instanceSecrets.enabled=true",
+        "--set-json",
+        r#"instanceSecrets.sourceNamespaces=["platform","registry"]"#,
+    ]);
+    let args = strings(at(
+        sources.one("Deployment"),
+        "/spec/template/spec/containers/0/args",
+    ));
+    assert_eq!(
+        flag_value(&args, "--instance-secret-namespaces"),
+        "platform,registry"
+    );
+    tools.render_fails_with(
+        &[
+            "--set-json",
+            r#"instanceSecrets.sourceNamespaces=["Not_A_Namespace"]"#,
+        ],
+        &["sourceNamespaces"],
+    );
+}

@@ -183,3 +183,15 @@ full name (two releases in one namespace never share a leader).
 {{- define "secretgate.leaseName" -}}
 {{- default (include "secretgate.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
+
+{{/*
+Namespaces instance secrets may be copied from, comma-separated: the values, else the
+release namespace.
+*/}}
+{{- define "secretgate.instanceSourceNamespaces" -}}
+{{- if .Values.instanceSecrets.sourceNamespaces -}}
+{{- join "," .Values.instanceSecrets.sourceNamespaces -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end }}
