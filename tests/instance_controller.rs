@@ -219,3 +219,220 @@ async fn the_leader_copies_the_source_and_leaves_hand_made_secrets_alone() {
         "the hand-made team-a/regcred is left alone"
     );
 }
+
+/// An event for one watched resource (`namespaces` or `secrets`), as the API server
+/// streams it.
+struct Event {
+    resource: &'static str,
+    kind: &'static str,
+    object: Value,
+}
+
+/// A mock that answers lists as `cluster` does and, for watches, streams the events
+/// the test sends (each watch request gets the events queued for its resource, then
+/// ends; the watcher watches again).
+async fn live_cluster(
+    mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
+    writes: Writes,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    source_version: Arc<Mutex<String>>,
+) {
+    use std::collections::HashMap;
+    type Pending = tower_test::mock::SendResponse<Response<Body>>;
+    let mut waiting: HashMap<&'static str, Vec<Pending>> = HashMap::new();
+    let mut queued: HashMap<&'static str, Vec<String>> = HashMap::new();
+    let resource_of = |uri: &str| {
+        if uri.starts_with("/api/v1/namespaces?") {
+            "namespaces"
+        } else if uri.starts_with("/api/v1/secrets?") {
+            "secrets"
+        } else {
+            "other"
+        }
+    };
+    loop {
+        tokio::select! {
+            next = handle.next_request() => {
+                let Some((request, send)) = next else { return };
+                let uri = request.uri().to_string();
+                if uri.contains("watch=true") {
+                    let resource = resource_of(&uri);
+                    match queued.get_mut(resource).filter(|q| !q.is_empty()) {
+                        Some(lines) => {
+                            let body = std::mem::take(lines).join("\n") + "\n";
+                            send.send_response(Response::builder()
+                                .body(Body::from(body.into_bytes())).expect("response"));
+                        }
+                        None => waiting.entry(resource).or_default().push(send),
+                    }
+                    continue;
+                }
+                let method = request.method().to_string();
+                let bytes = http_body_util::BodyExt::collect(request.into_body())
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let reply = if method != "GET" {
+                    writes.lock().expect("lock").push((method.clone(), uri.clone(), body.clone()));
+                    if method == "DELETE" {
+                        json!({"apiVersion": "v1", "kind": "Status", "status": "Success"})
+                    } else {
+                        body
+                    }
+                } else if uri.starts_with("/api/v1/namespaces/secretgate/secrets/regcred") {
+                    let version = source_version.lock().expect("lock").clone();
+                    let data = base64::engine::general_purpose::STANDARD.encode(format!("v{version}"));
+                    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                           "metadata": {"name": "regcred", "namespace": "secretgate",
+                                        "resourceVersion": version},
+                           "data": {"token": data}})
+                } else if uri.starts_with("/apis/secretgate.io/v1alpha1/projectpolicies") {
+                    list("ProjectPolicyList", "secretgate.io/v1alpha1",
+                        json!([{"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+                                "metadata": {"name": "team-a", "generation": 1},
+                                "spec": {"namespaceSelector": {"matchLabels": {"project": "team-a"}},
+                                         "instanceSecrets": [
+                                             {"source": {"namespace": "secretgate", "name": "regcred"}}]},
+                                "status": {}}]))
+                } else if uri.starts_with("/api/v1/namespaces") {
+                    list("PartialObjectMetadataList", "meta.k8s.io/v1",
+                        json!([{"apiVersion": "v1", "kind": "PartialObjectMetadata",
+                                "metadata": {"name": "secretgate", "resourceVersion": "1"}}]))
+                } else if uri.starts_with("/api/v1/secrets") {
+                    list("PartialObjectMetadataList", "meta.k8s.io/v1",
+                        json!([meta("secretgate", "regcred", json!({}))]))
+                } else if uri.starts_with("/api/v1/serviceaccounts") {
+                    list("ServiceAccountList", "v1", json!([]))
+                } else {
+                    list("PartialObjectMetadataList", "meta.k8s.io/v1", json!([]))
+                };
+                send.send_response(Response::builder()
+                    .status(if method == "POST" { 201 } else { 200 })
+                    .body(Body::from(reply.to_string().into_bytes())).expect("response"));
+            }
+            event = events.recv() => {
+                let Some(event) = event else { return };
+                let line = json!({"type": event.kind, "object": event.object}).to_string();
+                match waiting.get_mut(event.resource).and_then(Vec::pop) {
+                    Some(send) => send.send_response(Response::builder()
+                        .body(Body::from(format!("{line}\n").into_bytes())).expect("response")),
+                    None => queued.entry(event.resource).or_default().push(line),
+                }
+            }
+        }
+    }
+}
+
+fn namespace(name: &str, version: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "PartialObjectMetadata",
+           "metadata": {"name": name, "resourceVersion": version, "labels": labels}})
+}
+
+#[tokio::test]
+async fn copies_follow_namespaces_joining_and_leaving_and_the_source_rotating() {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let writes: Writes = Arc::default();
+    let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let source_version = Arc::new(Mutex::new("5".to_owned()));
+    tokio::spawn(live_cluster(
+        handle,
+        writes.clone(),
+        events_rx,
+        source_version.clone(),
+    ));
+    let registry = prometheus::Registry::new();
+    let (_switch, leadership) = Switch::new(true);
+    let targets = Targets {
+        policies: Arc::new(ArcSwap::from_pointee(Snapshot::with_default())),
+        ready: Arc::new(AtomicBool::new(false)),
+        metrics: Arc::new(Metrics::new(registry.clone()).expect("metrics")),
+        leadership,
+        instance: Some(InstanceTargets {
+            allowed_sources: ["secretgate".to_owned()].into(),
+            metrics: InstanceMetrics::new(&registry).expect("metrics"),
+        }),
+    };
+    tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
+    let ready = targets.ready.clone();
+    assert!(eventually(|| ready.load(Ordering::Acquire)).await, "synced");
+    let writes_to = |method: &str| {
+        writes
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(m, uri, _)| m == method && uri.contains("/namespaces/team-a-dev/secrets"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    // A namespace joins the project: its copy is created.
+    let send = |resource, kind, object| {
+        events
+            .send(Event {
+                resource,
+                kind,
+                object,
+            })
+            .expect("mock running");
+    };
+    send(
+        "namespaces",
+        "ADDED",
+        namespace("team-a-dev", "10", json!({"project": "team-a"})),
+    );
+    assert!(
+        eventually(|| !writes_to("POST").is_empty()).await,
+        "copy created"
+    );
+    let (_, _, created) = writes_to("POST").remove(0);
+    assert_eq!(
+        created["metadata"]["annotations"]["secretgate.io/source-version"],
+        "5"
+    );
+    let copy = |version: &str| {
+        meta(
+            "team-a-dev",
+            "regcred",
+            json!({"uid": "copy-uid", "resourceVersion": "20",
+                   "labels": {"app.kubernetes.io/managed-by": "secretgate"},
+                   "annotations": {"secretgate.io/source": "secretgate/regcred",
+                                   "secretgate.io/policy": "team-a",
+                                   "secretgate.io/source-version": version}}),
+        )
+    };
+    send("secrets", "ADDED", copy("5"));
+
+    // The source rotates: the copy is replaced, conditionally on its version.
+    *source_version.lock().expect("lock") = "6".to_owned();
+    send(
+        "secrets",
+        "MODIFIED",
+        meta("secretgate", "regcred", json!({"resourceVersion": "6"})),
+    );
+    assert!(
+        eventually(|| !writes_to("PUT").is_empty()).await,
+        "copy updated"
+    );
+    let (_, _, replaced) = writes_to("PUT").remove(0);
+    assert_eq!(
+        replaced["metadata"]["annotations"]["secretgate.io/source-version"],
+        "6"
+    );
+    assert_eq!(replaced["metadata"]["resourceVersion"], "20");
+    send("secrets", "MODIFIED", copy("6"));
+
+    // The namespace leaves the project: the copy is deleted, with its uid as precondition.
+    send(
+        "namespaces",
+        "MODIFIED",
+        namespace("team-a-dev", "11", json!({})),
+    );
+    assert!(
+        eventually(|| !writes_to("DELETE").is_empty()).await,
+        "copy deleted"
+    );
+    let (_, _, deleted) = writes_to("DELETE").remove(0);
+    assert_eq!(deleted["preconditions"]["uid"], "copy-uid", "{deleted}");
+    assert_eq!(writes_to("POST").len(), 1, "nothing created twice");
+}
