@@ -56,7 +56,7 @@ class Context:
 @dataclass
 class Shape:
     name: str
-    path: str  # /validate or /mutate
+    path: str  # /validate, /mutate or /validate-pods
     body: bytes
     about: str
     params: dict = field(default_factory=dict)
@@ -463,6 +463,31 @@ def pod_many_containers(ctx):
         {"containers": n_containers, "init_containers": n_init, "volumes": n_volumes})
 
 
+# --- 12 ------------------------------------------------------------------------------------
+
+def pod_many_secret_references(ctx):
+    """Pod CREATE for /validate-pods: tens of thousands of env secretKeyRefs, each to a
+    different secret whose name the policy's 64 × 16 patterns nearly match."""
+    n = 24_000 if not ctx.smoke else 2_000
+    env = [{"name": f"V{i}", "valueFrom": {"secretKeyRef": {
+        "name": f"svc-{i % 63:02d}-{i % 16:02d}-{'n' * 30}{i}", "key": "k"}}}
+        for i in range(n)]
+    pod = {
+        "kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": "x-many-refs", "namespace": NAMESPACE},
+        "spec": {
+            "containers": [{"name": "app", "image": "ghcr.io/x/app:1", "env": env}],
+            "serviceAccountName": "default", "serviceAccount": "default",
+        },
+    }
+    body = dumps(envelope("Pod", "x-many-refs", pod))
+    return Shape(
+        "12-pod-many-secret-references", "/validate-pods", body,
+        f"Pod CREATE (secret-use webhook): {n:,} env secretKeyRefs to distinct secrets "
+        "whose names match one of 1,008 patterns of 63 rules, plus a label rule",
+        {"references": n})
+
+
 # --- 8, 9 --------------------------------------------------------------------------------
 
 def deep_json(ctx):
@@ -562,6 +587,7 @@ SHAPES = [
     ("9-many-managedfields", many_managed_fields),
     ("10-normal-dockerconfigjson", normal_review),
     ("11-update-ratchet", update_ratchet),
+    ("12-pod-many-secret-references", pod_many_secret_references),
 ]
 
 

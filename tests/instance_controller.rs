@@ -218,6 +218,29 @@ async fn the_leader_copies_the_source_and_leaves_hand_made_secrets_alone() {
         !touched_team_a,
         "the hand-made team-a/regcred is left alone"
     );
+    // The conflict is in the policy's status, under the controller's own field manager.
+    let status_write = || {
+        writes
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|(m, uri, _)| {
+                m == "PATCH"
+                    && uri.contains("projectpolicies/team-a/status")
+                    && uri.contains("secretgate-instance-secrets")
+            })
+            .cloned()
+    };
+    assert!(
+        eventually(|| status_write().is_some()).await,
+        "instance-secret status written"
+    );
+    let (_, _, status) = status_write().expect("written");
+    let problems = status["status"]["instanceSecrets"]["problems"].to_string();
+    assert!(
+        problems.contains("team-a/regcred") && problems.contains("not managed by secretgate"),
+        "{problems}"
+    );
 }
 
 /// An event for one watched resource (`namespaces` or `secrets`), as the API server

@@ -7,7 +7,7 @@
 //! when the cluster goes quiet. The plan is recomputed each time from the caches: a pass
 //! never acts on a stale list.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -78,6 +78,43 @@ impl InstanceMetrics {
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
+}
+
+/// Most problems one policy's status lists.
+const MAX_STATUS_PROBLEMS: usize = 20;
+
+/// The `status.instanceSecrets.problems` each policy should show, for the policies whose
+/// status (`current`: name → what it shows now) says otherwise. A policy with no problem
+/// gets an empty list once, so a fixed conflict disappears from its status.
+pub fn status_changes(
+    plan: &Plan,
+    current: &BTreeMap<String, Vec<String>>,
+) -> Vec<(String, Vec<String>)> {
+    let mut wanted: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for problem in &plan.problems {
+        wanted
+            .entry(problem.policy.as_str())
+            .or_default()
+            .push(format!(
+                "{}/{}: {}",
+                problem.namespace,
+                problem.name,
+                problem.message()
+            ));
+    }
+    let mut changes = Vec::new();
+    for (policy, shown) in current {
+        let mut lines = wanted.remove(policy.as_str()).unwrap_or_default();
+        if lines.len() > MAX_STATUS_PROBLEMS {
+            let more = lines.len() - MAX_STATUS_PROBLEMS;
+            lines.truncate(MAX_STATUS_PROBLEMS);
+            lines.push(format!("and {more} more"));
+        }
+        if &lines != shown {
+            changes.push((policy.clone(), lines));
+        }
+    }
+    changes
 }
 
 /// Runs passes for the cluster-mode loop.
@@ -189,6 +226,46 @@ mod tests {
     use super::*;
     use crate::instance::plan::{Copy, Problem};
     use crate::policy::SecretReference;
+
+    #[test]
+    fn statuses_change_only_where_they_differ() {
+        let problem = |policy: &str, ns: &str| Problem {
+            policy: policy.into(),
+            kind: ProblemKind::Conflict,
+            namespace: ns.into(),
+            name: "regcred".into(),
+        };
+        let plan = Plan {
+            problems: vec![problem("a", "x"), problem("a", "y")],
+            ..Plan::default()
+        };
+        let shown = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let current = BTreeMap::from([
+            ("a".to_owned(), shown(&[])),
+            ("b".to_owned(), shown(&["old/regcred: fixed since"])),
+            ("c".to_owned(), shown(&[])),
+        ]);
+        let changes = status_changes(&plan, &current);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert_eq!(changes[0].0, "a");
+        assert!(changes[0].1[0].starts_with("x/regcred: secret x/regcred exists"));
+        assert_eq!(
+            changes[1],
+            ("b".to_owned(), vec![]),
+            "a fixed conflict goes"
+        );
+
+        let settled = BTreeMap::from([("a".to_owned(), changes[0].1.clone())]);
+        assert!(status_changes(&plan, &settled).is_empty(), "no churn");
+
+        let many = Plan {
+            problems: (0..30).map(|i| problem("a", &format!("n{i:02}"))).collect(),
+            ..Plan::default()
+        };
+        let bounded = status_changes(&many, &BTreeMap::from([("a".to_owned(), vec![])]));
+        assert_eq!(bounded[0].1.len(), MAX_STATUS_PROBLEMS + 1);
+        assert_eq!(bounded[0].1.last().map(String::as_str), Some("and 10 more"));
+    }
 
     #[test]
     fn copies_are_counted_by_state() {

@@ -41,6 +41,20 @@ pub struct ProjectPolicyStatus {
     /// The `metadata.generation` of `lastGoodSpec`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_good_generation: Option<i64>,
+    /// The instance secrets this policy asks for that cannot be provided, written by the
+    /// elected replica under its own field manager (`secretgate-instance-secrets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_secrets: Option<InstanceSecretsStatus>,
+}
+
+/// What stops a policy's instance secrets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSecretsStatus {
+    /// One line each (`team-a/regcred: secret … exists and is not managed by
+    /// secretgate …`), at most 20, then how many more.
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 /// The last accepted version of a policy, as its status keeps it.
@@ -100,6 +114,8 @@ impl ProjectPolicyStatus {
             }],
             last_good_spec: last_good.as_ref().map(|g| g.spec.clone()),
             last_good_generation: last_good.and_then(|g| g.generation),
+            // Written by the instance-secret controller under its own field manager.
+            instance_secrets: None,
         }
     }
 

@@ -18,7 +18,8 @@ mod validate;
 pub mod watch;
 
 pub use crd::{
-    CONDITION_READY, LastGood, ProjectPolicyStatus, REASON_ACCEPTED, REASON_INVALID, crd, crd_yaml,
+    CONDITION_READY, InstanceSecretsStatus, LastGood, ProjectPolicyStatus, REASON_ACCEPTED,
+    REASON_INVALID, crd, crd_yaml,
 };
 pub use default::{DEFAULT_POLICY_NAME, default_policy, default_policy_yaml};
 pub use resolve::{InvalidPolicy, Overlap, Policy};

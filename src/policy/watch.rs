@@ -217,6 +217,18 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
             );
             // Pods created before a copy exists get it injected, without a warning.
             crate::instance::provide(&plan, &mut snapshot.secrets);
+            if leadership.is_leader() {
+                let shown = instance_problems_shown(&caches.policies.state());
+                for (policy, problems) in crate::instance::controller::status_changes(&plan, &shown)
+                {
+                    tokio::spawn(write_instance_status(
+                        client.clone(),
+                        policy,
+                        problems,
+                        leadership.clone(),
+                    ));
+                }
+            }
             controller.pass(plan, leadership.is_leader());
         }
         record_reload(&targets.metrics, &snapshot);
@@ -263,6 +275,58 @@ pub fn leader_writes(updates: Vec<StatusUpdate>, leads: bool) -> Vec<StatusUpdat
 /// Patches a ProjectPolicy's status (conditions and `lastGoodSpec`); a failure is logged
 /// and retried on the next rebuild (the status still differs then). Leadership is checked
 /// again right before the request: it may have been lost since the rebuild.
+/// What each policy's `status.instanceSecrets.problems` shows now, by policy name.
+fn instance_problems_shown(
+    policies: &[Arc<DynamicObject>],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    policies
+        .iter()
+        .filter_map(|p| {
+            let name = p.metadata.name.clone()?;
+            let shown = p.data["status"]["instanceSecrets"]["problems"]
+                .as_array()
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .filter_map(|l| l.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some((name, shown))
+        })
+        .collect()
+}
+
+/// Field manager of the instance-secret part of a status: its own, so the two writers'
+/// server-side applies never remove each other's fields.
+const INSTANCE_MANAGER: &str = "secretgate-instance-secrets";
+
+/// Patches `status.instanceSecrets` of one policy (leader only; retried on the next
+/// rebuild while it still differs).
+async fn write_instance_status(
+    client: Client,
+    name: String,
+    problems: Vec<String>,
+    leadership: Leadership,
+) {
+    if !leadership.is_leader() {
+        return;
+    }
+    let api: Api<ProjectPolicy> = Api::all(client);
+    let patch = serde_json::json!({
+        "apiVersion": ProjectPolicy::api_version(&()),
+        "kind": ProjectPolicy::kind(&()),
+        "status": {"instanceSecrets": {"problems": problems}},
+    });
+    let params = PatchParams::apply(INSTANCE_MANAGER).force();
+    if let Err(e) = api
+        .patch_status(&name, &params, &Patch::Apply(&patch))
+        .await
+    {
+        tracing::warn!(policy = %name, error = %e, "cannot write ProjectPolicy instance-secret status");
+    }
+}
+
 async fn write_status(client: Client, update: StatusUpdate, leadership: Leadership) {
     if !leadership.is_leader() {
         return;
