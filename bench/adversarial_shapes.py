@@ -466,11 +466,13 @@ def pod_many_containers(ctx):
 # --- 12 ------------------------------------------------------------------------------------
 
 def pod_many_secret_references(ctx):
-    """Pod CREATE for /validate-pods: tens of thousands of env secretKeyRefs, each to a
-    different secret whose name the policy's 64 × 16 patterns nearly match."""
+    """Pod CREATE for /validate-pods: tens of thousands of env secretKeyRefs to the most
+    different secrets a pod may use (1,024; more is refused outright), each name matched
+    by one of the policy's 64 rules × 16 patterns."""
     n = 24_000 if not ctx.smoke else 2_000
+    distinct = 1024
     env = [{"name": f"V{i}", "valueFrom": {"secretKeyRef": {
-        "name": f"svc-{i % 63:02d}-{i % 16:02d}-{'n' * 30}{i}", "key": "k"}}}
+        "name": f"svc-{i % 63:02d}-{i % 16:02d}-{'n' * 30}{i % distinct}", "key": "k"}}}
         for i in range(n)]
     pod = {
         "kind": "Pod", "apiVersion": "v1",
@@ -483,9 +485,10 @@ def pod_many_secret_references(ctx):
     body = dumps(envelope("Pod", "x-many-refs", pod))
     return Shape(
         "12-pod-many-secret-references", "/validate-pods", body,
-        f"Pod CREATE (secret-use webhook): {n:,} env secretKeyRefs to distinct secrets "
-        "whose names match one of 1,008 patterns of 63 rules, plus a label rule",
-        {"references": n})
+        f"Pod CREATE (secret-use webhook): {n:,} env secretKeyRefs to {distinct:,} "
+        "different secrets whose names match one of 1,008 patterns of 63 rules, plus a "
+        "label rule",
+        {"references": n, "distinct_secrets": distinct})
 
 
 # --- 8, 9 --------------------------------------------------------------------------------

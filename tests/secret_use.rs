@@ -565,3 +565,32 @@ async fn the_readme_worked_example_says_what_the_server_says() {
     assert_eq!(printed.trim(), expected);
     server.stop().await;
 }
+
+/// Deciding is bounded per pod: up to 1,024 different secrets are decided, more is one
+/// refusal (never admitted undecided).
+#[tokio::test]
+async fn a_pod_using_more_different_secrets_than_the_bound_is_refused() {
+    let server = TestServer::start_with(snapshot(policy(json!({}))), |_| {}).await;
+    let mut client = server.client(Proto::Http1).await;
+    let with = |n: usize| {
+        pod_review(move |pod| {
+            let env: Vec<Value> = (0..n)
+                .map(|i| {
+                    json!({"name": format!("V{i}"),
+                    "valueFrom": {"secretKeyRef": {"name": format!("s-{i}"), "key": "k"}}})
+                })
+                .collect();
+            pod["spec"]["containers"][0]["env"] = Value::Array(env);
+        })
+    };
+    let bound = secretgate::pods::secret_use::MAX_DISTINCT_SECRETS;
+    let response = post(&mut client, &with(bound)).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let response = post(&mut client, &with(bound + 1)).await;
+    assert_eq!(response["allowed"], false);
+    assert!(
+        message(&response).contains("1025 different secrets"),
+        "{response}"
+    );
+    server.stop().await;
+}

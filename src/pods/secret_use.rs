@@ -12,6 +12,9 @@ use crate::policy::Labels;
 use crate::policy::secret_use::{DEFAULT_SERVICE_ACCOUNT, Refusal};
 use crate::secrets::Violation;
 
+/// Most different secrets one pod (or template) may use for secretgate to decide them.
+pub const MAX_DISTINCT_SECRETS: usize = 1024;
+
 /// The service account a pod runs as, read as the API server reads it:
 /// `serviceAccountName`, else the deprecated `serviceAccount`, else `default`. `Err` when
 /// both are set and differ (the API server never sends that; a client talking to the
@@ -88,10 +91,23 @@ pub fn violations(
                 .collect()
         })
         .unwrap_or_default();
+    let references = all_references(spec, prefix, account, ctx);
+    let distinct: HashSet<&str> = references.iter().map(|r| r.secret.as_str()).collect();
+    if distinct.len() > MAX_DISTINCT_SECRETS {
+        // Deciding costs a few automaton passes per secret; a pod has tens, not
+        // thousands. Refusing is the bounded answer that does not fail open.
+        return vec![Violation::deny(
+            prefix.to_owned(),
+            format!(
+                "the pod uses {} different secrets; secretgate decides secret use for at                  most {MAX_DISTINCT_SECRETS} per pod",
+                distinct.len()
+            ),
+        )];
+    }
     let mut out = Vec::new();
     // One decision per secret: a pod may name the same one in thousands of places.
     let mut decided: HashMap<String, Result<(), Refusal>> = HashMap::new();
-    for reference in all_references(spec, prefix, account, ctx) {
+    for reference in references {
         if before.contains(&(reference.field.clone(), reference.secret.clone())) {
             continue;
         }

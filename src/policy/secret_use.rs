@@ -72,8 +72,8 @@ pub fn is_service_account_name(name: &str) -> bool {
 }
 
 /// A policy's `secretUse`, compiled so that deciding one secret costs one hash lookup and
-/// one pass of a regex set over its name, whatever the number of rules: a pod may carry
-/// tens of thousands of references, and a policy up to 64 rules of 16 patterns.
+/// one automaton pass per rule over its name (a policy has at most 64 rules of 16
+/// patterns; a pod's distinct secrets are bounded in `pods::secret_use`).
 #[derive(Clone, Debug)]
 pub struct SecretUse {
     /// The mode its findings follow (its own, else the policy's).
@@ -82,47 +82,41 @@ pub struct SecretUse {
     rules: Vec<Rule>,
     /// Secret name → the rules that name it.
     by_name: HashMap<String, Vec<usize>>,
-    patterns: Patterns,
 }
 
-/// Every rule's name patterns, and the rule each belongs to.
+/// One rule's name patterns as one anchored alternation: a pod may name thousands of
+/// secrets, and one small automaton per rule answers each name in one pass (a single
+/// set of every rule's patterns has to report all matches, which for a policy at its
+/// limits fell back to a slow engine: seconds per pod in the worst-case benchmark).
 #[derive(Clone, Debug)]
-struct Patterns {
-    set: Matcher,
-    rule_of: Vec<usize>,
-}
-
-#[derive(Clone, Debug)]
-enum Matcher {
-    Set(regex::RegexSet),
-    /// If the set does not build (its size limit is not the single patterns'), each
-    /// pattern is tried in turn: slower, never weaker.
+enum NamePatterns {
+    None,
+    Joined(regex::Regex),
+    /// If the alternation does not build (its size limit is not the single patterns'),
+    /// each pattern is tried in turn: slower, never weaker.
     Each(Vec<Pattern>),
 }
 
-impl Patterns {
-    fn compile(patterns: Vec<(usize, Pattern)>) -> Self {
-        let rule_of = patterns.iter().map(|(rule, _)| *rule).collect();
-        let sources = patterns
+impl NamePatterns {
+    fn compile(patterns: &[Pattern]) -> Self {
+        if patterns.is_empty() {
+            return NamePatterns::None;
+        }
+        let joined: Vec<String> = patterns
             .iter()
-            .map(|(_, p)| format!("^(?:{})$", p.as_str()));
-        let set = match regex::RegexSet::new(sources) {
-            Ok(set) => Matcher::Set(set),
-            Err(_) => Matcher::Each(patterns.into_iter().map(|(_, p)| p).collect()),
-        };
-        Self { set, rule_of }
+            .map(|p| format!("(?:{})", p.as_str()))
+            .collect();
+        match regex::Regex::new(&format!("^(?:{})$", joined.join("|"))) {
+            Ok(regex) => NamePatterns::Joined(regex),
+            Err(_) => NamePatterns::Each(patterns.to_vec()),
+        }
     }
 
-    /// The rules with a pattern matching `name`.
-    fn rules_matching(&self, name: &str, out: &mut Vec<usize>) {
-        match &self.set {
-            Matcher::Set(set) => out.extend(set.matches(name).iter().map(|i| self.rule_of[i])),
-            Matcher::Each(each) => out.extend(
-                each.iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.is_match(name))
-                    .map(|(i, _)| self.rule_of[i]),
-            ),
+    fn is_match(&self, name: &str) -> bool {
+        match self {
+            NamePatterns::None => false,
+            NamePatterns::Joined(regex) => regex.is_match(name),
+            NamePatterns::Each(each) => each.iter().any(|p| p.is_match(name)),
         }
     }
 }
@@ -130,6 +124,7 @@ impl Patterns {
 #[derive(Clone, Debug)]
 struct Rule {
     name: Arc<str>,
+    patterns: NamePatterns,
     selector: Option<Selector>,
     service_accounts: HashSet<String>,
     pod_selector: Option<Selector>,
@@ -230,7 +225,6 @@ impl SecretUse {
     /// and a selector that does not compile selects nothing here).
     pub fn compile(rules: &SecretUseRules, policy_mode: Mode) -> Self {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut patterns = Vec::new();
         let mut compiled = Vec::with_capacity(rules.rules.len());
         for (i, r) in rules.rules.iter().enumerate() {
             for name in &r.secrets.names {
@@ -239,12 +233,12 @@ impl SecretUse {
                     named.push(i);
                 }
             }
-            patterns.extend(r.secrets.name_patterns.iter().map(|p| (i, p.clone())));
             let compile = |s: &LabelSelector| {
                 Selector::compile(s, "").unwrap_or_else(|_| Selector::nothing())
             };
             compiled.push(Rule {
                 name: Arc::from(r.name.as_str()),
+                patterns: NamePatterns::compile(&r.secrets.name_patterns),
                 selector: r.secrets.selector.as_ref().map(compile),
                 service_accounts: r.service_accounts.iter().cloned().collect(),
                 pod_selector: r.pod_selector.as_ref().map(compile),
@@ -255,7 +249,6 @@ impl SecretUse {
             default_deny: rules.default == UseDefault::Deny,
             rules: compiled,
             by_name,
-            patterns: Patterns::compile(patterns),
         }
     }
 
@@ -267,12 +260,15 @@ impl SecretUse {
         meta: Option<&SecretMeta>,
         user: &User<'_>,
     ) -> Result<(), Refusal> {
-        let mut named = self.by_name.get(secret).cloned().unwrap_or_default();
-        self.patterns.rules_matching(secret, &mut named);
+        let named = self
+            .by_name
+            .get(secret)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let mut selecting = Vec::new();
         let mut undecided = false;
         for (i, rule) in self.rules.iter().enumerate() {
-            let selected = if named.contains(&i) {
+            let selected = if named.contains(&i) || rule.patterns.is_match(secret) {
                 Some(true)
             } else {
                 rule.selects_by_labels(meta)
