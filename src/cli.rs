@@ -62,7 +62,7 @@ pub enum Command {
     /// are judged for the secrets they use, too. Exit status: 0, or 1 when a secret or pod
     /// would be denied, 2 when the cluster cannot be read.
     #[command(
-        after_help = "Examples:\n  secretgate audit\n  secretgate audit --context prod -o json > audit.json\n  secretgate audit --kubeconfig ~/.kube/staging"
+        after_help = "Examples:\n  secretgate audit\n  secretgate audit --context prod -o json > audit.json\n  secretgate audit -o report | kubectl apply -f -\n  secretgate audit --kubeconfig ~/.kube/staging"
     )]
     Audit(AuditArgs),
     /// Print a shell completion script.
@@ -128,6 +128,13 @@ pub enum OutputFormat {
 pub enum AuditFormat {
     Text,
     Json,
+    /// OpenReports objects (`openreports.io/v1alpha1` Report per namespace, ClusterReport),
+    /// as a YAML stream for `kubectl apply -f -`.
+    Report,
+    /// wgpolicyk8s objects (`wgpolicyk8s.io/v1alpha2` PolicyReport per namespace,
+    /// ClusterPolicyReport), for clusters that only have those CRDs.
+    #[value(name = "policyreport")]
+    PolicyReport,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -17,7 +17,8 @@
 //! - [`policy`]: project policies, the embedded default, which one governs a namespace.
 //!
 //! Offline and against a cluster, through the same review path: [`check`] (manifests
-//! and AdmissionReviews, for CI) and [`audit`] (what a cluster holds now).
+//! and AdmissionReviews, for CI) and [`audit`] (what a cluster holds now), whose findings
+//! [`reports`] turns into OpenReports / wgpolicyk8s report objects.
 //!
 //! Around it: [`cli`] (flags), [`certs`] (development certificates), [`file_read`]
 //! (policy and certificate reads, bounded in time), [`metrics`] (Prometheus registry),
@@ -40,6 +41,7 @@ pub mod objects;
 pub mod pods;
 pub mod policy;
 pub mod registry;
+pub mod reports;
 pub mod secrets;
 pub mod server;
 pub mod signal;

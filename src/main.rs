@@ -61,16 +61,17 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let now = time::OffsetDateTime::now_utc();
     let report = runtime.block_on(async {
         let client = audit::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
         audit::run(
             client,
-            time::OffsetDateTime::now_utc(),
+            now,
             &args.instance_secret_namespaces.iter().cloned().collect(),
         )
         .await
     })?;
-    audit::write(&report, args.output, &mut std::io::stdout().lock())?;
+    audit::write(&report, args.output, now, &mut std::io::stdout().lock())?;
     Ok(u8::from(report.any_denied()))
 }
 

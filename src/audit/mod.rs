@@ -24,7 +24,8 @@ use crate::admission::{Context, Webhook};
 use crate::check::evaluate;
 use crate::policy::cluster::Builder;
 use crate::policy::{Policy, ProjectPolicy, ProjectPolicySpec};
-pub use report::{Report, write};
+pub(crate) use report::pattern as report_pattern;
+pub use report::{CopyFinding, InvalidPolicy, Report, Reviewed, write};
 
 /// Objects per LIST page.
 const PAGE: u32 = 500;
@@ -160,6 +161,7 @@ fn review(
     namespace: &str,
     ctx: &Context<'_>,
 ) {
+    let uid = object.metadata.uid.clone();
     let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
     // List items carry no apiVersion and kind; the review's object does.
     if let Value::Object(map) = &mut value {
@@ -182,7 +184,7 @@ fn review(
         // Objects read from a cluster always have a name.
         Err(_) => return,
     };
-    report.add(kind, &outcome);
+    report.add(kind, uid, &outcome);
 }
 
 /// Why a ProjectPolicy is not in force, if it is not.

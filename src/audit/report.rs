@@ -1,15 +1,22 @@
 //! The audit report: counts and findings grouped by project (the governing policy) and
-//! rule (field path pattern and message). Names and field paths only, never values.
+//! rule (field path pattern and message), plus every reviewed object's own outcome (for
+//! the report objects of [`crate::reports`]). Names and field paths only, never values.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
 
+use time::OffsetDateTime;
+
 use crate::admission::Verdict;
 use crate::check::Outcome;
 use crate::check::report::effect;
 use crate::cli::AuditFormat;
+use crate::pods::Injection;
+use crate::policy::Mode;
+use crate::reports::Flavor;
+use crate::secrets::Violation;
 
 /// What an audit found.
 #[derive(Debug, Default, Serialize)]
@@ -21,6 +28,37 @@ pub struct Report {
     pub projects: BTreeMap<String, Project>,
     /// Instance-secret copies that are not as their policies want them.
     pub instance_secrets: Vec<CopyFinding>,
+    /// Every object reviewed, one by one: report objects need a result per object, which
+    /// the grouping above loses. Not part of `-o json` (it would repeat `projects`).
+    #[serde(skip)]
+    pub reviewed: Vec<Reviewed>,
+}
+
+/// One reviewed Secret or Pod and what the server would say about it now. Field paths,
+/// messages and names only, as the admission response carries them: never values.
+#[derive(Clone, Debug)]
+pub struct Reviewed {
+    /// `Secret` or `Pod`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// The object's metadata.uid, when the API server gave one.
+    pub uid: Option<String>,
+    /// The governing policy (`None` when no policy governs the object).
+    pub policy: Option<String>,
+    pub mode: Option<Mode>,
+    pub verdict: Verdict,
+    /// The findings the review listed (at most `admission::bounded::MAX_SHOWN`).
+    pub findings: Vec<Violation>,
+    /// Findings counted but not listed: how many, and their summary by rule.
+    pub unlisted: Option<(usize, String)>,
+    /// The mutation's warnings (pods only: a secret's warnings repeat its findings).
+    pub warnings: Vec<String>,
+    /// Injections the pod lacks (the webhook would add them).
+    pub injections: Vec<Injection>,
+    /// The denial message when the review denied without listing a finding (a policy
+    /// that refuses every secret, say).
+    pub denial: Option<String>,
 }
 
 /// One instance-secret copy that is missing, stale, orphaned or blocked.
@@ -114,8 +152,9 @@ impl Report {
         }
     }
 
-    /// Adds one reviewed object.
-    pub fn add(&mut self, kind: &str, outcome: &Outcome) {
+    /// Adds one reviewed object (`uid` is its metadata.uid, when known).
+    pub fn add(&mut self, kind: &str, uid: Option<String>, outcome: &Outcome) {
+        self.reviewed.push(Reviewed::new(kind, uid, outcome));
         let s = &outcome.summary;
         let project_name = s.policy.as_deref().unwrap_or("(none)").to_owned();
         let project = self.projects.entry(project_name).or_default();
@@ -163,9 +202,36 @@ impl Report {
     }
 }
 
+impl Reviewed {
+    fn new(kind: &str, uid: Option<String>, outcome: &Outcome) -> Self {
+        let s = &outcome.summary;
+        let unlisted = s.finding_count.saturating_sub(s.findings.len());
+        Self {
+            kind: kind.to_owned(),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            uid,
+            policy: s.policy.as_deref().map(str::to_owned),
+            mode: s.mode,
+            verdict: s.verdict(),
+            findings: s.findings.clone(),
+            unlisted: (unlisted > 0)
+                .then(|| (unlisted, s.findings_more.clone().unwrap_or_default())),
+            warnings: if kind == "Pod" {
+                outcome.warnings.clone()
+            } else {
+                Vec::new()
+            },
+            injections: s.injections.clone(),
+            denial: (s.findings.is_empty() && s.verdict() == Verdict::Denied)
+                .then(|| outcome.message.clone().unwrap_or_default()),
+        }
+    }
+}
+
 /// A field path with each quoted key (`["registry.example.com"]`) as `[*]`, so one rule
 /// groups the same problem across registries and hosts.
-fn pattern(field: &str) -> String {
+pub(crate) fn pattern(field: &str) -> String {
     let mut out = String::with_capacity(field.len());
     let mut rest = field;
     while let Some(start) = rest.find("[\"") {
@@ -185,9 +251,22 @@ fn pattern(field: &str) -> String {
     out
 }
 
-/// Writes the report in `format`.
-pub fn write(report: &Report, format: AuditFormat, out: &mut dyn Write) -> std::io::Result<()> {
+/// Writes the report in `format`; `now` stamps the results of report objects.
+pub fn write(
+    report: &Report,
+    format: AuditFormat,
+    now: OffsetDateTime,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     match format {
+        AuditFormat::Report => crate::reports::write_yaml(
+            &crate::reports::build(report, Flavor::OpenReports, now),
+            out,
+        ),
+        AuditFormat::PolicyReport => crate::reports::write_yaml(
+            &crate::reports::build(report, Flavor::PolicyReport, now),
+            out,
+        ),
         AuditFormat::Json => {
             serde_json::to_writer_pretty(&mut *out, report)?;
             writeln!(out)
