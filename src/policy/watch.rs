@@ -272,9 +272,6 @@ pub fn leader_writes(updates: Vec<StatusUpdate>, leads: bool) -> Vec<StatusUpdat
     }
 }
 
-/// Patches a ProjectPolicy's status (conditions and `lastGoodSpec`); a failure is logged
-/// and retried on the next rebuild (the status still differs then). Leadership is checked
-/// again right before the request: it may have been lost since the rebuild.
 /// What each policy's `status.instanceSecrets.problems` shows now, by policy name.
 fn instance_problems_shown(
     policies: &[Arc<DynamicObject>],
@@ -309,25 +306,28 @@ async fn write_instance_status(
     problems: Vec<String>,
     leadership: Leadership,
 ) {
-    if !leadership.is_leader() {
-        return;
-    }
-    let api: Api<ProjectPolicy> = Api::all(client);
-    let patch = serde_json::json!({
-        "apiVersion": ProjectPolicy::api_version(&()),
-        "kind": ProjectPolicy::kind(&()),
-        "status": {"instanceSecrets": {"problems": problems}},
-    });
-    let params = PatchParams::apply(INSTANCE_MANAGER).force();
-    if let Err(e) = api
-        .patch_status(&name, &params, &Patch::Apply(&patch))
-        .await
-    {
-        tracing::warn!(policy = %name, error = %e, "cannot write ProjectPolicy instance-secret status");
-    }
+    let status = serde_json::json!({"instanceSecrets": {"problems": problems}});
+    apply_status(client, &name, INSTANCE_MANAGER, status, &leadership).await;
 }
 
+/// Patches a ProjectPolicy's status (conditions and `lastGoodSpec`); a failure is logged
+/// and retried on the next rebuild (the status still differs then). Leadership is checked
+/// again right before the request: it may have been lost since the rebuild.
 async fn write_status(client: Client, update: StatusUpdate, leadership: Leadership) {
+    let status = serde_json::to_value(&update.status).unwrap_or_default();
+    apply_status(client, &update.name, MANAGER, status, &leadership).await;
+}
+
+/// Server-side applies `status` to policy `name` as field manager `manager`, if this
+/// replica leads (checked again right before the write); a failure is logged and the
+/// next rebuild tries again while the status still differs.
+async fn apply_status(
+    client: Client,
+    name: &str,
+    manager: &str,
+    status: serde_json::Value,
+    leadership: &Leadership,
+) {
     if !leadership.is_leader() {
         return;
     }
@@ -335,13 +335,10 @@ async fn write_status(client: Client, update: StatusUpdate, leadership: Leadersh
     let patch = serde_json::json!({
         "apiVersion": ProjectPolicy::api_version(&()),
         "kind": ProjectPolicy::kind(&()),
-        "status": update.status,
+        "status": status,
     });
-    let params = PatchParams::apply(MANAGER).force();
-    if let Err(e) = api
-        .patch_status(&update.name, &params, &Patch::Apply(&patch))
-        .await
-    {
-        tracing::warn!(policy = %update.name, error = %e, "cannot write ProjectPolicy status");
+    let params = PatchParams::apply(manager).force();
+    if let Err(e) = api.patch_status(name, &params, &Patch::Apply(&patch)).await {
+        tracing::warn!(policy = %name, manager, error = %e, "cannot write ProjectPolicy status");
     }
 }
