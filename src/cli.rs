@@ -225,6 +225,72 @@ pub struct ServeArgs {
     pub echo: bool,
     #[command(flatten, next_help_heading = "Leader election")]
     pub leader: LeaderArgs,
+    #[command(flatten, next_help_heading = "Continuous audit")]
+    pub audit: AuditLoopArgs,
+}
+
+/// The continuous audit of `serve` in cluster mode (the elected replica only).
+#[derive(Debug, Args)]
+pub struct AuditLoopArgs {
+    /// Report API the continuous audit writes: `auto` uses OpenReports
+    /// (openreports.io/v1alpha1 Report/ClusterReport) when the cluster serves it, else
+    /// wgpolicyk8s (PolicyReport/ClusterPolicyReport), else stays off with a log line.
+    #[arg(long, env = "SECRETGATE_REPORTS", value_enum, default_value_t = ReportsChoice::Auto)]
+    pub reports: ReportsChoice,
+    /// Seconds between full audit passes (every Secret read again, every Pod listed);
+    /// changed Secrets are audited within seconds in between.
+    #[arg(
+        long,
+        env = "SECRETGATE_AUDIT_INTERVAL_SECONDS",
+        default_value_t = 3600.0
+    )]
+    pub audit_interval_seconds: f64,
+    /// API requests per second the audit may make (reads of Secrets, Pod list pages,
+    /// report writes); admission and the other writers are not counted.
+    #[arg(
+        long,
+        env = "SECRETGATE_AUDIT_REQUESTS_PER_SECOND",
+        default_value_t = 10.0
+    )]
+    pub audit_requests_per_second: f64,
+    /// Log in to registries with pull secrets, for projects whose policy lists those
+    /// registries in `credentialHealth` (outbound connections from the elected replica).
+    #[arg(long, env = "SECRETGATE_CREDENTIAL_CHECKS")]
+    pub credential_checks: bool,
+    /// Extra CA certificates (PEM) trusted for registry logins, besides the system's.
+    #[arg(
+        long,
+        env = "SECRETGATE_CREDENTIAL_CHECK_CA",
+        requires = "credential_checks"
+    )]
+    pub credential_check_ca: Option<PathBuf>,
+    /// Seconds one registry login may take.
+    #[arg(
+        long,
+        env = "SECRETGATE_CREDENTIAL_CHECK_TIMEOUT_SECONDS",
+        default_value_t = 10.0
+    )]
+    pub credential_check_timeout_seconds: f64,
+    /// Registry logins running at once.
+    #[arg(
+        long,
+        env = "SECRETGATE_CREDENTIAL_CHECK_CONCURRENCY",
+        default_value_t = 4
+    )]
+    pub credential_check_concurrency: usize,
+}
+
+/// Which report API the continuous audit writes (`serve --reports`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportsChoice {
+    /// OpenReports when served, else wgpolicyk8s, else off (with a log line).
+    Auto,
+    /// `openreports.io/v1alpha1` only.
+    Openreports,
+    /// `wgpolicyk8s.io/v1alpha2` only.
+    Policyreport,
+    /// No continuous audit.
+    Off,
 }
 
 /// Which replica writes to the cluster (cluster mode only).

@@ -196,6 +196,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         metrics: secretgate::instance::InstanceMetrics::new(&registry)?,
                     }),
                 },
+                audit: audit_config(
+                    &args.audit,
+                    args.instance_secrets
+                        .then_some(&args.instance_secret_namespaces),
+                    &registry,
+                )?,
             };
             tokio::spawn(policy::watch::run(client, targets));
             tracing::info!("watching ProjectPolicies, Namespaces and Secret metadata");
@@ -255,6 +261,35 @@ fn write_certs(args: &CertsArgs) -> anyhow::Result<()> {
     eprintln!("caBundle for the webhook configurations:");
     println!("{}", generated.ca_bundle());
     Ok(())
+}
+
+/// The continuous audit's configuration, from the flags (`None`: `--reports=off`).
+fn audit_config(
+    flags: &cli::AuditLoopArgs,
+    instance_sources: Option<&Vec<String>>,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<Option<audit::continuous::Config>> {
+    if flags.reports == cli::ReportsChoice::Off {
+        tracing::info!("continuous audit off (--reports=off)");
+        return Ok(None);
+    }
+    let interval = seconds(flags.audit_interval_seconds, "--audit-interval-seconds")?;
+    anyhow::ensure!(
+        interval >= Duration::from_secs(60),
+        "--audit-interval-seconds must be at least 60 (a full pass reads every Secret)"
+    );
+    anyhow::ensure!(
+        flags.audit_requests_per_second.is_finite() && flags.audit_requests_per_second >= 0.1,
+        "--audit-requests-per-second must be at least 0.1"
+    );
+    Ok(Some(audit::continuous::Config {
+        choice: flags.reports,
+        interval,
+        tick: audit::continuous::TICK,
+        requests_per_second: flags.audit_requests_per_second,
+        instance_sources: instance_sources.map(|ns| ns.iter().cloned().collect()),
+        metrics: audit::continuous::AuditMetrics::new(registry)?,
+    }))
 }
 
 /// How long the exit waits for the lease release after draining.

@@ -142,6 +142,7 @@ async fn the_leader_copies_the_source_and_leaves_hand_made_secrets_alone() {
             allowed_sources: ["secretgate".to_owned()].into(),
             metrics: InstanceMetrics::new(&registry).expect("metrics"),
         }),
+        audit: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();
@@ -375,6 +376,7 @@ async fn copies_follow_namespaces_joining_and_leaving_and_the_source_rotating() 
             allowed_sources: ["secretgate".to_owned()].into(),
             metrics: InstanceMetrics::new(&registry).expect("metrics"),
         }),
+        audit: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();

@@ -578,6 +578,7 @@ async fn a_follower_writes_no_status_and_writes_the_pending_ones_on_becoming_lea
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         leadership,
         instance: None,
+        audit: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
 

@@ -186,6 +186,7 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         leadership: Leadership::always(),
         instance: None,
+        audit: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -394,6 +395,7 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         leadership: Leadership::always(),
         instance: None,
+        audit: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -495,6 +497,7 @@ async fn not_ready_until_the_service_accounts_are_listed() {
         metrics: Arc::new(Metrics::new(prometheus::Registry::new()).expect("metrics")),
         leadership: Leadership::always(),
         instance: None,
+        audit: None,
     };
     tokio::spawn(run(client, targets.clone()));
     // The other three caches sync at once; well past that, still not ready.
@@ -529,6 +532,7 @@ async fn serve_cluster(
         metrics: server.state.metrics.clone(),
         leadership: Leadership::always(),
         instance: None,
+        audit: None,
     };
     tokio::spawn(run(client, targets));
     (server, patches)

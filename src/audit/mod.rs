@@ -6,6 +6,7 @@
 //! Secrets are listed metadata-only; each one's values are read with a GET just before
 //! its review and dropped right after. Nothing of them is printed or kept.
 
+pub mod continuous;
 mod report;
 
 use std::collections::BTreeSet;

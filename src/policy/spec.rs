@@ -84,6 +84,35 @@ pub struct ProjectPolicySpec {
     /// the server allows (`serve --instance-secret-namespaces`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_secrets: Vec<InstanceSecret>,
+    /// Logging in to registries with the project's pull secrets, off the admission path,
+    /// to find passwords that stopped working (`serve --credential-checks` in cluster
+    /// mode). Outbound calls are a security decision: only the registries listed here are
+    /// ever contacted. Absent: no pull secret of the project is tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_health: Option<CredentialHealth>,
+}
+
+/// Which registries the continuous audit may log in to with the project's pull secrets,
+/// and how often.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialHealth {
+    /// Registries to contact, as in `allowedRegistries`: `ghcr.io`, `host:port`,
+    /// `*.example.com`. A pull secret's credentials for any other registry are not tried.
+    pub registries: Vec<String>,
+    /// Least time between two logins with the same credentials (a changed secret is
+    /// checked at once). At least 60.
+    #[serde(default = "default_credential_interval")]
+    pub interval_seconds: u32,
+}
+
+/// Seconds between two checks of unchanged credentials: an hour.
+pub const DEFAULT_CREDENTIAL_INTERVAL: u32 = 3_600;
+/// The shortest interval a policy may ask for: registries rate-limit logins.
+pub const MIN_CREDENTIAL_INTERVAL: u32 = 60;
+
+fn default_credential_interval() -> u32 {
+    DEFAULT_CREDENTIAL_INTERVAL
 }
 
 /// One secret provided in each namespace of the project.
@@ -325,6 +354,19 @@ pub struct TlsRules {
     /// Refuse a leaf certificate that expires in fewer than this many days (0: no minimum).
     #[serde(default)]
     pub min_days_remaining: u32,
+    /// Warn about a leaf certificate that expires within this many days (0: never), at
+    /// admission and in the continuous audit's reports, before it breaks. The default, 14,
+    /// stays quiet for certificates cert-manager renews (30 days before expiry, for its
+    /// default 90-day certificates) unless renewal has been failing for two weeks.
+    #[serde(default = "default_warn_within_days")]
+    pub warn_within_days: u32,
+}
+
+/// Days before expiry a certificate is warned about by default.
+pub const DEFAULT_WARN_WITHIN_DAYS: u32 = 14;
+
+fn default_warn_within_days() -> u32 {
+    DEFAULT_WARN_WITHIN_DAYS
 }
 
 impl Default for TlsRules {
@@ -332,6 +374,7 @@ impl Default for TlsRules {
         Self {
             reject_expired: true,
             min_days_remaining: 0,
+            warn_within_days: DEFAULT_WARN_WITHIN_DAYS,
         }
     }
 }

@@ -13,8 +13,8 @@ use super::schema::{
 use super::secret_use::{ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, is_service_account_name};
 use super::selector::Selector;
 use super::spec::{
-    GitSyncInjection, InstanceSecret, NameRule, ProjectPolicySpec, SecretSelection, SecretUseRule,
-    SecretUseRules, UseDefault,
+    CredentialHealth, GitSyncInjection, InstanceSecret, MIN_CREDENTIAL_INTERVAL, NameRule,
+    ProjectPolicySpec, SecretSelection, SecretUseRule, SecretUseRules, UseDefault,
 };
 
 /// Longest policy value quoted in a problem (policy text, not a secret, but a problem
@@ -135,7 +135,31 @@ pub fn problems(spec: &ProjectPolicySpec) -> Vec<String> {
         injections_denied_by_default(&mut out, spec, secret_use);
     }
     instance_secrets(&mut out, &spec.instance_secrets);
+    if let Some(health) = &spec.credential_health {
+        credential_health(&mut out, health);
+    }
     out
+}
+
+fn credential_health(out: &mut Vec<String>, health: &CredentialHealth) {
+    let at = "spec.credentialHealth";
+    if health.registries.is_empty() {
+        out.push(format!(
+            "{at}.registries: required value is missing (list the registries the audit may log in to)"
+        ));
+    }
+    registries(
+        out,
+        &format!("{at}.registries"),
+        &health.registries,
+        MAX_REGISTRIES,
+    );
+    if health.interval_seconds < MIN_CREDENTIAL_INTERVAL {
+        out.push(format!(
+            "{at}.intervalSeconds: {} is below the minimum of {MIN_CREDENTIAL_INTERVAL}",
+            health.interval_seconds
+        ));
+    }
 }
 
 fn name_rule(out: &mut Vec<String>, rule: &NameRule) {

@@ -69,6 +69,8 @@ pub struct Targets {
     pub leadership: Leadership,
     /// The instance-secret controller, when it is on.
     pub instance: Option<InstanceTargets>,
+    /// The continuous audit, when it may run.
+    pub audit: Option<crate::audit::continuous::Config>,
 }
 
 /// What the instance-secret controller needs besides the caches.
@@ -137,8 +139,26 @@ pub async fn run(client: Client, targets: Targets) {
         secrets,
         service_accounts,
     };
+    let audit = targets.audit.clone().map(|config| {
+        let sources = crate::audit::continuous::Sources {
+            snapshot: targets.policies.clone(),
+            ready: targets.ready.clone(),
+            policies: caches.policies.clone(),
+            namespaces: caches.namespaces.clone(),
+            secrets: caches.secrets.clone(),
+        };
+        tokio::spawn(crate::audit::continuous::run(
+            client.clone(),
+            sources,
+            targets.leadership.clone(),
+            config,
+        ))
+    });
     let rebuild = rebuild_loop(client, caches, changed, targets);
     futures::future::join(futures::future::join_all(streams), rebuild).await;
+    if let Some(audit) = audit {
+        audit.abort();
+    }
 }
 
 /// The four caches the snapshot is built from.

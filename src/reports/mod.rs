@@ -44,7 +44,7 @@ use std::io::Write;
 use time::OffsetDateTime;
 
 use crate::audit::Report;
-pub use object::{ReportObject, Summary};
+pub use object::{ReportObject, Summary, object};
 
 /// Results per report object; the rest are counted in one `skip` result.
 pub const MAX_RESULTS: usize = 1_000;

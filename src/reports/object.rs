@@ -84,7 +84,9 @@ pub fn assemble(placed: Vec<Placed>, flavor: Flavor) -> Vec<ReportObject> {
     out
 }
 
-fn object(
+/// One report object holding `results` (sorted, deduplicated, counted and capped here):
+/// the namespace's, or the cluster's when `namespace` is `None`.
+pub fn object(
     flavor: Flavor,
     namespace: Option<String>,
     mut results: Vec<ReportResult>,

@@ -62,7 +62,7 @@ pub struct Resource {
 }
 
 impl Resource {
-    fn secret(namespace: &str, name: &str) -> Self {
+    pub fn secret(namespace: &str, name: &str) -> Self {
         Self {
             api_version: "v1".to_owned(),
             kind: "Secret".to_owned(),
@@ -249,6 +249,38 @@ fn objects(object: &Reviewed, at: Timestamp, out: &mut Vec<Placed>) {
     if !any {
         push("all".to_owned(), "pass", "no finding");
     }
+}
+
+/// A login to `registry` with a pull secret's credentials (credential health): `pass`
+/// when accepted, `fail`/`high` when rejected (pods will not pull), `error`/`medium` when
+/// the registry could not be asked, `skip` when it needs no credentials. Rule
+/// `registry-login`; the registry (a host the policy lists) is a property.
+pub fn registry_login(
+    policy: &str,
+    secret: Resource,
+    registry: &str,
+    status: Status,
+    message: &str,
+    now: OffsetDateTime,
+) -> ReportResult {
+    let mut r = new(
+        policy,
+        "registry-login".to_owned(),
+        status,
+        message,
+        now.into(),
+    );
+    r.severity = match status {
+        Status::Fail => Some(Severity::High),
+        Status::Error => Some(Severity::Medium),
+        _ => None,
+    };
+    r.scored = matches!(status, Status::Pass | Status::Fail);
+    r.category = "Credentials";
+    r.resources = vec![secret];
+    r.properties
+        .insert("registry".to_owned(), registry.to_owned());
+    r
 }
 
 /// A ProjectPolicy the server refuses: `error` in the cluster report.

@@ -136,19 +136,28 @@ fn check_validity(input: &Input<'_>, leaf: &X509Certificate<'_>, out: &mut Vec<V
     if not_before - NOT_BEFORE_SKEW > input.now {
         let message = format!("certificate is not valid before {}", instant(not_before));
         out.push(Violation::with_severity(severity, field, message));
-    } else if not_after < input.now {
+        return;
+    }
+    if not_after < input.now {
         let message = format!("certificate expired on {}", day(not_after));
         out.push(Violation::with_severity(severity, field, message));
-    } else if rules.min_days_remaining > 0 {
-        let left = (not_after - input.now).whole_days();
-        if left < i64::from(rules.min_days_remaining) {
-            let message = format!(
-                "certificate expires on {} (in {left} days); policy requires at least {} days",
-                day(not_after),
-                rules.min_days_remaining
-            );
-            out.push(Violation::deny(field, message));
-        }
+        return;
+    }
+    let left = (not_after - input.now).whole_days();
+    if left < i64::from(rules.min_days_remaining) {
+        let message = format!(
+            "certificate expires on {} (in {left} days); policy requires at least {} days",
+            day(not_after),
+            rules.min_days_remaining
+        );
+        out.push(Violation::deny(field, message));
+    } else if left < i64::from(rules.warn_within_days) {
+        let message = format!(
+            "certificate expires soon: on {} (in {left} days; the policy warns within {} days)",
+            day(not_after),
+            rules.warn_within_days
+        );
+        out.push(Violation::warn(field, message));
     }
 }
 
@@ -542,11 +551,19 @@ lA==
         );
         min_days.rules.tls.min_days_remaining = 30;
         let mut min_days_ok = case(
-            "expires after the policy's minimum",
+            "expires after the policy's minimum, within the default warning window",
+            &[("tls.crt", &short), ("tls.key", &p256_key)],
+            &[
+                "Warn data[tls.crt]: certificate expires soon: on 2026-12-03 (in 10 days; the policy warns within 14 days)",
+            ],
+        );
+        min_days_ok.rules.tls.min_days_remaining = 10;
+        let mut outside_window = case(
+            "expires after the policy's warning window",
             &[("tls.crt", &short), ("tls.key", &p256_key)],
             &[],
         );
-        min_days_ok.rules.tls.min_days_remaining = 10;
+        outside_window.rules.tls.warn_within_days = 10;
         let mut late = case(
             "checked a year later",
             &[("tls.crt", &rsa_crt), ("tls.key", RSA_2048_PKCS8)],
@@ -555,6 +572,7 @@ lA==
         late.now = datetime!(2028-01-01 00:00 UTC);
 
         vec![
+            outside_window,
             case(
                 "RSA, PKCS#8 key",
                 &[("tls.crt", &rsa_crt), ("tls.key", RSA_2048_PKCS8)],
