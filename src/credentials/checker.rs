@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::Secret;
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::sync::Semaphore;
 
-use super::login::{Client, Origin};
+use super::login::Client;
+use super::target::Origin;
 use super::{CheckerConfig, ConfigError, Outcome};
 use crate::registry::RegistryKey;
 use crate::secrets::{DOCKER_CFG, DOCKER_CONFIG_JSON, SecretBytes, registry_credentials};

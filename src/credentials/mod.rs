@@ -48,6 +48,7 @@
 mod challenge;
 mod checker;
 mod login;
+mod target;
 
 use std::time::Duration;
 

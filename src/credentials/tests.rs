@@ -1,6 +1,7 @@
 use hyper::header::HeaderValue;
 
-use super::login::{Origin, pick_challenge, token_of, token_request};
+use super::login::pick_challenge;
+use super::target::{Origin, token_of, token_request};
 use super::*;
 
 fn origin(host: &str, port: u16) -> Origin {
