@@ -24,7 +24,7 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secretgate::certs::DevCertificates;
 use secretgate::credentials::{
-    CheckerConfig, CredentialChecker, Outcome, PullSecret, RegistryCheck,
+    CheckerConfig, CredentialChecker, MAX_LOGINS_PER_SECRET, Outcome, PullSecret, RegistryCheck,
 };
 use serde_json::json;
 use tempfile::TempDir;
@@ -618,19 +618,64 @@ async fn a_certificate_from_another_ca_is_unreachable() {
     }
 }
 
-#[tokio::test]
-async fn a_silent_server_times_out() {
-    captured_logs();
-    let certs = pki();
+/// A TCP server that accepts and never answers (not even the TLS handshake).
+async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let key = format!("127.0.0.1:{}", listener.local_addr().expect("addr").port());
-    // Accepts and never answers (not even the TLS handshake).
     let hold = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((tcp, _)) = listener.accept().await {
             held.push(tcp);
         }
     });
+    (key, hold)
+}
+
+#[tokio::test]
+async fn logins_wait_for_the_concurrency_limit() {
+    captured_logs();
+    let certs = pki();
+    let (a, hold_a) = silent_server().await;
+    let (b, hold_b) = silent_server().await;
+    let entry = json!({"username": "u", "password": "p"});
+    let doc = json!({"auths": {&a: entry, &b: entry}}).to_string();
+    let secret = PullSecret {
+        namespace: "team-a",
+        name: "two",
+        config_json: true,
+        data: doc.as_bytes(),
+    };
+    let timeout = Duration::from_millis(400);
+    let mut elapsed = Vec::new();
+    for concurrency in [1, 2] {
+        let config = CheckerConfig {
+            timeout,
+            concurrency,
+            system_roots: false,
+            extra_ca_pem: Some(certs.ca_cert.as_bytes().to_vec()),
+        };
+        let checker =
+            CredentialChecker::new(&config, &prometheus::Registry::new()).expect("checker");
+        let started = Instant::now();
+        let results = checker.check(&secret, &[&a, &b], HOUR).await;
+        elapsed.push(started.elapsed());
+        assert_eq!(results.len(), 2);
+        for r in &results {
+            assert_eq!(unreachable_reason(&r.outcome), "timed out after 400ms");
+        }
+    }
+    // One at a time: the second login starts when the first has timed out.
+    assert!(elapsed[0] >= 2 * timeout, "{elapsed:?}");
+    assert!(elapsed[1] < 2 * timeout, "{elapsed:?}");
+    hold_a.abort();
+    hold_b.abort();
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    captured_logs();
+    let certs = pki();
+    let (key, hold) = silent_server().await;
     let (checker, _) = checker(&certs.ca_cert, Duration::from_millis(500));
     let started = Instant::now();
     let result = check_one(&checker, "pull", &config_json(&key, "u", "p"), &key, HOUR).await;
@@ -764,6 +809,27 @@ async fn only_allowed_registries_are_contacted_and_globs_are_not() {
     assert_eq!(not_checked("empty.example.com"), Some(true));
     assert_eq!(not_checked("registry.invalid"), None);
     assert_eq!(total_logins(&metrics), 1);
+
+    // At most MAX_LOGINS_PER_SECRET logins per check: keys with paths are distinct keys
+    // for one host.
+    let many: serde_json::Map<String, serde_json::Value> = (0..MAX_LOGINS_PER_SECRET + 2)
+        .map(|i| (format!("{key}/team{i}"), entry.clone()))
+        .collect();
+    let doc = json!({ "auths": many }).to_string();
+    let crowded = PullSecret {
+        name: "crowded",
+        data: doc.as_bytes(),
+        ..secret
+    };
+    let results = checker.check(&crowded, &[key.as_str()], HOUR).await;
+    let count = |ok: bool| {
+        results
+            .iter()
+            .filter(|r| (r.outcome == Outcome::Ok) == ok)
+            .count()
+    };
+    assert_eq!((count(true), count(false)), (MAX_LOGINS_PER_SECRET, 2));
+    assert_eq!(total_logins(&metrics), 1 + MAX_LOGINS_PER_SECRET as u64);
 
     // The legacy format reads the same way.
     let legacy = json!({ &key: {"auth": STANDARD.encode("u:p")} }).to_string();

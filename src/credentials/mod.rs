@@ -52,7 +52,7 @@ mod target;
 
 use std::time::Duration;
 
-pub use checker::{CredentialChecker, PullSecret, RegistryCheck};
+pub use checker::{CredentialChecker, MAX_LOGINS_PER_SECRET, PullSecret, RegistryCheck};
 
 /// How the checker connects.
 #[derive(Clone, Debug)]

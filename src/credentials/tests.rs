@@ -187,3 +187,51 @@ fn config_errors_name_the_problem() {
     };
     assert!(err(&zero).contains("concurrency"));
 }
+
+#[test]
+fn pull_secrets_are_found_by_type_and_key() {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+
+    let secret = |ty: &str, key: &str| Secret {
+        type_: Some(ty.to_owned()),
+        data: Some(BTreeMap::from([(
+            key.to_owned(),
+            ByteString(b"{}".to_vec()),
+        )])),
+        metadata: kube::api::ObjectMeta {
+            namespace: Some("ns".to_owned()),
+            name: Some("pull".to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let s = secret("kubernetes.io/dockerconfigjson", ".dockerconfigjson");
+    let found = PullSecret::from_secret(&s).expect("a pull secret");
+    assert_eq!(
+        (found.namespace, found.name, found.config_json, found.data),
+        ("ns", "pull", true, &b"{}"[..])
+    );
+    let s = secret("kubernetes.io/dockercfg", ".dockercfg");
+    assert!(
+        !PullSecret::from_secret(&s)
+            .expect("a legacy pull secret")
+            .config_json
+    );
+    for (ty, key) in [
+        ("kubernetes.io/dockercfg", ".dockerconfigjson"),
+        ("kubernetes.io/dockerconfigjson", ".dockercfg"),
+        ("Opaque", ".dockerconfigjson"),
+    ] {
+        assert!(
+            PullSecret::from_secret(&secret(ty, key)).is_none(),
+            "{ty} {key}"
+        );
+    }
+    // The document is not printed.
+    let s = secret("kubernetes.io/dockerconfigjson", ".dockerconfigjson");
+    let debug = format!("{:?}", PullSecret::from_secret(&s));
+    assert!(!debug.contains("{}"), "{debug}");
+}
