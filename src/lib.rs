@@ -32,6 +32,7 @@ pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod cli;
+pub mod credentials;
 pub mod file_read;
 pub mod first_byte;
 pub mod instance;

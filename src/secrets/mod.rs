@@ -14,6 +14,8 @@ mod metadata;
 mod ssh;
 mod tls;
 
+pub use dockerconfig::{RegistryCredential, SecretBytes, registry_credentials};
+
 use std::collections::BTreeMap;
 use std::fmt;
 

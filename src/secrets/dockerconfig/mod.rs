@@ -28,6 +28,7 @@
 //! secret ([`RegistryKey::is_quotable`]); any other key is named by its position.
 
 mod json;
+mod keyring;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -36,6 +37,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use self::json::{Json, go_field_match};
+pub use self::keyring::{RegistryCredential, SecretBytes, registry_credentials};
 use super::{Input, Violation, data_field};
 use crate::registry::RegistryKey;
 

@@ -922,3 +922,186 @@ fn recorded_fixtures() {
         assert_eq!(got, want, "{name} with allowed {allowed:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// `registry_credentials`: what the kubelet's keyring gets.
+
+/// `(key, username, password)` of each credential, as text.
+fn creds(config_json: bool, doc: &str) -> Vec<(String, String, String)> {
+    registry_credentials(config_json, doc.as_bytes())
+        .iter()
+        .map(|c| {
+            let text = |b: &SecretBytes| String::from_utf8_lossy(b.expose()).into_owned();
+            (c.key.clone(), text(&c.username), text(&c.password))
+        })
+        .collect()
+}
+
+fn triple(key: &str, user: &str, pass: &str) -> (String, String, String) {
+    (key.to_owned(), user.to_owned(), pass.to_owned())
+}
+
+#[test]
+fn credentials_from_auth_or_username_and_password() {
+    // Written as text: `json!` would sort the keys.
+    let doc = format!(
+        r#"{{"auths": {{
+            "ghcr.io": {{"username": "u1", "password": "p1"}},
+            "quay.io": {{"auth": "{}"}},
+            "registry.example.com:5000": {{"username": "old", "password": "old", "auth": "{}"}},
+            "docker.io": {{"auth": "", "username": "u4", "password": "p4"}}
+        }}}}"#,
+        b64("u2:p:2"),
+        b64("u3:p3")
+    );
+    // `auth` wins over stale fields, as `DockerConfigEntry.UnmarshalJSON` decides; an
+    // empty `auth` is no `auth`; document order is kept.
+    assert_eq!(
+        creds(true, &doc),
+        [
+            triple("ghcr.io", "u1", "p1"),
+            triple("quay.io", "u2", "p:2"),
+            triple("registry.example.com:5000", "u3", "p3"),
+            triple("docker.io", "u4", "p4"),
+        ]
+    );
+}
+
+#[test]
+fn credentials_follow_go_field_matching_and_repeats() {
+    // Case-folded field names, the last string wins, `null` leaves a field as it was.
+    let doc = r#"{"AUTHS": {"ghcr.io": {"UserName": "a", "username": "u", "PASSWORD": "p",
+        "password": null}}}"#;
+    assert_eq!(creds(true, doc), [triple("ghcr.io", "u", "p")]);
+    // `authſ` is `auths` to Go.
+    let doc = r#"{"auth\u017f": {"ghcr.io": {"username": "u", "password": "p"}}}"#;
+    assert_eq!(creds(true, doc), [triple("ghcr.io", "u", "p")]);
+    // Every `auths` is merged; a registry key given again keeps its last entry.
+    let doc = r#"{"auths": {"ghcr.io": {"username": "u1", "password": "p1"},
+                            "quay.io": {"username": "q", "password": "q"}},
+                  "Auths": {"ghcr.io": {"username": "u2", "password": "p2"}}}"#;
+    assert_eq!(
+        creds(true, doc),
+        [triple("ghcr.io", "u2", "p2"), triple("quay.io", "q", "q")]
+    );
+    // A `null` auths sets the map to nil: what came before is gone.
+    let doc = r#"{"auths": {"ghcr.io": {"username": "u", "password": "p"}}, "auths": null,
+                  "auths": {"quay.io": {"username": "q", "password": "q"}}}"#;
+    assert_eq!(creds(true, doc), [triple("quay.io", "q", "q")]);
+    // Other top-level fields are ignored; the registries must be under `auths`.
+    let doc = r#"{"credsStore": "x", "ghcr.io": {"username": "u", "password": "p"}}"#;
+    assert_eq!(creds(true, doc), []);
+}
+
+#[test]
+fn credentials_decode_auth_as_the_kubelet_does() {
+    // Unpadded (`RawStdEncoding`), wrapped lines, and a password with colons.
+    let unpadded = STANDARD
+        .encode("user:pa:ss")
+        .trim_end_matches('=')
+        .to_owned();
+    assert_ne!(
+        unpadded,
+        STANDARD.encode("user:pa:ss"),
+        "the fixture needs padding"
+    );
+    let wrapped = format!("{}\n{}", &auth()[..8], &auth()[8..]);
+    let doc = json!({"auths": {
+        "a.example.com": {"auth": unpadded},
+        "b.example.com": {"auth": wrapped},
+    }})
+    .to_string();
+    assert_eq!(
+        creds(true, &doc),
+        [
+            triple("a.example.com", "user", "pa:ss"),
+            triple("b.example.com", USER, PASS),
+        ]
+    );
+}
+
+#[test]
+fn credentials_are_none_where_go_fails_to_decode() {
+    for doc in [
+        "not json",
+        "[]",
+        r#"{"auths": []}"#,
+        r#"{"auths": {"ghcr.io": "user:pass"}}"#,
+        r#"{"auths": {"ghcr.io": {"username": 1, "password": "p"}}}"#,
+        // A wrong type in a field never used still fails the decode.
+        r#"{"auths": {"ghcr.io": {"username": "u", "password": "p", "email": true}}}"#,
+        r#"{"auths": {"ghcr.io": {"auth": "!!!"}}}"#,
+        r#"{"auths": {"ghcr.io": {"auth": "dXNlcg=="}}}"#,
+        r#"{"auths": {"ghcr.io": {"username": "u", "password": "p"}}, "HttpHeaders": []}"#,
+        // One broken entry takes the others with it.
+        r#"{"auths": {"ghcr.io": {"username": "u", "password": "p"}, "quay.io": 3}}"#,
+    ] {
+        assert_eq!(creds(true, doc), [], "{doc}");
+    }
+    assert_eq!(creds(true, "null"), []);
+    assert_eq!(creds(false, "null"), []);
+}
+
+#[test]
+fn credentials_from_legacy_dockercfg() {
+    let doc = format!(
+        r#"{{"https://index.docker.io/v1/": {{"auth": "{}", "email": "e@example.com"}},
+            "ghcr.io": {{"username": "u", "password": "p"}},
+            "empty.example.com": null}}"#,
+        auth()
+    );
+    assert_eq!(
+        creds(false, &doc),
+        [
+            triple("https://index.docker.io/v1/", USER, PASS),
+            triple("ghcr.io", "u", "p"),
+            triple("empty.example.com", "", ""),
+        ]
+    );
+    // `.dockerconfigjson` read as legacy: `auths` is a registry key whose entry has no
+    // credential fields.
+    let doc = json!({"auths": {"ghcr.io": {"auth": auth()}}}).to_string();
+    assert_eq!(creds(false, &doc), [triple("auths", "", "")]);
+}
+
+#[test]
+fn credentials_keep_glob_and_path_keys_as_written() {
+    let doc = json!({"auths": {
+        "*.example.com": {"username": "g", "password": "g"},
+        "https://registry.example.com/team/": {"username": "t", "password": "t"},
+        "registry.example.com": {"username": "r", "password": "r"},
+    }})
+    .to_string();
+    let got = registry_credentials(true, doc.as_bytes());
+    let keys: Vec<&str> = got.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "*.example.com",
+            "https://registry.example.com/team/",
+            "registry.example.com"
+        ]
+    );
+    let glob = RegistryKey::parse(keys[0]).expect("a glob key parses");
+    assert!(glob.is_glob());
+    assert!(glob.allowed_by(&["*.example.com"]));
+    assert!(!glob.allowed_by(&["registry.example.com"]));
+}
+
+#[test]
+fn credential_debug_output_holds_no_value() {
+    let doc = json!({"auths": {
+        "ghcr.io": {"auth": auth()},
+        // A credential pasted as the key: not quotable, never printed.
+        "https://robot:PLANTED-key-token@ghcr.io": {"username": USER, "password": PASS},
+    }})
+    .to_string();
+    let got = registry_credentials(true, doc.as_bytes());
+    assert_eq!(got.len(), 2);
+    let debug = format!("{got:?} {:#?}", got[0]);
+    assert!(debug.contains("ghcr.io"), "{debug}");
+    assert!(debug.contains("<redacted>"), "{debug}");
+    for planted in [USER, PASS, "PLANTED", &auth()] {
+        assert!(!debug.contains(planted), "{planted} in {debug}");
+    }
+}
