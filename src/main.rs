@@ -288,8 +288,43 @@ fn audit_config(
         tick: audit::continuous::TICK,
         requests_per_second: flags.audit_requests_per_second,
         instance_sources: instance_sources.map(|ns| ns.iter().cloned().collect()),
+        credentials: credential_checker(flags, registry)?.map(Arc::new),
         metrics: audit::continuous::AuditMetrics::new(registry)?,
     }))
+}
+
+/// The registry login checker, with `--credential-checks`.
+fn credential_checker(
+    flags: &cli::AuditLoopArgs,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<Option<secretgate::credentials::CredentialChecker>> {
+    if !flags.credential_checks {
+        return Ok(None);
+    }
+    let extra_ca_pem = match &flags.credential_check_ca {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read --credential-check-ca {}", path.display()))?,
+        ),
+    };
+    let config = secretgate::credentials::CheckerConfig {
+        timeout: seconds(
+            flags.credential_check_timeout_seconds,
+            "--credential-check-timeout-seconds",
+        )?,
+        concurrency: flags.credential_check_concurrency,
+        extra_ca_pem,
+        ..Default::default()
+    };
+    let checker = secretgate::credentials::CredentialChecker::new(&config, registry)
+        .context("credential checks (--credential-checks)")?;
+    tracing::info!(
+        concurrency = config.concurrency,
+        timeout_seconds = config.timeout.as_secs_f64(),
+        "credential checks on: the audit logs in to the registries policies list in credentialHealth"
+    );
+    Ok(Some(checker))
 }
 
 /// How long the exit waits for the lease release after draining.

@@ -16,11 +16,15 @@ use base64::Engine as _;
 use kube::client::Body;
 use secretgate::audit::continuous::{AuditMetrics, Config};
 use secretgate::cli::ReportsChoice;
+use secretgate::credentials::{CheckerConfig, CredentialChecker};
 use secretgate::leader::Switch;
 use secretgate::metrics::Metrics;
 use secretgate::policy::Snapshot;
 use secretgate::policy::watch::{Targets, run};
 use serde_json::{Value, json};
+
+#[path = "common/registry.rs"]
+mod registry;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 /// In the broken secret's bytes: must never reach a write.
@@ -50,14 +54,21 @@ fn secret_meta(version: &str) -> Value {
                         "resourceVersion": version}})
 }
 
-/// The pull secret's `.dockerconfigjson` at `version`: "5" is not JSON, later ones are.
-fn config_json(version: &str) -> String {
-    if version == "5" {
-        format!("{{\"auths\": {BROKEN_MARKER}")
-    } else {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("robot:{PASSWORD}"));
-        format!(r#"{{"auths":{{"ghcr.io":{{"auth":"{auth}"}}}}}}"#)
-    }
+/// A password the registry refuses.
+const WRONG_PASSWORD: &str = "wrong-pull-password";
+
+/// The pull secret's `.dockerconfigjson` at `version`. Without a test registry, "5" is
+/// not JSON and later ones hold credentials for ghcr.io; with one, "5" holds a password
+/// it refuses and later ones the right one.
+fn config_json(version: &str, registry: Option<&str>) -> String {
+    let (host, password) = match (version, registry) {
+        ("5", None) => return format!("{{\"auths\": {BROKEN_MARKER}"),
+        (_, None) => ("ghcr.io", PASSWORD),
+        ("5", Some(host)) => (host, WRONG_PASSWORD),
+        (_, Some(host)) => (host, PASSWORD),
+    };
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("robot:{password}"));
+    format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#)
 }
 
 /// What the mock serves and what it was sent.
@@ -67,6 +78,8 @@ struct World {
     reports_api: bool,
     /// The secret's resourceVersion (`None`: deleted).
     secret: Option<String>,
+    /// A real registry (`host:port`) the policy lists in `credentialHealth`.
+    registry: Option<String>,
     /// (method, uri, body) of every write.
     writes: Vec<(String, String, Value)>,
 }
@@ -127,17 +140,21 @@ fn answer(world: &Shared, method: &str, uri: &str, body: Value) -> (u16, Value) 
         );
     }
     if uri.starts_with("/apis/secretgate.io/v1alpha1/projectpolicies") {
+        let mut spec = json!({"namespaces": ["team-a"],
+                              "secrets": {"imagePull": {"allowedRegistries": ["ghcr.io"]}}});
+        if let Some(registry) = &world.registry {
+            spec["secrets"]["imagePull"]["allowedRegistries"] = json!([registry]);
+            spec["credentialHealth"] = json!({"registries": [registry], "intervalSeconds": 60});
+        }
+        let policy = json!({"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
+                            "metadata": {"name": "team-a", "generation": 1},
+                            "spec": spec, "status": {}});
         return (
             200,
             list(
                 "ProjectPolicyList",
                 "secretgate.io/v1alpha1",
-                json!([
-            {"apiVersion": "secretgate.io/v1alpha1", "kind": "ProjectPolicy",
-             "metadata": {"name": "team-a", "generation": 1},
-             "spec": {"namespaces": ["team-a"],
-                      "secrets": {"imagePull": {"allowedRegistries": ["ghcr.io"]}}},
-             "status": {}}]),
+                json!([policy]),
             ),
         );
     }
@@ -149,7 +166,8 @@ fn answer(world: &Shared, method: &str, uri: &str, body: Value) -> (u16, Value) 
                                  "reason": "NotFound", "code": 404}),
             ),
             Some(version) => {
-                let data = base64::engine::general_purpose::STANDARD.encode(config_json(version));
+                let data = base64::engine::general_purpose::STANDARD
+                    .encode(config_json(version, world.registry.as_deref()));
                 (
                     200,
                     json!({"apiVersion": "v1", "kind": "Secret",
@@ -293,14 +311,21 @@ impl Running {
 }
 
 async fn start(reports_api: bool, leads: bool) -> Running {
+    start_with(reports_api, leads, None).await
+}
+
+/// With `registry`: its address and CA, for credential checks.
+async fn start_with(reports_api: bool, leads: bool, registry: Option<(String, String)>) -> Running {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let world: Shared = Arc::new(Mutex::new(World {
         reports_api,
         secret: Some("5".to_owned()),
+        registry: registry.as_ref().map(|(address, _)| address.clone()),
         writes: Vec::new(),
     }));
     let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(mock(handle, world.clone(), events_rx));
+    let credential_ca = registry.map(|(_, ca)| ca);
     let registry = prometheus::Registry::new();
     let (switch, leadership) = Switch::new(leads);
     let targets = Targets {
@@ -315,6 +340,14 @@ async fn start(reports_api: bool, leads: bool) -> Running {
             tick: Duration::from_millis(50),
             requests_per_second: 1000.0,
             instance_sources: None,
+            credentials: credential_ca.map(|ca| {
+                let config = CheckerConfig {
+                    system_roots: false,
+                    extra_ca_pem: Some(ca.into_bytes()),
+                    ..CheckerConfig::default()
+                };
+                Arc::new(CredentialChecker::new(&config, &registry).expect("checker"))
+            }),
             metrics: AuditMetrics::new(&registry).expect("metrics"),
         }),
     };
@@ -447,7 +480,7 @@ async fn a_secret_stored_while_the_webhook_was_down_fails_in_its_report_until_fi
     for value in [BROKEN_MARKER, PASSWORD] {
         assert!(!everything.contains(value), "{value} written: {everything}");
     }
-    let encoded = base64::engine::general_purpose::STANDARD.encode(config_json("6"));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(config_json("6", None));
     assert!(!everything.contains(&encoded));
 }
 
@@ -481,4 +514,65 @@ async fn without_a_report_api_the_audit_stays_off_and_writes_nothing() {
         }
     }
     assert_eq!(cluster.metric("secretgate_audit_enabled"), 0.0);
+}
+
+#[tokio::test]
+async fn a_rejected_registry_password_fails_in_the_report_until_the_secret_is_fixed() {
+    let certs = registry::pki();
+    let real = registry::DistributionRegistry::start(&certs, Some(("robot", PASSWORD)));
+    let cluster = start_with(true, true, Some((real.key(), certs.ca_cert.clone()))).await;
+    let login = |report: &Value| -> Option<(String, String)> {
+        report["results"].as_array()?.iter().find_map(|r| {
+            (r["rule"] == "registry-login").then(|| {
+                (
+                    r["result"].as_str().unwrap_or("").to_owned(),
+                    r["message"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+        })
+    };
+    let last_login = || {
+        cluster
+            .writes("PATCH", TEAM_A_REPORT)
+            .last()
+            .and_then(&login)
+    };
+
+    // The secret is well-formed, but the registry refuses its password.
+    assert!(
+        eventually(|| last_login().is_some()).await,
+        "{}",
+        cluster.all_writes()
+    );
+    let (status, message) = last_login().expect("login result");
+    assert_eq!(status, "fail", "{message}");
+    assert_eq!(
+        message,
+        format!(
+            "registry {} rejected the credentials (HTTP 401)",
+            real.key()
+        )
+    );
+    let report = cluster
+        .writes("PATCH", TEAM_A_REPORT)
+        .pop()
+        .expect("report");
+    assert_eq!(statuses(&report), ["fail", "pass"], "{report:#}");
+
+    // The right password: the changed secret is tried again at once and passes.
+    cluster.set_secret(Some("6"));
+    assert!(
+        eventually(|| last_login().is_some_and(|(s, _)| s == "pass")).await,
+        "{}",
+        cluster.all_writes()
+    );
+    let (_, message) = last_login().expect("login result");
+    assert_eq!(
+        message,
+        format!("registry {} accepted the credentials", real.key())
+    );
+    let everything = cluster.all_writes();
+    for value in [PASSWORD, WRONG_PASSWORD] {
+        assert!(!everything.contains(value), "{value} written");
+    }
 }

@@ -19,6 +19,7 @@
 //! pass at once; the next leader starts with a full pass and deletes what is stale.
 
 mod budget;
+mod credentials;
 mod ledger;
 mod metrics;
 mod pass;
@@ -59,6 +60,9 @@ pub struct Config {
     /// Namespaces instance secrets come from, when the instance-secret controller runs
     /// (its copies are then audited too).
     pub instance_sources: Option<BTreeSet<String>>,
+    /// Registry logins with pull secrets (`--credential-checks`), for projects whose
+    /// policy has `credentialHealth`.
+    pub credentials: Option<Arc<crate::credentials::CredentialChecker>>,
     pub metrics: AuditMetrics,
 }
 

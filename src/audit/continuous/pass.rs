@@ -12,12 +12,12 @@ use time::OffsetDateTime;
 
 use super::budget::Budget;
 use super::ledger::{Ledger, Reason, Scope, SecretEntry, SecretKey, fingerprint};
-use super::{Config, Sources, writer};
+use super::{Config, Sources, credentials, writer};
 use crate::admission::Context;
 use crate::audit::{Report, invalid, review};
 use crate::leader::Leadership;
 use crate::policy::Snapshot;
-use crate::reports::result::{ReportResult, results};
+use crate::reports::result::{ReportResult, Resource, results};
 use crate::reports::{Flavor, object};
 
 /// Reviews between two report flushes during a long pass, so progress shows.
@@ -142,7 +142,7 @@ impl Term {
         }
         for key in self.ledger.secret_keys() {
             if !present.contains(&key) {
-                self.ledger.remove_secret(&key);
+                self.forget(&key);
             }
         }
         // New and changed first: they are what a user waits to see.
@@ -160,7 +160,7 @@ impl Term {
         let secret = match api.get(&key.name).await {
             Ok(secret) => secret,
             Err(kube::Error::Api(status)) if status.is_not_found() => {
-                self.ledger.remove_secret(&key);
+                self.forget(&key);
                 return;
             }
             Err(e) => {
@@ -175,6 +175,14 @@ impl Term {
             .with_label_values(&[reason_label(reason)])
             .inc();
         let resource_version = secret.metadata.resource_version.clone().unwrap_or_default();
+        let uid = secret.metadata.uid.clone();
+        let governing = snapshot.for_namespace(&key.namespace);
+        // Taken before the review consumes the object; dropped once the logins are done.
+        let pull = self
+            .config
+            .credentials
+            .as_ref()
+            .and_then(|_| credentials::wanted(&secret, governing));
         let now = OffsetDateTime::now_utc();
         let ctx = Context {
             policies: snapshot,
@@ -182,20 +190,38 @@ impl Term {
         };
         let mut report = Report::default();
         review(&mut report, "Secret", secret, &key.namespace, &ctx);
-        let found: Vec<ReportResult> = results(&report, now)
+        let mut found: Vec<ReportResult> = results(&report, now)
             .into_iter()
             .map(|p| p.result)
             .collect();
-        let policy = fingerprint(snapshot.for_namespace(&key.namespace), &mut HashMap::new());
+        let mut credentials_due = None;
+        if let (Some(checker), Some(pull)) = (&self.config.credentials, pull) {
+            let mut resource = Resource::secret(&key.namespace, &key.name);
+            resource.uid = uid.filter(|u| !u.is_empty());
+            let interval = pull.interval;
+            found.extend(credentials::check(checker, &key, pull, &governing.name, resource).await);
+            // From the end of the logins: the checker reuses outcomes younger than the
+            // interval, so an earlier due time would only read its cache.
+            credentials_due = Some(Instant::now() + interval);
+        }
+        let policy = fingerprint(governing, &mut HashMap::new());
         self.ledger.set_secret(
             key,
             SecretEntry {
                 resource_version,
                 policy,
                 results: found,
-                credentials_due: None,
+                credentials_due,
             },
         );
+    }
+
+    /// Drops a deleted secret's results and its credential checks.
+    fn forget(&mut self, key: &SecretKey) {
+        self.ledger.remove_secret(key);
+        if let Some(checker) = &self.config.credentials {
+            checker.forget(&key.namespace, &key.name);
+        }
     }
 
     /// Invalid policies and instance-secret copies, from the caches alone.
