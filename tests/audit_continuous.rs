@@ -57,6 +57,12 @@ fn secret_meta(version: &str) -> Value {
 /// A password the registry refuses.
 const WRONG_PASSWORD: &str = "wrong-pull-password";
 
+fn filler_meta(n: usize) -> Value {
+    json!({"apiVersion": "v1", "kind": "PartialObjectMetadata",
+           "metadata": {"name": format!("filler-{n}"), "namespace": "team-a",
+                        "resourceVersion": "1"}})
+}
+
 /// The pull secret's `.dockerconfigjson` at `version`. Without a test registry, "5" is
 /// not JSON and later ones hold credentials for ghcr.io; with one, "5" holds a password
 /// it refuses and later ones the right one.
@@ -80,6 +86,12 @@ struct World {
     secret: Option<String>,
     /// A real registry (`host:port`) the policy lists in `credentialHealth`.
     registry: Option<String>,
+    /// Opaque secrets `filler-N` in team-a, besides `regcred`.
+    fillers: usize,
+    /// GETs of fillers so far.
+    filler_gets: usize,
+    /// Whether the broken secret `late` exists.
+    late: bool,
     /// (method, uri, body) of every write.
     writes: Vec<(String, String, Value)>,
 }
@@ -158,6 +170,26 @@ fn answer(world: &Shared, method: &str, uri: &str, body: Value) -> (u16, Value) 
             ),
         );
     }
+    if uri.starts_with("/api/v1/namespaces/team-a/secrets/filler-") {
+        world.filler_gets += 1;
+        let name = uri.trim_start_matches("/api/v1/namespaces/team-a/secrets/");
+        let name = name.split('?').next().unwrap_or_default();
+        return (
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                   "metadata": {"name": name, "namespace": "team-a", "resourceVersion": "1"},
+                   "data": {"a": "eA=="}}),
+        );
+    }
+    if uri.starts_with("/api/v1/namespaces/team-a/secrets/late") && world.late {
+        let data = base64::engine::general_purpose::STANDARD.encode(config_json("5", None));
+        return (
+            200,
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                   "metadata": {"name": "late", "namespace": "team-a", "resourceVersion": "9"},
+                   "data": {".dockerconfigjson": data}}),
+        );
+    }
     if uri.starts_with("/api/v1/namespaces/team-a/secrets/regcred") {
         return match &world.secret {
             None => (
@@ -192,10 +224,9 @@ fn answer(world: &Shared, method: &str, uri: &str, body: Value) -> (u16, Value) 
         );
     }
     if uri.starts_with("/api/v1/secrets") {
-        let items = match &world.secret {
-            Some(version) => json!([secret_meta(version)]),
-            None => json!([]),
-        };
+        let mut items: Vec<Value> = world.secret.iter().map(|v| secret_meta(v)).collect();
+        items.extend((0..world.fillers).map(filler_meta));
+        let items = Value::from(items);
         return (
             200,
             list("PartialObjectMetadataList", "meta.k8s.io/v1", items),
@@ -300,6 +331,16 @@ impl Running {
             .expect("mock running");
     }
 
+    fn add_late(&self) {
+        self.world.lock().expect("lock").late = true;
+        let meta = json!({"apiVersion": "v1", "kind": "PartialObjectMetadata",
+                          "metadata": {"name": "late", "namespace": "team-a",
+                                       "resourceVersion": "9"}});
+        self.events
+            .send(json!({"type": "ADDED", "object": meta}))
+            .expect("mock running");
+    }
+
     fn metric(&self, name: &str) -> f64 {
         self.registry
             .gather()
@@ -311,16 +352,26 @@ impl Running {
 }
 
 async fn start(reports_api: bool, leads: bool) -> Running {
-    start_with(reports_api, leads, None).await
+    start_with(reports_api, leads, None, 0, 1000.0).await
 }
 
-/// With `registry`: its address and CA, for credential checks.
-async fn start_with(reports_api: bool, leads: bool, registry: Option<(String, String)>) -> Running {
+/// With `registry`: its address and CA, for credential checks; `fillers` more secrets;
+/// the audit's request budget.
+async fn start_with(
+    reports_api: bool,
+    leads: bool,
+    registry: Option<(String, String)>,
+    fillers: usize,
+    requests_per_second: f64,
+) -> Running {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let world: Shared = Arc::new(Mutex::new(World {
         reports_api,
         secret: Some("5".to_owned()),
         registry: registry.as_ref().map(|(address, _)| address.clone()),
+        fillers,
+        filler_gets: 0,
+        late: false,
         writes: Vec::new(),
     }));
     let (events, events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -338,7 +389,7 @@ async fn start_with(reports_api: bool, leads: bool, registry: Option<(String, St
             choice: ReportsChoice::Auto,
             interval: Duration::from_secs(3600),
             tick: Duration::from_millis(50),
-            requests_per_second: 1000.0,
+            requests_per_second,
             instance_sources: None,
             credentials: credential_ca.map(|ca| {
                 let config = CheckerConfig {
@@ -520,7 +571,14 @@ async fn without_a_report_api_the_audit_stays_off_and_writes_nothing() {
 async fn a_rejected_registry_password_fails_in_the_report_until_the_secret_is_fixed() {
     let certs = registry::pki();
     let real = registry::DistributionRegistry::start(&certs, Some(("robot", PASSWORD)));
-    let cluster = start_with(true, true, Some((real.key(), certs.ca_cert.clone()))).await;
+    let cluster = start_with(
+        true,
+        true,
+        Some((real.key(), certs.ca_cert.clone())),
+        0,
+        1000.0,
+    )
+    .await;
     let login = |report: &Value| -> Option<(String, String)> {
         report["results"].as_array()?.iter().find_map(|r| {
             (r["rule"] == "registry-login").then(|| {
@@ -575,4 +633,28 @@ async fn a_rejected_registry_password_fails_in_the_report_until_the_secret_is_fi
     for value in [PASSWORD, WRONG_PASSWORD] {
         assert!(!everything.contains(value), "{value} written");
     }
+}
+
+#[tokio::test]
+async fn a_secret_created_during_a_long_full_pass_is_reported_before_the_pass_ends() {
+    // 300 secrets at 50 requests a second: the first full pass takes about 6 s.
+    let fillers = 300;
+    let cluster = start_with(true, true, None, fillers, 50.0).await;
+    assert!(
+        eventually(|| cluster.world.lock().expect("lock").filler_gets >= 20).await,
+        "the full pass is under way"
+    );
+    cluster.add_late();
+    let late_reported = || {
+        cluster
+            .writes("PATCH", TEAM_A_REPORT)
+            .iter()
+            .any(|r| r.to_string().contains("\"name\":\"late\""))
+    };
+    assert!(eventually(late_reported).await, "{}", cluster.all_writes());
+    let gets = cluster.world.lock().expect("lock").filler_gets;
+    assert!(
+        gets < fillers,
+        "the new secret waited for the full pass: {gets} of {fillers} fillers read first"
+    );
 }

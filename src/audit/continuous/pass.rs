@@ -1,7 +1,7 @@
 //! One leadership term of the continuous audit: passes over the caches, reviews of what
 //! is due, report writes. See the parent module for the schedule.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +24,13 @@ use crate::reports::{Flavor, object};
 const FLUSH_EVERY: usize = 200;
 /// Pods per LIST page.
 const POD_PAGE: u32 = 500;
+
+/// A secret to review, why, and the `resourceVersion` the cache holds.
+struct Due {
+    key: SecretKey,
+    reason: Reason,
+    version: String,
+}
 
 /// Why a pass stopped early.
 struct Lost;
@@ -94,16 +101,44 @@ impl Term {
         let kind = if full { "full" } else { "incremental" };
         self.config.metrics.passes.with_label_values(&[kind]).inc();
         let snapshot = self.sources.snapshot.load_full();
-        let due = self.due(&snapshot, full);
-        for (n, (key, reason)) in due.into_iter().enumerate() {
+        let initial = self.due(&snapshot, full);
+        // Versions queued and not reviewed yet: a later look that finds them again (as
+        // new, on the first pass) has no news.
+        let mut pending: HashMap<SecretKey, String> = initial
+            .iter()
+            .map(|d| (d.key.clone(), d.version.clone()))
+            .collect();
+        // (what is due, whether it changed after the pass began)
+        let mut queue: VecDeque<(Due, bool)> = initial.into_iter().map(|d| (d, false)).collect();
+        let mut reviewed = 0usize;
+        let mut looked = Instant::now();
+        while let Some((item, urgent)) = queue.pop_front() {
             if !leadership.is_leader() {
                 return Err(Lost);
             }
+            if full && looked.elapsed() >= self.config.tick {
+                // A full pass can take longer than the interval (50,000 secrets at 10
+                // requests a second: 83 minutes): what changed meanwhile goes first.
+                looked = Instant::now();
+                let latest = self.sources.snapshot.load_full();
+                for d in self.due(&latest, false).into_iter().rev() {
+                    if pending.get(&d.key) != Some(&d.version) {
+                        queue.push_front((d, true));
+                    }
+                }
+            }
+            // Reviewed already in this pass (an urgent look got to it first).
+            if pending.remove(&item.key).is_none() && !urgent {
+                continue;
+            }
+            let Due { key, reason, .. } = item;
+            reviewed += 1;
             self.budget.take().await;
             // The latest snapshot: a long pass should not review against an old policy.
-            let snapshot = self.sources.snapshot.load_full();
-            self.review_secret(key, reason, &snapshot).await;
-            if (n + 1) % FLUSH_EVERY == 0 {
+            let latest = self.sources.snapshot.load_full();
+            self.review_secret(key, reason, &latest).await;
+            // Changes are shown at once; a long pass shows its progress now and then.
+            if urgent || reviewed % FLUSH_EVERY == 0 {
                 self.flush(leadership).await?;
             }
         }
@@ -115,7 +150,7 @@ impl Term {
     }
 
     /// Secrets to review now, and why; forgets deleted ones.
-    fn due(&mut self, snapshot: &Snapshot, full: bool) -> Vec<(SecretKey, Reason)> {
+    fn due(&mut self, snapshot: &Snapshot, full: bool) -> Vec<Due> {
         let now = Instant::now();
         let mut spec_hashes = HashMap::new();
         let mut present = HashSet::new();
@@ -136,7 +171,11 @@ impl Term {
                 .unwrap_or_default();
             let policy = fingerprint(snapshot.for_namespace(namespace), &mut spec_hashes);
             if let Some(reason) = self.ledger.due(&key, version, policy, full, now) {
-                due.push((key.clone(), reason));
+                due.push(Due {
+                    key: key.clone(),
+                    reason,
+                    version: version.to_owned(),
+                });
             }
             present.insert(key);
         }
@@ -146,7 +185,7 @@ impl Term {
             }
         }
         // New and changed first: they are what a user waits to see.
-        due.sort_by_key(|(key, reason)| (*reason as u8, key.clone()));
+        due.sort_by(|a, b| (a.reason as u8, &a.key).cmp(&(b.reason as u8, &b.key)));
         due
     }
 
