@@ -38,6 +38,7 @@ fn helm_lint_is_clean_in_both_certificate_modes() {
     let Some(tools) = Tools::find() else { return };
     tools.lint(&[]);
     tools.lint(CERT_MANAGER);
+    tools.lint(FULL_AUDIT);
 }
 
 #[test]
@@ -86,6 +87,17 @@ fn every_values_combination_renders_valid_kubernetes_objects() {
         &["--set", "leaderElection.enabled=false"],
         &["--set", "leaderElection.leaseName=webhook-leader"],
         SECRET_USE,
+        AUDIT,
+        FULL_AUDIT,
+        &[
+            "--set",
+            "audit.enabled=true",
+            "--set",
+            "audit.reports=policyreport",
+            "--set",
+            "leaderElection.enabled=false",
+        ],
+        &["--set", "audit.installCrds=true"],
         &[
             "--set",
             "webhooks.secretUse.enabled=true",
@@ -683,8 +695,10 @@ fn rbac_grants_only_what_the_watchers_use() {
              "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["secretgate.io"], "resources": ["projectpolicies/status"],
              "verbs": ["patch", "update"]},
-            {"apiGroups": [""], "resources": ["namespaces", "secrets"],
+            {"apiGroups": [""], "resources": ["namespaces"],
              "verbs": ["get", "list", "watch"]},
+            // Metadata watch only: no get, which reads one Secret's data.
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["list", "watch"]},
         ])
     );
@@ -788,6 +802,36 @@ fn leader_election_is_on_with_a_lease_role_and_the_pod_identity() {
         "/spec/template/spec/containers/0/args",
     ));
     assert_eq!(flag_value(&args, "--lease-name"), "webhook-leader");
+
+    // Lease timing: the server's defaults, passed explicitly, and changeable.
+    let args = strings(at(
+        manifests.one("Deployment"),
+        "/spec/template/spec/containers/0/args",
+    ));
+    for (flag, value) in [
+        ("--lease-duration-seconds", "15"),
+        ("--lease-renew-deadline-seconds", "10"),
+        ("--lease-retry-seconds", "2"),
+    ] {
+        assert_eq!(flag_value(&args, flag), value, "{flag}");
+    }
+    let slow = tools.render(&[
+        "--set",
+        "leaderElection.leaseDurationSeconds=60",
+        "--set",
+        "leaderElection.leaseRenewDeadlineSeconds=40",
+        "--set",
+        "leaderElection.leaseRetrySeconds=5",
+    ]);
+    let args = deployment_args(&slow);
+    for (flag, value) in [
+        ("--lease-duration-seconds", "60"),
+        ("--lease-renew-deadline-seconds", "40"),
+        ("--lease-retry-seconds", "5"),
+    ] {
+        assert_eq!(flag_value(&args, flag), value, "{flag}");
+    }
+    assert_server_accepts(&args);
 }
 
 #[test]
@@ -957,6 +1001,38 @@ fn guard_rails_refuse_impossible_values_with_the_reason() {
             ],
             "nothing would call secretgate",
         ),
+        (
+            &["--set", "audit.credentialChecks.enabled=true"],
+            "audit.credentialChecks.enabled is true but audit.enabled is false",
+        ),
+        (
+            &[
+                "--skip-schema-validation",
+                "--set",
+                "audit.enabled=true",
+                "--set",
+                "audit.intervalSeconds=30",
+            ],
+            "audit.intervalSeconds is 30: it must be at least 60",
+        ),
+        (
+            &[
+                "--skip-schema-validation",
+                "--set",
+                "audit.enabled=true",
+                "--set",
+                "audit.reports=off",
+            ],
+            "audit.reports is \"off\"",
+        ),
+        (
+            &["--set", "leaderElection.leaseRenewDeadlineSeconds=15"],
+            "leaderElection.leaseRenewDeadlineSeconds (15) must be shorter than leaderElection.leaseDurationSeconds (15)",
+        ),
+        (
+            &["--set", "leaderElection.leaseRetrySeconds=9"],
+            "leaderElection.leaseRetrySeconds (9) plus its 20% jitter",
+        ),
     ];
     for (args, message) in cases {
         tools.render_fails_with(args, &[message]);
@@ -1004,6 +1080,40 @@ fn values_schema_rejects_unknown_keys_and_wrong_types() {
         (
             &["--set", "leaderElection.renewSeconds=3"],
             &["renewSeconds", "not allowed"],
+        ),
+        (
+            &["--set", "leaderElection.leaseDurationSeconds=0"],
+            &["leaseDurationSeconds", "minimum"],
+        ),
+        (
+            &[
+                "--set",
+                "audit.enabled=true",
+                "--set",
+                "audit.intervalSeconds=30",
+            ],
+            &["intervalSeconds", "minimum"],
+        ),
+        (
+            &["--set-json", "audit.requestsPerSecond=0.05"],
+            &["requestsPerSecond", "minimum"],
+        ),
+        (
+            &["--set", "audit.credentialChecks.concurrency=0"],
+            &["concurrency", "minimum"],
+        ),
+        (
+            &["--set", "audit.enabled=true", "--set", "audit.reports=off"],
+            &["reports", "one of", "auto", "openreports", "policyreport"],
+        ),
+        (&["--set", "audit.enabled=yes"], &["enabled", "boolean"]),
+        (
+            &["--set", "audit.interval=600"],
+            &["interval", "not allowed"],
+        ),
+        (
+            &["--set", "audit.credentialChecks.caBundle=not-a-certificate"],
+            &["caBundle"],
         ),
     ];
     for (args, parts) in cases {
@@ -1422,4 +1532,392 @@ fn instance_secrets_are_off_by_default_and_bring_their_rbac_when_on() {
         ],
         &["sourceNamespaces"],
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The continuous audit (issue 17)
+
+/// Values that turn the continuous audit on, with the chart's defaults otherwise.
+const AUDIT: &[&str] = &["--set", "audit.enabled=true"];
+
+/// A CA bundle for the credential checks; only its shape matters to the chart.
+const CA_BUNDLE: &str =
+    "-----BEGIN CERTIFICATE-----\nMIIBeTCCAR+gAwIBAgIUFCpKyhtP\n-----END CERTIFICATE-----\n";
+
+/// Every audit feature at once: the audit, the CRDs, credential checks with a CA bundle.
+const FULL_AUDIT: &[&str] = &[
+    "--set",
+    "audit.enabled=true",
+    "--set",
+    "audit.installCrds=true",
+    "--set",
+    "audit.credentialChecks.enabled=true",
+    "--set-json",
+    r#"audit.credentialChecks.caBundle="-----BEGIN CERTIFICATE-----\nMIIBeTCCAR+gAwIBAgIUFCpKyhtP\n-----END CERTIFICATE-----\n""#,
+];
+
+const REPORT_VERBS: [&str; 6] = ["get", "list", "create", "patch", "update", "delete"];
+
+/// The Deployment's container arguments.
+fn deployment_args(manifests: &Manifests) -> Vec<String> {
+    strings(at(
+        manifests.one("Deployment"),
+        "/spec/template/spec/containers/0/args",
+    ))
+}
+
+/// The server's own ClusterRole rules.
+fn server_rules(manifests: &Manifests) -> Vec<Value> {
+    at(manifests.named("ClusterRole", "sg-secretgate"), "/rules")
+        .as_array()
+        .expect("rules")
+        .clone()
+}
+
+/// Whether some rule grants `verb` on `resource` of `group`.
+fn grants(rules: &[Value], group: &str, resource: &str, verb: &str) -> bool {
+    rules.iter().any(|r| {
+        r["apiGroups"]
+            .as_array()
+            .is_some_and(|g| g.contains(&json!(group)))
+            && r["resources"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!(resource)))
+            && r["verbs"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!(verb)))
+    })
+}
+
+#[track_caller]
+fn assert_server_accepts(args: &[String]) {
+    let argv = std::iter::once("secretgate".to_string()).chain(args.iter().cloned());
+    if let Err(e) = secretgate::cli::Cli::try_parse_from(argv) {
+        panic!("secretgate rejects the chart's arguments {args:?}: {e}");
+    }
+}
+
+#[test]
+fn the_audit_is_off_by_default_and_never_reads_secret_data() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(&[]);
+    let args = deployment_args(&manifests);
+    assert!(args.contains(&"--reports=off".to_string()), "{args:?}");
+    for flag in [
+        "--audit-interval-seconds",
+        "--audit-requests-per-second",
+        "--credential-checks",
+        "--credential-check-ca",
+    ] {
+        assert!(
+            !args.iter().any(|a| a.starts_with(flag)),
+            "{flag} in {args:?}"
+        );
+    }
+    let rules = server_rules(&manifests);
+    assert!(
+        !grants(&rules, "", "secrets", "get"),
+        "get on secrets: {rules:?}"
+    );
+    assert!(
+        !grants(&rules, "", "pods", "list"),
+        "list on pods: {rules:?}"
+    );
+    for (group, resource) in [
+        ("openreports.io", "reports"),
+        ("wgpolicyk8s.io", "policyreports"),
+    ] {
+        assert!(
+            !grants(&rules, group, resource, "patch"),
+            "{group}: {rules:?}"
+        );
+    }
+    assert!(manifests.all("CustomResourceDefinition").is_empty());
+    assert!(manifests.all("ConfigMap").is_empty());
+    // The chart's own CRD is the only one, even with --include-crds.
+    let with_crds = tools.render(&["--include-crds"]);
+    let crds = with_crds.all("CustomResourceDefinition");
+    assert_eq!(crds.len(), 1);
+    assert_eq!(
+        at(crds[0], "/metadata/name"),
+        "projectpolicies.secretgate.io"
+    );
+}
+
+#[test]
+fn the_audit_brings_its_flags_and_rbac_when_enabled() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(AUDIT);
+    tools.kubernetes_validate(&manifests);
+    let args = deployment_args(&manifests);
+    let flags = joined_flags(&args);
+    for expected in [
+        "--reports=auto",
+        "--audit-interval-seconds=3600",
+        "--audit-requests-per-second=10",
+    ] {
+        assert!(
+            flags.contains(&expected.to_string()),
+            "{expected} not in {args:?}"
+        );
+    }
+    assert!(!args.contains(&"--reports=off".to_string()), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--credential-check")),
+        "credential checks are opt-in: {args:?}"
+    );
+    assert_server_accepts(&args);
+
+    let rules = server_rules(&manifests);
+    for expected in [
+        json!({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}),
+        json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}),
+        json!({"apiGroups": ["openreports.io"], "resources": ["reports", "clusterreports"],
+               "verbs": REPORT_VERBS}),
+        json!({"apiGroups": ["wgpolicyk8s.io"],
+               "resources": ["policyreports", "clusterpolicyreports"], "verbs": REPORT_VERBS}),
+    ] {
+        assert!(
+            rules.contains(&expected),
+            "no rule {expected} in {rules:#?}"
+        );
+    }
+    // Nothing else is added: no writes to Secrets, no watch on Pods.
+    assert!(!grants(&rules, "", "secrets", "create"), "{rules:?}");
+    assert!(!grants(&rules, "", "pods", "watch"), "{rules:?}");
+    // The CRDs are a separate choice.
+    assert!(manifests.all("CustomResourceDefinition").is_empty());
+    assert!(manifests.all("ConfigMap").is_empty());
+
+    // Values reach the flags; only the chosen report API is granted.
+    let manifests = tools.render(&[
+        "--set",
+        "audit.enabled=true",
+        "--set",
+        "audit.reports=openreports",
+        "--set",
+        "audit.intervalSeconds=600",
+        // --set makes "2.5" a string; --set-json keeps the number.
+        "--set-json",
+        "audit.requestsPerSecond=2.5",
+    ]);
+    let args = deployment_args(&manifests);
+    assert_eq!(flag_value(&args, "--reports"), "openreports");
+    assert_eq!(flag_value(&args, "--audit-interval-seconds"), "600");
+    assert_eq!(flag_value(&args, "--audit-requests-per-second"), "2.5");
+    assert_server_accepts(&args);
+    let rules = server_rules(&manifests);
+    assert!(grants(&rules, "openreports.io", "clusterreports", "patch"));
+    assert!(
+        !grants(&rules, "wgpolicyk8s.io", "policyreports", "patch"),
+        "{rules:?}"
+    );
+
+    let manifests = tools.render(&[
+        "--set",
+        "audit.enabled=true",
+        "--set",
+        "audit.reports=policyreport",
+    ]);
+    assert_eq!(
+        flag_value(&deployment_args(&manifests), "--reports"),
+        "policyreport"
+    );
+    let rules = server_rules(&manifests);
+    assert!(grants(
+        &rules,
+        "wgpolicyk8s.io",
+        "clusterpolicyreports",
+        "delete"
+    ));
+    assert!(
+        !grants(&rules, "openreports.io", "reports", "patch"),
+        "{rules:?}"
+    );
+
+    // No RBAC at all without rbac.create, whatever the audit.
+    let no_rbac = tools.render(&[AUDIT, &["--set", "rbac.create=false"]].concat());
+    assert!(no_rbac.all("ClusterRole").is_empty());
+}
+
+#[test]
+fn the_openreports_crds_are_installed_verbatim_only_when_asked_and_kept() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(&[AUDIT, &["--set", "audit.installCrds=true"]].concat());
+    tools.kubernetes_validate(&manifests);
+    assert_eq!(manifests.all("CustomResourceDefinition").len(), 2);
+    let rules = server_rules(&manifests);
+    for (name, kind, plural, scope) in [
+        ("reports.openreports.io", "Report", "reports", "Namespaced"),
+        (
+            "clusterreports.openreports.io",
+            "ClusterReport",
+            "clusterreports",
+            "Cluster",
+        ),
+    ] {
+        let crd = manifests.named("CustomResourceDefinition", name);
+        assert_eq!(
+            at(crd, "/metadata/annotations/helm.sh~1resource-policy"),
+            "keep",
+            "{name}: helm uninstall must not delete other tools' reports"
+        );
+        assert_eq!(at(crd, "/spec/group"), "openreports.io");
+        assert_eq!(at(crd, "/spec/names/kind"), kind);
+        assert_eq!(at(crd, "/spec/names/plural"), plural);
+        assert_eq!(at(crd, "/spec/scope"), scope);
+        let version = find(at(crd, "/spec/versions"), "/name", "v1alpha1");
+        assert_eq!(at(version, "/served"), true);
+        assert_eq!(at(version, "/storage"), true);
+        // The server writes exactly what the RBAC rules name.
+        assert!(
+            grants(&rules, "openreports.io", plural, "patch"),
+            "{plural}"
+        );
+
+        // The upstream file, unchanged but for the chart's labels and the annotation.
+        let file = chart_dir().join(format!("files/openreports.io_{plural}.yaml"));
+        let text = std::fs::read_to_string(&file).expect("CRD file");
+        assert!(
+            text.starts_with("# The OpenReports ") && text.contains("openreports/reports-api"),
+            "{} must name its source",
+            file.display()
+        );
+        let upstream: Value = serde_saphyr::from_str(&text).expect("CRD file is YAML");
+        assert_eq!(at(crd, "/spec"), at(&upstream, "/spec"), "{name}");
+        assert_eq!(
+            at(
+                crd,
+                "/metadata/annotations/controller-gen.kubebuilder.io~1version"
+            ),
+            at(
+                &upstream,
+                "/metadata/annotations/controller-gen.kubebuilder.io~1version"
+            )
+        );
+        assert_eq!(
+            at(crd, "/metadata/labels/app.kubernetes.io~1instance"),
+            RELEASE
+        );
+    }
+    // The report results the server writes fit the schema's enums.
+    let results = at(
+        manifests.named("CustomResourceDefinition", "reports.openreports.io"),
+        "/spec/versions/0/schema/openAPIV3Schema/properties/results/items/properties",
+    );
+    assert_eq!(
+        at(results, "/result/enum"),
+        &json!(["pass", "fail", "warn", "error", "skip"])
+    );
+
+    // Independent of the audit (the one-shot `audit -o report` needs them too).
+    let alone = tools.render(&["--set", "audit.installCrds=true"]);
+    assert_eq!(alone.all("CustomResourceDefinition").len(), 2);
+    assert!(deployment_args(&alone).contains(&"--reports=off".to_string()));
+}
+
+#[test]
+fn credential_checks_pass_their_flags_and_mount_the_ca_bundle() {
+    let Some(tools) = Tools::find() else { return };
+    // Without a bundle: the flags, no ConfigMap.
+    let manifests = tools.render(&[
+        "--set",
+        "audit.enabled=true",
+        "--set",
+        "audit.credentialChecks.enabled=true",
+        "--set",
+        "audit.credentialChecks.timeoutSeconds=5",
+        "--set",
+        "audit.credentialChecks.concurrency=2",
+    ]);
+    let args = deployment_args(&manifests);
+    assert!(
+        args.contains(&"--credential-checks".to_string()),
+        "{args:?}"
+    );
+    assert_eq!(flag_value(&args, "--credential-check-timeout-seconds"), "5");
+    assert_eq!(flag_value(&args, "--credential-check-concurrency"), "2");
+    assert!(
+        !args.iter().any(|a| a == "--credential-check-ca"),
+        "{args:?}"
+    );
+    assert!(manifests.all("ConfigMap").is_empty());
+    assert_server_accepts(&args);
+
+    // With a bundle: a ConfigMap, mounted read-only, its file passed to the server.
+    let manifests = tools.render(FULL_AUDIT);
+    tools.kubernetes_validate(&manifests);
+    let config_map = manifests.named("ConfigMap", "sg-secretgate-credential-check-ca");
+    assert_eq!(at(config_map, "/metadata/namespace"), NAMESPACE);
+    assert_eq!(at(config_map, "/data/ca.crt"), CA_BUNDLE);
+    let pod = at(manifests.one("Deployment"), "/spec/template/spec");
+    let volume = find(
+        at(pod, "/volumes"),
+        "/configMap/name",
+        "sg-secretgate-credential-check-ca",
+    );
+    let container = at(pod, "/containers/0");
+    let mount = find(
+        at(container, "/volumeMounts"),
+        "/name",
+        at(volume, "/name").clone(),
+    );
+    assert_eq!(at(mount, "/readOnly"), true);
+    let args = strings(at(container, "/args"));
+    assert_eq!(
+        flag_value(&args, "--credential-check-ca"),
+        format!("{}/ca.crt", at(mount, "/mountPath").as_str().unwrap())
+    );
+    assert_server_accepts(&args);
+    // A new bundle rolls the pods (the server reads it at start).
+    let checksum = at(
+        manifests.one("Deployment"),
+        "/spec/template/metadata/annotations/checksum~1credential-check-ca",
+    );
+    assert!(
+        checksum.as_str().is_some_and(|c| c.len() == 64),
+        "{checksum}"
+    );
+
+    // A bundle without the checks is not mounted.
+    let manifests = tools.render(&[
+        "--set",
+        "audit.enabled=true",
+        "--set-json",
+        &format!("audit.credentialChecks.caBundle={}", json!(CA_BUNDLE)),
+    ]);
+    assert!(manifests.all("ConfigMap").is_empty());
+    assert!(
+        !deployment_args(&manifests)
+            .iter()
+            .any(|a| a.starts_with("--credential-check"))
+    );
+
+    // Checks without the audit: refused, with the reason.
+    tools.render_fails_with(
+        &["--set", "audit.credentialChecks.enabled=true"],
+        &["audit.credentialChecks.enabled is true but audit.enabled is false"],
+    );
+}
+
+#[test]
+fn values_schema_refuses_an_audit_interval_under_a_minute() {
+    let Some(tools) = Tools::find() else { return };
+    tools.render_fails_with(
+        &[
+            "--set",
+            "audit.enabled=true",
+            "--set",
+            "audit.intervalSeconds=30",
+        ],
+        &["intervalSeconds", "minimum"],
+    );
+    // 60 is the least the server accepts.
+    let args = deployment_args(&tools.render(&[
+        "--set",
+        "audit.enabled=true",
+        "--set",
+        "audit.intervalSeconds=60",
+    ]));
+    assert_eq!(flag_value(&args, "--audit-interval-seconds"), "60");
 }

@@ -195,3 +195,14 @@ release namespace.
 {{- .Release.Namespace -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+Where the credential checks' extra CA bundle is mounted (ca.crt in it), or nothing when
+no bundle is used: audit, credential checks and a caBundle all set.
+*/}}
+{{- define "secretgate.credentialCheckCa" -}}
+{{- $audit := .Values.audit }}
+{{- if and $audit.enabled $audit.credentialChecks.enabled $audit.credentialChecks.caBundle -}}
+/etc/secretgate/credential-check-ca
+{{- end }}
+{{- end }}
