@@ -1556,7 +1556,7 @@ const FULL_AUDIT: &[&str] = &[
     r#"audit.credentialChecks.caBundle="-----BEGIN CERTIFICATE-----\nMIIBeTCCAR+gAwIBAgIUFCpKyhtP\n-----END CERTIFICATE-----\n""#,
 ];
 
-const REPORT_VERBS: [&str; 6] = ["get", "list", "create", "patch", "update", "delete"];
+const REPORT_VERBS: [&str; 4] = ["list", "create", "patch", "delete"];
 
 /// The Deployment's container arguments.
 fn deployment_args(manifests: &Manifests) -> Vec<String> {

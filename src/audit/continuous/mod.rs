@@ -47,6 +47,8 @@ pub use writer::{MANAGER, SELECTOR, detect, resource};
 pub const TICK: Duration = Duration::from_secs(5);
 /// Time between discovery attempts when the API server cannot be asked.
 const RETRY: Duration = Duration::from_secs(30);
+/// Time between looks for report CRDs installed after start (one discovery request).
+const RECHECK: Duration = Duration::from_secs(60);
 
 /// How the audit runs (`serve`'s "Continuous audit" flags).
 #[derive(Clone)]
@@ -96,10 +98,10 @@ pub async fn run(client: Client, sources: Sources, mut leadership: Leadership, c
                     "continuous audit off: the cluster serves no report API secretgate may write \
                      (openreports.io/v1alpha1 Report and ClusterReport, or wgpolicyk8s.io/v1alpha2 \
                      PolicyReport and ClusterPolicyReport); install the OpenReports CRDs (Helm value \
-                     reports.installCrds=true); asked again every audit interval"
+                     audit.installCrds=true); asked again every minute"
                 );
                 config.metrics.enabled.set(0);
-                wait_or_lose(&mut leadership, config.interval).await;
+                wait_or_lose(&mut leadership, RECHECK).await;
                 continue;
             }
             Err(e) => {
