@@ -10,6 +10,7 @@ use super::{MAX_MESSAGE_CHARS, NAME, rule};
 use crate::admission::Verdict;
 use crate::audit::{CopyFinding, InvalidPolicy, Report, Reviewed};
 use crate::check::report::effect;
+use crate::policy::Mode;
 
 /// The outcome of one rule for one object, as the report APIs spell it. Ordered from the
 /// most to the least pressing: results are listed, and capped, in this order.
@@ -168,10 +169,7 @@ fn objects(object: &Reviewed, at: Timestamp, out: &mut Vec<Placed>) {
         name: object.name.clone(),
         uid: object.uid.clone().filter(|u| !u.is_empty()),
     };
-    let category = match object.kind.as_str() {
-        "Pod" => "Pods",
-        _ => "Secrets",
-    };
+    let category = category(&object.kind);
     let mode = object.mode.unwrap_or_default();
     let mut push = |rule: String, effect: &str, message: &str| {
         let (status, severity) = match effect {
@@ -248,6 +246,38 @@ fn objects(object: &Reviewed, at: Timestamp, out: &mut Vec<Placed>) {
     }
     if !any {
         push("all".to_owned(), "pass", "no finding");
+    }
+}
+
+/// The one `pass` result (rule `all`) of a Secret or Pod with no finding, as
+/// [`results`] writes it.
+pub fn pass(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    uid: Option<&str>,
+    policy: &str,
+    mode: Mode,
+    at: Timestamp,
+) -> ReportResult {
+    let mut r = new(policy, "all".to_owned(), Status::Pass, "no finding", at);
+    r.category = category(kind);
+    r.resources = vec![Resource {
+        api_version: "v1".to_owned(),
+        kind: kind.to_owned(),
+        namespace: Some(namespace.to_owned()),
+        name: name.to_owned(),
+        uid: uid.filter(|u| !u.is_empty()).map(str::to_owned),
+    }];
+    r.properties
+        .insert("mode".to_owned(), mode.as_str().to_owned());
+    r
+}
+
+fn category(kind: &str) -> &'static str {
+    match kind {
+        "Pod" => "Pods",
+        _ => "Secrets",
     }
 }
 

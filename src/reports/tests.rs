@@ -1,7 +1,7 @@
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::result::Status;
+use super::result::{self, Status};
 use super::*;
 use crate::admission::{Context, Verdict, Webhook};
 use crate::audit::{CopyFinding, Report, Reviewed};
@@ -333,4 +333,28 @@ fn no_values_in_the_output_and_the_output_is_deterministic() {
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn the_pass_result_of_an_object_without_findings_is_what_result_pass_builds() {
+    // The continuous audit holds passing secrets compactly and rebuilds them with
+    // `result::pass`: the two must agree.
+    for kind in ["Secret", "Pod"] {
+        for mode in [Mode::Enforce, Mode::Warn, Mode::Audit] {
+            let mut report = Report::default();
+            report.reviewed.push(reviewed(kind, "ns", "obj", mode));
+            let placed = result::results(&report, now());
+            assert_eq!(placed.len(), 1);
+            let expected = result::pass(
+                kind,
+                "ns",
+                "obj",
+                Some("uid-obj"),
+                "team",
+                mode,
+                now().into(),
+            );
+            assert_eq!(placed[0].result, expected, "{kind} {mode:?}");
+        }
+    }
 }

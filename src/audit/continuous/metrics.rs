@@ -4,7 +4,7 @@
 
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use crate::reports::result::{ReportResult, Status};
+use crate::reports::result::Status;
 
 #[derive(Clone)]
 pub struct AuditMetrics {
@@ -78,12 +78,12 @@ impl AuditMetrics {
     }
 
     /// Sets the gauges from every result held.
-    pub fn observe<'a>(&self, results: impl Iterator<Item = &'a ReportResult>) {
+    pub fn observe(&self, results: &[(Status, &str)]) {
         let mut by_status = [0i64; 5];
         let mut expiring = 0;
-        for r in results {
-            by_status[r.result as usize] += 1;
-            if r.result != Status::Pass && is_expiry(r) {
+        for &(status, rule) in results {
+            by_status[status as usize] += 1;
+            if status != Status::Pass && is_expiry(rule) {
                 expiring += 1;
             }
         }
@@ -102,8 +102,8 @@ impl AuditMetrics {
     }
 }
 
-/// Whether `r` is about a certificate's expiry: the TLS check's messages on `tls.crt`
+/// Whether `rule` is about a certificate's expiry: the TLS check's messages on `tls.crt`
 /// (rule ids are built from them, see [`crate::reports::rule`]).
-fn is_expiry(r: &ReportResult) -> bool {
-    r.rule.starts_with("data[tls.crt]:certificate-expire")
+fn is_expiry(rule: &str) -> bool {
+    rule.starts_with("data[tls.crt]:certificate-expire")
 }

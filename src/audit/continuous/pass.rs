@@ -359,7 +359,7 @@ impl Term {
         if touched.is_empty() {
             return Ok(());
         }
-        self.config.metrics.observe(self.ledger.all_results());
+        self.config.metrics.observe(&self.ledger.statuses());
         let mut failed = Vec::new();
         for scope in touched {
             if !leadership.is_leader() {

@@ -74,7 +74,7 @@ fn unchanged_results_keep_their_timestamp_and_touch_nothing() {
         entry("2", 7, vec![result(Status::Fail, "bad", 200)]),
     );
     assert!(ledger.take_touched().is_empty());
-    let kept = &ledger.secret(&k).expect("held").results[0];
+    let kept = &ledger.secret_results(&k).expect("held")[0];
     assert_eq!(kept.timestamp.seconds, 100);
 
     // A different outcome: new timestamp, report touched.
@@ -158,4 +158,57 @@ fn a_policy_fingerprint_follows_name_spec_and_brokenness() {
     assert_ne!(fingerprint(&changed, &mut HashMap::new()), base);
     let broken = Resolved::new(Arc::from("a"), spec, Some(Arc::from("problems")));
     assert_ne!(fingerprint(&broken, &mut hashes), base);
+}
+
+fn passing(namespace: &str, name: &str, seconds: i64) -> ReportResult {
+    let at = time::OffsetDateTime::from_unix_timestamp(seconds).expect("time");
+    crate::reports::result::pass(
+        "Secret",
+        namespace,
+        name,
+        Some("uid-1"),
+        "team-a",
+        crate::policy::Mode::Warn,
+        at.into(),
+    )
+}
+
+#[test]
+fn a_passing_secret_is_held_compactly_and_given_back_exactly() {
+    let mut ledger = Ledger::default();
+    let k = key("ns", "s");
+    let original = passing("ns", "s", 100);
+    ledger.set_secret(k.clone(), entry("1", 7, vec![original.clone()]));
+    assert!(matches!(
+        ledger.secret(&k).expect("held").findings,
+        Findings::Pass { .. }
+    ));
+    assert_eq!(
+        ledger.secret_results(&k).expect("held"),
+        std::slice::from_ref(&original)
+    );
+    assert_eq!(ledger.results(&Some("ns".to_owned())), [original]);
+    assert_eq!(ledger.statuses(), [(Status::Pass, "all")]);
+    ledger.take_touched();
+
+    // Passing again later: the first timestamp stays, nothing to write.
+    ledger.set_secret(k.clone(), entry("2", 7, vec![passing("ns", "s", 200)]));
+    assert!(ledger.take_touched().is_empty());
+    assert_eq!(
+        ledger.secret_results(&k).expect("held")[0]
+            .timestamp
+            .seconds,
+        100
+    );
+
+    // A result that only looks like a pass is held as it is.
+    let mut odd = passing("ns", "s", 300);
+    odd.message = "no finding, but another message".to_owned();
+    ledger.set_secret(k.clone(), entry("3", 7, vec![odd.clone()]));
+    assert!(matches!(
+        ledger.secret(&k).expect("held").findings,
+        Findings::Results(_)
+    ));
+    assert_eq!(ledger.secret_results(&k).expect("held"), [odd]);
+    assert_eq!(ledger.take_touched(), [Some("ns".to_owned())].into());
 }
