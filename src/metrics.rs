@@ -19,6 +19,8 @@ pub struct Metrics {
     pub findings: IntCounterVec,
     /// Injections made into pods, by kind (`image_pull_secret`, `git_sync_key`).
     pub injections: IntCounterVec,
+    /// Reviews an exemption turned from a denial into warnings, by webhook.
+    pub exempted: IntCounterVec,
     /// Project policies in force (the embedded default not counted).
     pub policies: IntGauge,
     /// Project policies invalid with no good version known: Secret writes are denied where
@@ -89,6 +91,13 @@ impl Metrics {
             Opts::new("secretgate_injections_total", "Injections made into pods."),
             &["kind"],
         )?;
+        let exempted = IntCounterVec::new(
+            Opts::new(
+                "secretgate_exempted_reviews_total",
+                "Reviews that would have been denied but the requester is exempt (warned instead).",
+            ),
+            &["webhook"],
+        )?;
         let policies = IntGauge::new("secretgate_policies", "Project policies in force.")?;
         let broken_policies = IntGauge::new(
             "secretgate_broken_policies",
@@ -149,6 +158,7 @@ impl Metrics {
         registry.register(Box::new(invalid_requests.clone()))?;
         registry.register(Box::new(findings.clone()))?;
         registry.register(Box::new(injections.clone()))?;
+        registry.register(Box::new(exempted.clone()))?;
         registry.register(Box::new(policies.clone()))?;
         registry.register(Box::new(broken_policies.clone()))?;
         registry.register(Box::new(policy_last_reload.clone()))?;
@@ -166,6 +176,7 @@ impl Metrics {
             invalid_requests,
             findings,
             injections,
+            exempted,
             policies,
             broken_policies,
             policy_last_reload,

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::Resource;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
@@ -146,6 +147,8 @@ pub struct Summary {
     pub verdict: Option<Verdict>,
     /// Injections made (kind and secret name; never values).
     pub injections: Vec<pods::Injection>,
+    /// Who the requester was exempt as, when an exemption turned a denial into warnings.
+    pub exempted: Option<String>,
 }
 
 impl Summary {
@@ -295,6 +298,7 @@ fn validate_secret(
                 subject: "secret",
                 policy: &policy.name,
                 mode: policy.spec.mode,
+                exempt: exemption(policy, &req.user_info),
             };
             apply_findings(response, judged, findings, &mut summary)
         }
@@ -309,6 +313,16 @@ struct Judged<'a> {
     subject: &'a str,
     policy: &'a str,
     mode: Mode,
+    /// Who the requester is exempt as ([`crate::policy::Exemptions`]), if they are.
+    exempt: Option<String>,
+}
+
+/// Why the requester of a review is exempt from `policy`, if they are.
+fn exemption(policy: &crate::policy::Resolved, user: &UserInfo) -> Option<String> {
+    let exemptions = policy.spec.exemptions.as_ref()?;
+    let username = user.username.as_deref().unwrap_or_default();
+    let groups = user.groups.as_deref().unwrap_or_default();
+    exemptions.exempt(username, groups)
 }
 
 /// Applies the policy mode to the findings: Enforce denies on any `Deny` finding, Warn
@@ -320,7 +334,14 @@ fn apply_findings(
     findings: Vec<Violation>,
     summary: &mut Summary,
 ) -> AdmissionResponse {
-    let mode = judged.mode;
+    let mut mode = judged.mode;
+    // An exempt requester is warned of what would deny anyone else.
+    let exempted = judged
+        .exempt
+        .filter(|_| mode == Mode::Enforce && findings.iter().any(|v| v.severity == Severity::Deny));
+    if exempted.is_some() {
+        mode = Mode::Warn;
+    }
     let is_denied = |v: &&Violation| mode == Mode::Enforce && v.severity == Severity::Deny;
     let is_warned = |v: &&Violation| match mode {
         Mode::Audit => false,
@@ -349,11 +370,21 @@ fn apply_findings(
         );
     }
     if warned > 0 {
-        response.warnings = Some(bounded::lines(ExactCount::new(
-            findings.iter().filter(is_warned),
-            warned,
-        )));
+        let mut lines = bounded::lines(ExactCount::new(findings.iter().filter(is_warned), warned));
+        if let Some(who) = &exempted {
+            lines.insert(
+                0,
+                format!(
+                    "{} would be denied by policy {:?}, which exempts {}: its findings are warnings",
+                    judged.subject,
+                    judged.policy,
+                    clip(who, 300)
+                ),
+            );
+        }
+        response.warnings = Some(lines);
     }
+    summary.exempted = exempted.map(|who| clip(&who, 300).into_owned());
     summary.finding_count = findings.len();
     summary.findings_more = (findings.len() > bounded::MAX_SHOWN).then(|| {
         bounded::more(

@@ -17,6 +17,7 @@ use super::{Context, DecodeError, Judged, Summary, Verdict, apply_findings, lean
 use crate::objects::{Lean, Workload};
 use crate::pods::{self, secret_use};
 use crate::policy::{Labels, Resolved};
+use k8s_openapi::api::authentication::v1::UserInfo;
 
 /// Reviews a Pod CREATE or UPDATE.
 pub(super) fn validate_pod(
@@ -50,6 +51,7 @@ pub(super) fn validate_pod(
             prefix: "spec",
             old,
         },
+        &req.user_info,
     ))
 }
 
@@ -88,6 +90,7 @@ pub(super) fn validate_workload(
             prefix: &prefix,
             old: None,
         },
+        &req.user_info,
     ))
 }
 
@@ -107,6 +110,7 @@ fn judge(
     mut summary: Summary,
     ctx: &Context<'_>,
     template: Template<'_>,
+    user: &UserInfo,
 ) -> (AdmissionResponse, Summary) {
     let policy: &Resolved = ctx.policies.for_namespace(&summary.namespace);
     summary.policy = Some(policy.name.clone());
@@ -147,6 +151,7 @@ fn judge(
         subject: template.subject,
         policy: &policy.name,
         mode,
+        exempt: super::exemption(policy, user),
     };
     let response = apply_findings(response, judged, findings, &mut summary);
     (response, summary)

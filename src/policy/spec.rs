@@ -90,6 +90,55 @@ pub struct ProjectPolicySpec {
     /// ever contacted. Absent: no pull secret of the project is tried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_health: Option<CredentialHealth>,
+    /// Requesters whose writes this policy never denies (like Pod Security Admission's
+    /// exemptions): what would deny them is a warning instead, counted and logged with
+    /// who was exempted, so a platform controller renewing a certificate is never
+    /// blocked. Broken policies deny everyone (their exemptions are unknown too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemptions: Option<Exemptions>,
+}
+
+/// Who is exempt, by the request's authenticated user (`request.userInfo`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Exemptions {
+    /// Exact usernames, e.g. `system:serviceaccount:cert-manager:cert-manager`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usernames: Vec<String>,
+    /// Exact group names the requester belongs to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Service accounts as `namespace/name` (their username is
+    /// `system:serviceaccount:<namespace>:<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_accounts: Vec<String>,
+}
+
+impl Exemptions {
+    /// Why a requester with `username` and `groups` is exempt, if they are: `user "…"`,
+    /// `service account ns/name` or `group "…"`.
+    pub fn exempt(&self, username: &str, groups: &[String]) -> Option<String> {
+        if username.is_empty() && groups.is_empty() {
+            return None;
+        }
+        if let Some(account) = self.service_accounts.iter().find(|a| {
+            a.split_once('/').is_some_and(|(ns, name)| {
+                username
+                    .strip_prefix("system:serviceaccount:")
+                    .and_then(|rest| rest.split_once(':'))
+                    == Some((ns, name))
+            })
+        }) {
+            return Some(format!("service account {account}"));
+        }
+        if self.usernames.iter().any(|u| u == username) {
+            return Some(format!("user {username:?}"));
+        }
+        self.groups
+            .iter()
+            .find(|g| groups.contains(g))
+            .map(|g| format!("group {g:?}"))
+    }
 }
 
 /// Which registries the continuous audit may log in to with the project's pull secrets,
@@ -501,5 +550,39 @@ impl<'de> Deserialize<'de> for Pattern {
         let source = String::deserialize(d)?;
         Pattern::new(&source)
             .map_err(|e| serde::de::Error::custom(format!("invalid pattern {source:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod exemption_tests {
+    use super::Exemptions;
+
+    #[test]
+    fn requesters_match_exactly_by_service_account_username_or_group() {
+        let e = Exemptions {
+            usernames: vec!["admin".into()],
+            groups: vec!["platform".into()],
+            service_accounts: vec!["cert-manager/cert-manager".into()],
+        };
+        let sa = "system:serviceaccount:cert-manager:cert-manager";
+        assert_eq!(
+            e.exempt(sa, &[]).as_deref(),
+            Some("service account cert-manager/cert-manager")
+        );
+        assert_eq!(e.exempt("admin", &[]).as_deref(), Some("user \"admin\""));
+        assert_eq!(
+            e.exempt("someone", &["x".into(), "platform".into()])
+                .as_deref(),
+            Some("group \"platform\"")
+        );
+        for (user, groups) in [
+            ("system:serviceaccount:cert-manager:other", vec![]),
+            ("system:serviceaccount:other:cert-manager", vec![]),
+            ("system:serviceaccount:cert-manager:cert-manager:x", vec![]),
+            ("Admin", vec!["Platform".to_owned()]),
+            ("", vec![]),
+        ] {
+            assert_eq!(e.exempt(user, &groups), None, "{user}");
+        }
     }
 }

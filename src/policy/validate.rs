@@ -13,8 +13,8 @@ use super::schema::{
 use super::secret_use::{ALLOWED_SERVICE_ACCOUNTS_ANNOTATION, is_service_account_name};
 use super::selector::Selector;
 use super::spec::{
-    CredentialHealth, GitSyncInjection, InstanceSecret, MIN_CREDENTIAL_INTERVAL, NameRule,
-    ProjectPolicySpec, SecretSelection, SecretUseRule, SecretUseRules, UseDefault,
+    CredentialHealth, Exemptions, GitSyncInjection, InstanceSecret, MIN_CREDENTIAL_INTERVAL,
+    NameRule, ProjectPolicySpec, SecretSelection, SecretUseRule, SecretUseRules, UseDefault,
 };
 
 /// Longest policy value quoted in a problem (policy text, not a secret, but a problem
@@ -138,7 +138,44 @@ pub fn problems(spec: &ProjectPolicySpec) -> Vec<String> {
     if let Some(health) = &spec.credential_health {
         credential_health(&mut out, health);
     }
+    if let Some(exemptions) = &spec.exemptions {
+        exemptions_problems(&mut out, exemptions);
+    }
     out
+}
+
+/// Entries per exemption list.
+const MAX_EXEMPTIONS: usize = 64;
+
+fn exemptions_problems(out: &mut Vec<String>, exemptions: &Exemptions) {
+    let at = "spec.exemptions";
+    for (field, list) in [
+        ("usernames", &exemptions.usernames),
+        ("groups", &exemptions.groups),
+    ] {
+        let at = format!("{at}.{field}");
+        at_most(out, &at, list, MAX_EXEMPTIONS);
+        for (i, entry) in list.iter().enumerate() {
+            if entry.is_empty() || entry.chars().count() > MAX_NAME_LENGTH as usize {
+                out.push(format!(
+                    "{at}[{i}]: must be 1 to {MAX_NAME_LENGTH} characters"
+                ));
+            }
+        }
+    }
+    let at = format!("{at}.serviceAccounts");
+    at_most(out, &at, &exemptions.service_accounts, MAX_EXEMPTIONS);
+    for (i, entry) in exemptions.service_accounts.iter().enumerate() {
+        let valid = entry
+            .split_once('/')
+            .is_some_and(|(ns, name)| is_dns_label(ns) && is_service_account_name(name));
+        if !valid {
+            out.push(format!(
+                "{at}[{i}]: {} is not namespace/name of a service account",
+                quote(entry)
+            ));
+        }
+    }
 }
 
 fn credential_health(out: &mut Vec<String>, health: &CredentialHealth) {

@@ -368,6 +368,12 @@ fn record(webhook: Webhook, state: &AppState, answer: &Answer, elapsed: Duration
             .with_label_values(&[injection.kind])
             .inc();
     }
+    if s.exempted.is_some() {
+        metrics
+            .exempted
+            .with_label_values(&[webhook.as_str()])
+            .inc();
+    }
     if let Some(mode) = s.mode
         && s.finding_count > 0
     {
@@ -405,6 +411,7 @@ fn record(webhook: Webhook, state: &AppState, answer: &Answer, elapsed: Duration
         policy = %Escaped::new(s.policy.as_deref().unwrap_or(""), 256),
         mode = s.mode.map(|m| m.as_str()).unwrap_or(""),
         verdict = verdict.as_str(),
+        exempted = s.exempted.as_deref().map(|e| Escaped::new(e, 320)).map(tracing::field::display),
         findings = %Escaped::new(&findings, 20_000),
         injected = %Escaped::new(&injected, 4096),
         error = error.as_deref().map(|e| Escaped::new(e, 512)).map(tracing::field::display),

@@ -19,6 +19,26 @@ fn the_default_policy_is_valid() {
 fn each_problem_is_reported_with_its_path() {
     let cases: &[(&str, &str)] = &[
         (
+            "exemptions: {serviceAccounts: [ci-bot]}",
+            "spec.exemptions.serviceAccounts[0]: \"ci-bot\" is not namespace/name of a service account",
+        ),
+        (
+            "exemptions: {usernames: ['']}",
+            "spec.exemptions.usernames[0]: must be 1 to 253 characters",
+        ),
+        (
+            "credentialHealth: {registries: []}",
+            "spec.credentialHealth.registries: required value is missing (list the registries the audit may log in to)",
+        ),
+        (
+            "credentialHealth: {registries: [ghcr.io], intervalSeconds: 10}",
+            "spec.credentialHealth.intervalSeconds: 10 is below the minimum of 60",
+        ),
+        (
+            "credentialHealth: {registries: ['https://ghcr.io']}",
+            "spec.credentialHealth.registries[0]: \"https://ghcr.io\" is not a registry host[:port] or *.domain[:port]",
+        ),
+        (
             "secrets: {allowedTypes: [Opaque, '']}",
             "spec.secrets.allowedTypes[1]: must not be empty",
         ),
