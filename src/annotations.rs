@@ -24,3 +24,9 @@ pub const KEPT_ANNOTATIONS: [&str; 4] = [
 ];
 /// Longest such annotation kept (names, a version, a digest: far shorter than this).
 pub const MAX_KEPT_ANNOTATION: usize = 600;
+
+/// Label the leader keeps on every namespace (`serve --label-namespaces`): the mode of
+/// the policy that governs it (`Enforce`, `Warn`, `Audit`). The chart's two Secret
+/// webhook registrations select on it: Fail where Enforce (or unlabelled), Ignore where
+/// Warn or Audit.
+pub const MODE_LABEL: &str = "secretgate.io/mode";

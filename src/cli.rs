@@ -204,6 +204,12 @@ pub struct ServeArgs {
     /// only the elected replica writes). Needs RBAC to write Secrets in every namespace.
     #[arg(long, env = "SECRETGATE_INSTANCE_SECRETS", requires = "kube")]
     pub instance_secrets: bool,
+    /// Keep the label secretgate.io/mode (Enforce, Warn, Audit) on every namespace, the
+    /// mode of the policy governing it, so the Secret webhook can be registered twice:
+    /// failurePolicy Fail where Enforce, Ignore where Warn or Audit (cluster mode; only
+    /// the elected replica writes). Needs `patch` on namespaces.
+    #[arg(long, env = "SECRETGATE_LABEL_NAMESPACES", requires = "kube")]
+    pub label_namespaces: bool,
     /// Namespaces instance secrets may be copied from (comma-separated).
     #[arg(
         long,

@@ -38,6 +38,7 @@ pub mod first_byte;
 pub mod instance;
 pub mod leader;
 pub mod metrics;
+pub mod mode_labels;
 pub mod objects;
 pub mod pods;
 pub mod policy;

@@ -196,6 +196,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         metrics: secretgate::instance::InstanceMetrics::new(&registry)?,
                     }),
                 },
+                mode_labels: match args.label_namespaces {
+                    false => None,
+                    true => Some(secretgate::mode_labels::LabelMetrics::new(&registry)?),
+                },
                 audit: audit_config(
                     &args.audit,
                     args.instance_secrets

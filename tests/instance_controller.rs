@@ -143,6 +143,7 @@ async fn the_leader_copies_the_source_and_leaves_hand_made_secrets_alone() {
             metrics: InstanceMetrics::new(&registry).expect("metrics"),
         }),
         audit: None,
+        mode_labels: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();
@@ -377,6 +378,7 @@ async fn copies_follow_namespaces_joining_and_leaving_and_the_source_rotating() 
             metrics: InstanceMetrics::new(&registry).expect("metrics"),
         }),
         audit: None,
+        mode_labels: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();

@@ -187,6 +187,7 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
         leadership: Leadership::always(),
         instance: None,
         audit: None,
+        mode_labels: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -396,6 +397,7 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         leadership: Leadership::always(),
         instance: None,
         audit: None,
+        mode_labels: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -498,6 +500,7 @@ async fn not_ready_until_the_service_accounts_are_listed() {
         leadership: Leadership::always(),
         instance: None,
         audit: None,
+        mode_labels: None,
     };
     tokio::spawn(run(client, targets.clone()));
     // The other three caches sync at once; well past that, still not ready.
@@ -533,6 +536,7 @@ async fn serve_cluster(
         leadership: Leadership::always(),
         instance: None,
         audit: None,
+        mode_labels: None,
     };
     tokio::spawn(run(client, targets));
     (server, patches)

@@ -71,6 +71,8 @@ pub struct Targets {
     pub instance: Option<InstanceTargets>,
     /// The continuous audit, when it may run.
     pub audit: Option<crate::audit::continuous::Config>,
+    /// The `secretgate.io/mode` namespace labels (`--label-namespaces`), when kept.
+    pub mode_labels: Option<crate::mode_labels::LabelMetrics>,
 }
 
 /// What the instance-secret controller needs besides the caches.
@@ -215,6 +217,10 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
             changed.clone(),
         )
     });
+    let labeler = targets
+        .mode_labels
+        .clone()
+        .map(|metrics| crate::mode_labels::Labeler::new(client.clone(), metrics, changed.clone()));
     // Rebuilds follow every secret change; overlaps are worth a warning only when they change.
     let mut last_overlaps = Vec::new();
     loop {
@@ -250,6 +256,10 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
                 }
             }
             controller.pass(plan, leadership.is_leader());
+        }
+        if let Some(labeler) = &labeler {
+            let plan = crate::mode_labels::plan(&snapshot, &caches.namespaces.state());
+            labeler.pass(plan, leadership.is_leader());
         }
         record_reload(&targets.metrics, &snapshot);
         tracing::debug!(
