@@ -141,6 +141,23 @@ pub fn problems(spec: &ProjectPolicySpec) -> Vec<String> {
     if let Some(exemptions) = &spec.exemptions {
         exemptions_problems(&mut out, exemptions);
     }
+    if let Some(selector) = &spec.namespace_selector {
+        let keys = selector
+            .match_labels
+            .iter()
+            .flat_map(|m| m.keys())
+            .chain(selector.match_expressions.iter().flatten().map(|e| &e.key));
+        if keys
+            .into_iter()
+            .any(|k| k == crate::annotations::MODE_LABEL)
+        {
+            out.push(format!(
+                "spec.namespaceSelector: must not select on {}: secretgate writes that label \
+                 from the policies themselves",
+                crate::annotations::MODE_LABEL
+            ));
+        }
+    }
     out
 }
 

@@ -19,6 +19,10 @@ fn the_default_policy_is_valid() {
 fn each_problem_is_reported_with_its_path() {
     let cases: &[(&str, &str)] = &[
         (
+            "namespaceSelector: {matchLabels: {secretgate.io/mode: Warn}}",
+            "spec.namespaceSelector: must not select on secretgate.io/mode: secretgate writes that label from the policies themselves",
+        ),
+        (
             "exemptions: {serviceAccounts: [ci-bot]}",
             "spec.exemptions.serviceAccounts[0]: \"ci-bot\" is not namespace/name of a service account",
         ),
