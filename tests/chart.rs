@@ -46,6 +46,8 @@ fn helm_lint_is_clean_in_both_certificate_modes() {
     tools.lint(&[]);
     tools.lint(CERT_MANAGER);
     tools.lint(FULL_AUDIT);
+    tools.lint(PROMETHEUS_RULE);
+    tools.lint(BY_MODE_OFF);
 }
 
 #[test]
