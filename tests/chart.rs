@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -21,7 +22,13 @@ const NAMESPACE: &str = "secretgate-system";
 const KUBE_VERSION: &str = "1.33.0";
 /// Kinds kubernetes-validate has no schema for (custom resources); anything else must
 /// validate.
-const CUSTOM_KINDS: &[&str] = &["Certificate", "Issuer", "ServiceMonitor", "ProjectPolicy"];
+const CUSTOM_KINDS: &[&str] = &[
+    "Certificate",
+    "Issuer",
+    "ServiceMonitor",
+    "PrometheusRule",
+    "ProjectPolicy",
+];
 
 const CERT_MANAGER: &[&str] = &[
     "--set",
@@ -39,6 +46,8 @@ fn helm_lint_is_clean_in_both_certificate_modes() {
     tools.lint(&[]);
     tools.lint(CERT_MANAGER);
     tools.lint(FULL_AUDIT);
+    tools.lint(PROMETHEUS_RULE);
+    tools.lint(BY_MODE_OFF);
 }
 
 #[test]
@@ -58,6 +67,20 @@ fn every_values_combination_renders_valid_kubernetes_objects() {
             "tls.certManager.issuerRef.kind=ClusterIssuer",
         ],
         &["--set", "metrics.serviceMonitor.enabled=true"],
+        PROMETHEUS_RULE,
+        &[
+            "--set",
+            "prometheusRule.enabled=true",
+            "--set",
+            "tls.generate.enabled=false",
+            "--set",
+            "tls.certManager.enabled=true",
+            "--set",
+            "prometheusRule.alerts.SecretgateDown.enabled=false",
+            "--set",
+            "prometheusRule.additionalLabels.team=platform",
+        ],
+        BY_MODE_OFF,
         &["--set", "replicaCount=1"],
         &[
             "--set",
@@ -261,28 +284,246 @@ fn pod_disruption_budget_keeps_one_pod_only_when_there_are_two() {
 fn webhooks_are_safe_by_default() {
     let Some(tools) = Tools::find() else { return };
     let manifests = tools.render(&[]);
-    let validate = only_webhook(secrets_config(&manifests));
+    let validate = secret_webhook(&manifests, STRICT);
+    let lenient = secret_webhook(&manifests, LENIENT);
     let mutate = only_webhook(manifests.one("MutatingWebhookConfiguration"));
-    for hook in [validate, mutate] {
+    for hook in [validate, lenient, mutate] {
         assert_eq!(at(hook, "/admissionReviewVersions"), &json!(["v1"]));
         assert_eq!(at(hook, "/sideEffects"), "None");
-        assert_eq!(at(hook, "/timeoutSeconds"), 5);
         assert!(hook.get("matchConditions").is_none());
     }
+    // Kubernetes' webhook good practices: validation 3 s, mutation 2 s.
+    assert_eq!(at(validate, "/timeoutSeconds"), 3);
+    assert_eq!(at(lenient, "/timeoutSeconds"), 3);
+    assert_eq!(at(mutate, "/timeoutSeconds"), 2);
     assert_eq!(at(validate, "/failurePolicy"), "Fail");
+    assert_eq!(at(lenient, "/failurePolicy"), "Ignore");
     assert_eq!(at(mutate, "/failurePolicy"), "Ignore");
     assert_eq!(at(mutate, "/reinvocationPolicy"), "IfNeeded");
 
-    assert_eq!(
-        at(validate, "/rules"),
-        &json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-                 "resources": ["secrets"], "scope": "Namespaced"}])
-    );
+    for hook in [validate, lenient] {
+        assert_eq!(
+            at(hook, "/rules"),
+            &json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                     "resources": ["secrets"], "scope": "Namespaced"}])
+        );
+    }
     assert_eq!(
         at(mutate, "/rules"),
         &json!([{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
                  "resources": ["pods"], "scope": "Namespaced"}])
     );
+}
+
+/// Namespaces to try the Secret webhook's selectors on: names the chart always leaves
+/// out or a user leaves out, and every kind of mode label (none yet, each mode, junk).
+fn namespaces_to_try() -> Vec<BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    for name in ["team-a", "default", NAMESPACE, "kube-system", "kube-public"] {
+        for mode in [
+            None,
+            Some("Enforce"),
+            Some("Warn"),
+            Some("Audit"),
+            Some("audit"),
+            Some(""),
+        ] {
+            for team in [None, Some("a")] {
+                for enabled in [None, Some("true")] {
+                    let mut labels = BTreeMap::new();
+                    labels.insert("kubernetes.io/metadata.name".to_string(), name.to_string());
+                    for (key, value) in [
+                        ("secretgate.io/mode", mode),
+                        ("team", team),
+                        ("secretgate.io/enabled", enabled),
+                    ] {
+                        if let Some(value) = value {
+                            labels.insert(key.to_string(), value.to_string());
+                        }
+                    }
+                    out.push(labels);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_secret_webhook_fails_closed_only_where_projects_enforce() {
+    let Some(tools) = Tools::find() else { return };
+    let user_selector = format!(
+        "webhooks={}",
+        json!({
+            "namespaceSelector": {
+                "matchLabels": {"secretgate.io/enabled": "true"},
+                "matchExpressions": [{"key": "team", "operator": "Exists"}]
+            },
+            "excludedNamespaces": ["kube-public"]
+        })
+    );
+    for values in [&[][..], &["--set-json", &user_selector][..]] {
+        let manifests = tools.render(values);
+        tools.kubernetes_validate(&manifests);
+        let hooks = webhooks(secrets_config(&manifests));
+        assert_eq!(hooks.len(), 2, "{values:?}: two registrations by mode");
+        let strict = secret_webhook(&manifests, STRICT);
+        let lenient = secret_webhook(&manifests, LENIENT);
+        assert_eq!(at(strict, "/failurePolicy"), "Fail");
+        assert_eq!(at(lenient, "/failurePolicy"), "Ignore");
+
+        // Alike but for name, failurePolicy and the mode expression.
+        let without = |hook: &Value| {
+            let mut hook = hook.clone();
+            let object = hook.as_object_mut().unwrap();
+            object.remove("name");
+            object.remove("failurePolicy");
+            object["namespaceSelector"]["matchExpressions"]
+                .as_array_mut()
+                .unwrap()
+                .pop();
+            hook
+        };
+        assert_eq!(without(strict), without(lenient), "{values:?}");
+        let mode_expression = |hook: &Value| {
+            at(hook, "/namespaceSelector/matchExpressions")
+                .as_array()
+                .unwrap()
+                .last()
+                .cloned()
+        };
+        assert_eq!(
+            mode_expression(strict),
+            Some(
+                json!({"key": "secretgate.io/mode", "operator": "NotIn", "values": ["Warn", "Audit"]})
+            )
+        );
+        assert_eq!(
+            mode_expression(lenient),
+            Some(
+                json!({"key": "secretgate.io/mode", "operator": "In", "values": ["Warn", "Audit"]})
+            )
+        );
+        // Both keep the namespaces never sent.
+        for hook in [strict, lenient] {
+            let excluded = excluded_namespaces(at(hook, "/namespaceSelector"));
+            assert!(
+                excluded.contains(&NAMESPACE.to_string())
+                    && excluded.contains(&"kube-system".to_string()),
+                "{excluded:?}"
+            );
+        }
+
+        // A partition of what the single registration (failurePolicyByMode off) covers:
+        // every namespace it sends goes to exactly one of the two, to the lenient one
+        // only when labelled Warn or Audit (unlabelled: strict, so it fails closed), and
+        // no other namespace goes to either.
+        let single = tools.render(&[values, BY_MODE_OFF].concat());
+        let single = only_webhook(secrets_config(&single));
+        for labels in namespaces_to_try() {
+            let covered = selects(at(single, "/namespaceSelector"), &labels);
+            let to_strict = selects(at(strict, "/namespaceSelector"), &labels);
+            let to_lenient = selects(at(lenient, "/namespaceSelector"), &labels);
+            let lenient_mode = labels
+                .get("secretgate.io/mode")
+                .is_some_and(|m| m == "Warn" || m == "Audit");
+            assert_eq!(
+                (to_strict, to_lenient),
+                (covered && !lenient_mode, covered && lenient_mode),
+                "{values:?}: namespace {labels:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_leader_labels_namespaces_only_with_failure_policy_by_mode() {
+    let Some(tools) = Tools::find() else { return };
+    let namespace_writes = |rules: &[Value]| -> Vec<&'static str> {
+        ["patch", "update", "create", "delete"]
+            .into_iter()
+            .filter(|verb| grants(rules, "", "namespaces", verb))
+            .collect()
+    };
+    // On by default: the flag, and patch (server-side apply of the label) on namespaces,
+    // nothing more.
+    let manifests = tools.render(&[]);
+    let args = deployment_args(&manifests);
+    assert_eq!(
+        args.iter().filter(|a| *a == "--label-namespaces").count(),
+        1,
+        "{args:?}"
+    );
+    assert_eq!(namespace_writes(&server_rules(&manifests)), ["patch"]);
+    // The one assertion that needs the server side of issue 18: `serve --label-namespaces`.
+    assert_server_accepts(&args);
+
+    // Off, or with no Secret webhook to select: one registration, no flag, no write.
+    for values in [
+        BY_MODE_OFF,
+        &[
+            "--set",
+            "webhooks.validate.enabled=false",
+            "--set",
+            "webhooks.validate.failurePolicyByMode.enabled=true",
+        ][..],
+    ] {
+        let manifests = tools.render(values);
+        tools.kubernetes_validate(&manifests);
+        let args = deployment_args(&manifests);
+        assert!(
+            !args.iter().any(|a| a.starts_with("--label-namespaces")),
+            "{values:?}: {args:?}"
+        );
+        assert!(
+            namespace_writes(&server_rules(&manifests)).is_empty(),
+            "{values:?}"
+        );
+        let hooks: Vec<&Value> = manifests
+            .all("ValidatingWebhookConfiguration")
+            .into_iter()
+            .flat_map(webhooks)
+            .collect();
+        assert!(
+            hooks.iter().all(|h| h["name"] != LENIENT
+                && !h["namespaceSelector"]
+                    .to_string()
+                    .contains("secretgate.io/mode")),
+            "{values:?}: {hooks:#?}"
+        );
+    }
+    // Off: exactly today's single registration, with webhooks.validate.failurePolicy.
+    for policy in ["Fail", "Ignore"] {
+        let manifests = tools.render(
+            &[
+                BY_MODE_OFF,
+                &[
+                    "--set",
+                    &format!("webhooks.validate.failurePolicy={policy}"),
+                ],
+            ]
+            .concat(),
+        );
+        let hook = only_webhook(secrets_config(&manifests));
+        assert_eq!(at(hook, "/name"), STRICT);
+        assert_eq!(at(hook, "/failurePolicy"), policy);
+        assert_eq!(at(hook, "/timeoutSeconds"), 3);
+        assert_eq!(
+            excluded_namespaces(at(hook, "/namespaceSelector")),
+            [NAMESPACE, "kube-system"]
+        );
+        assert_eq!(
+            at(hook, "/namespaceSelector/matchExpressions")
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    // No RBAC at all without rbac.create; the flag stays.
+    let manifests = tools.render(&["--set", "rbac.create=false"]);
+    assert!(manifests.all("ClusterRole").is_empty());
+    assert!(deployment_args(&manifests).contains(&"--label-namespaces".to_string()));
 }
 
 #[test]
@@ -296,7 +537,7 @@ fn project_policies_are_validated_by_the_server_and_fail_closed() {
     assert_eq!(at(hook, "/sideEffects"), "None");
     // A policy that cannot be checked is not admitted.
     assert_eq!(at(hook, "/failurePolicy"), "Fail");
-    assert_eq!(at(hook, "/timeoutSeconds"), 5);
+    assert_eq!(at(hook, "/timeoutSeconds"), 3);
     // CREATE and UPDATE of the policies themselves; not their status, which the server
     // writes.
     assert_eq!(
@@ -349,30 +590,30 @@ fn webhooks_never_see_the_release_namespace_or_kube_system() {
             "ValidatingWebhookConfiguration",
             "MutatingWebhookConfiguration",
         ] {
-            let hook = only_webhook(manifests.named(kind, "sg-secretgate"));
-            let excluded = excluded_namespaces(at(hook, "/namespaceSelector"));
-            assert!(
-                excluded.contains(&NAMESPACE.to_string())
-                    && excluded.contains(&"kube-system".to_string()),
-                "{kind} namespaceSelector leaves out only {excluded:?}"
-            );
+            for hook in webhooks(manifests.named(kind, "sg-secretgate")) {
+                let excluded = excluded_namespaces(at(hook, "/namespaceSelector"));
+                assert!(
+                    excluded.contains(&NAMESPACE.to_string())
+                        && excluded.contains(&"kube-system".to_string()),
+                    "{kind} namespaceSelector leaves out only {excluded:?}"
+                );
+            }
         }
     }
     // The user's selector is added to the exclusions, never instead of them.
     let manifests = tools.render(&["--set-json", &with_user_selector]);
-    let selector = at(
-        only_webhook(secrets_config(&manifests)),
-        "/namespaceSelector",
-    );
-    assert_eq!(
-        at(selector, "/matchLabels"),
-        &json!({"secretgate.io/enabled": "true"})
-    );
-    assert_eq!(
-        at(selector, "/matchExpressions/1"),
-        &json!({"key": "team", "operator": "Exists"})
-    );
-    assert!(excluded_namespaces(selector).contains(&"kube-public".to_string()));
+    for hook in webhooks(secrets_config(&manifests)) {
+        let selector = at(hook, "/namespaceSelector");
+        assert_eq!(
+            at(selector, "/matchLabels"),
+            &json!({"secretgate.io/enabled": "true"})
+        );
+        assert_eq!(
+            at(selector, "/matchExpressions/1"),
+            &json!({"key": "team", "operator": "Exists"})
+        );
+        assert!(excluded_namespaces(selector).contains(&"kube-public".to_string()));
+    }
 }
 
 #[test]
@@ -390,21 +631,26 @@ fn failure_policies_selectors_and_match_conditions_are_configurable() {
         "--set-json",
         MATCH_CONDITIONS,
     ]);
-    let validate = only_webhook(secrets_config(&manifests));
     let mutate = only_webhook(manifests.one("MutatingWebhookConfiguration"));
-    assert_eq!(at(validate, "/failurePolicy"), "Ignore");
     assert_eq!(at(mutate, "/failurePolicy"), "Fail");
     assert_eq!(at(mutate, "/timeoutSeconds"), 10);
-    assert_eq!(
-        at(validate, "/objectSelector"),
-        &json!({"matchLabels": {"checked": "yes"}})
-    );
-    assert_eq!(
-        at(validate, "/matchConditions"),
-        &json!([{"name": "not-helm-release",
-                 "expression": "object.type != 'helm.sh/release.v1'"}])
-    );
     assert!(mutate.get("matchConditions").is_none());
+    // Both registrations by mode: failurePolicy is the strict one's (Ignore makes both
+    // Ignore); the selectors and conditions are both's.
+    let hooks = webhooks(secrets_config(&manifests));
+    assert_eq!(hooks.len(), 2);
+    for validate in hooks {
+        assert_eq!(at(validate, "/failurePolicy"), "Ignore");
+        assert_eq!(
+            at(validate, "/objectSelector"),
+            &json!({"matchLabels": {"checked": "yes"}})
+        );
+        assert_eq!(
+            at(validate, "/matchConditions"),
+            &json!([{"name": "not-helm-release",
+                     "expression": "object.type != 'helm.sh/release.v1'"}])
+        );
+    }
 }
 
 #[test]
@@ -416,16 +662,19 @@ fn webhooks_call_paths_the_server_serves_through_the_service() {
     let container = at(deployment, "/spec/template/spec/containers/0");
     let mut paths = Vec::new();
     for (kind, name) in CONFIGURATIONS {
-        let target = at(
-            only_webhook(manifests.named(kind, name)),
-            "/clientConfig/service",
-        );
-        assert_eq!(at(target, "/name"), at(service, "/metadata/name"));
-        assert_eq!(at(target, "/namespace"), NAMESPACE);
-        assert_eq!(at(target, "/port"), 443);
-        paths.push(at(target, "/path").as_str().unwrap().to_string());
+        for hook in webhooks(manifests.named(kind, name)) {
+            let target = at(hook, "/clientConfig/service");
+            assert_eq!(at(target, "/name"), at(service, "/metadata/name"));
+            assert_eq!(at(target, "/namespace"), NAMESPACE);
+            assert_eq!(at(target, "/port"), 443);
+            paths.push(at(target, "/path").as_str().unwrap().to_string());
+        }
     }
-    assert_eq!(paths, ["/validate", "/mutate", "/validate-policy"]);
+    // Both Secret registrations (by mode) call the same path.
+    assert_eq!(
+        paths,
+        ["/validate", "/validate", "/mutate", "/validate-policy"]
+    );
 
     // Service 443 → the container port named https → the address the server listens on.
     let port = find(at(service, "/spec/ports"), "/port", 443);
@@ -487,7 +736,7 @@ fn the_secret_use_webhook_checks_pods_and_workloads_when_enabled() {
     assert_eq!(at(hook, "/sideEffects"), "None");
     assert_eq!(at(hook, "/matchPolicy"), "Equivalent");
     assert_eq!(at(hook, "/failurePolicy"), "Fail");
-    assert_eq!(at(hook, "/timeoutSeconds"), 5);
+    assert_eq!(at(hook, "/timeoutSeconds"), 3);
     assert!(hook.get("matchConditions").is_none());
     assert!(hook.get("objectSelector").is_none());
     let service = at(hook, "/clientConfig/service");
@@ -542,7 +791,7 @@ fn the_secret_use_webhook_has_its_own_failure_policy_and_exclusions() {
                 "--set",
                 "webhooks.secretUse.failurePolicy=Ignore",
                 "--set",
-                "webhooks.secretUse.timeoutSeconds=3",
+                "webhooks.secretUse.timeoutSeconds=7",
                 "--set-json",
                 r#"webhooks.secretUse.excludedNamespaces=["ci","kube-system"]"#,
                 "--set-json",
@@ -556,7 +805,7 @@ fn the_secret_use_webhook_has_its_own_failure_policy_and_exclusions() {
     let hook =
         only_webhook(manifests.named("ValidatingWebhookConfiguration", "sg-secretgate-pods"));
     assert_eq!(at(hook, "/failurePolicy"), "Ignore");
-    assert_eq!(at(hook, "/timeoutSeconds"), 3);
+    assert_eq!(at(hook, "/timeoutSeconds"), 7);
     let selector = at(hook, "/namespaceSelector");
     assert_eq!(
         excluded_namespaces(selector),
@@ -568,17 +817,18 @@ fn the_secret_use_webhook_has_its_own_failure_policy_and_exclusions() {
         "ValidatingWebhookConfiguration",
         "MutatingWebhookConfiguration",
     ] {
-        let hook = only_webhook(manifests.named(kind, "sg-secretgate"));
-        let excluded = excluded_namespaces(at(hook, "/namespaceSelector"));
-        assert_eq!(
-            excluded,
-            [NAMESPACE, "kube-system", "kube-public"],
-            "{kind}"
-        );
+        for hook in webhooks(manifests.named(kind, "sg-secretgate")) {
+            let excluded = excluded_namespaces(at(hook, "/namespaceSelector"));
+            assert_eq!(
+                excluded,
+                [NAMESPACE, "kube-system", "kube-public"],
+                "{kind}"
+            );
+        }
     }
     // The other webhooks keep their failure policies.
     assert_eq!(
-        at(only_webhook(secrets_config(&manifests)), "/failurePolicy"),
+        at(secret_webhook(&manifests, STRICT), "/failurePolicy"),
         "Fail"
     );
 
@@ -613,11 +863,9 @@ fn generated_mode_trusts_the_ca_that_signed_the_mounted_certificate() {
     assert!(tls.pointer("/data/tls.key").is_some());
     for (kind, name) in CONFIGURATIONS {
         let config = manifests.named(kind, name);
-        assert_eq!(
-            at(only_webhook(config), "/clientConfig/caBundle"),
-            ca_cert,
-            "{kind}"
-        );
+        for hook in webhooks(config) {
+            assert_eq!(at(hook, "/clientConfig/caBundle"), ca_cert, "{kind}");
+        }
         assert!(config.pointer("/metadata/annotations").is_none());
     }
     for kind in ["Certificate", "Issuer"] {
@@ -654,11 +902,9 @@ fn cert_manager_mode_issues_the_mounted_certificate_and_injects_its_ca() {
             &json!(format!("{NAMESPACE}/sg-secretgate")),
             "{kind}"
         );
-        assert!(
-            only_webhook(config)
-                .pointer("/clientConfig/caBundle")
-                .is_none()
-        );
+        for hook in webhooks(config) {
+            assert!(hook.pointer("/clientConfig/caBundle").is_none());
+        }
     }
     assert!(manifests.all("Secret").is_empty());
 
@@ -700,6 +946,8 @@ fn rbac_grants_only_what_the_watchers_use() {
             // Metadata watch only: no get, which reads one Secret's data.
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list", "watch"]},
             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["list", "watch"]},
+            // webhooks.validate.failurePolicyByMode: the leader labels namespaces.
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["patch"]},
         ])
     );
     // Whatever the webhooks: the server watches ServiceAccounts in cluster mode and is not
@@ -908,6 +1156,252 @@ fn service_monitor_is_optional_and_scrapes_the_metrics_port() {
         .unwrap()
     {
         assert_eq!(at(service, "/metadata/labels").get(key), Some(value));
+    }
+}
+
+/// Values that turn the alert rules on.
+const PROMETHEUS_RULE: &[&str] = &["--set", "prometheusRule.enabled=true"];
+
+const ALERTS: [&str; 6] = [
+    "SecretgateWebhookFailOpen",
+    "SecretgateDown",
+    "SecretgateHighRejectionRate",
+    "SecretgateServingCertificateExpiresSoon",
+    "SecretgateBrokenPolicies",
+    "SecretgateAuditCredentialRejected",
+];
+
+/// The alert rules of a PrometheusRule, by name.
+fn alerts(rule: &Value) -> BTreeMap<String, &Value> {
+    at(rule, "/spec/groups")
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| at(g, "/rules").as_array().unwrap())
+        .map(|r| (at(r, "/alert").as_str().unwrap().to_string(), r))
+        .collect()
+}
+
+#[test]
+fn alert_rules_are_optional_and_cover_fail_open_health_and_expiry() {
+    let Some(tools) = Tools::find() else { return };
+    assert!(tools.render(&[]).all("PrometheusRule").is_empty());
+
+    let manifests = tools.render(
+        &[
+            PROMETHEUS_RULE,
+            &["--set", "metrics.serviceMonitor.enabled=true"],
+            &["--set", "prometheusRule.labels.release=prometheus"],
+        ]
+        .concat(),
+    );
+    tools.kubernetes_validate(&manifests);
+    let rule = manifests.one("PrometheusRule");
+    assert_eq!(at(rule, "/apiVersion"), "monitoring.coreos.com/v1");
+    assert_eq!(at(rule, "/metadata/namespace"), NAMESPACE);
+    assert_eq!(at(rule, "/metadata/labels/release"), "prometheus");
+    let by_name = alerts(rule);
+    assert_eq!(by_name.keys().map(String::as_str).collect::<Vec<_>>(), {
+        let mut names = ALERTS.to_vec();
+        names.sort_unstable();
+        names
+    });
+    for (name, alert) in &by_name {
+        for annotation in ["summary", "description"] {
+            let text = at(alert, &format!("/annotations/{annotation}"));
+            assert!(
+                text.as_str().is_some_and(|t| t.len() > 20),
+                "{name}: {annotation} {text}"
+            );
+        }
+        assert!(at(alert, "/labels/severity").is_string(), "{name}");
+        assert!(at(alert, "/for").is_string(), "{name}");
+    }
+    let expr = |name: &str| at(by_name[name], "/expr").as_str().unwrap().to_string();
+
+    // The API server's fail-open counter (labels name and type), for every webhook name
+    // the chart registers and no other.
+    let fail_open = expr("SecretgateWebhookFailOpen");
+    assert!(
+        fail_open.contains("increase(apiserver_admission_webhook_fail_open_count{name=~")
+            && fail_open.contains("[10m]")
+            && fail_open.contains("by (name, type)")
+            && fail_open.ends_with("> 0"),
+        "{fail_open}"
+    );
+    let pattern = fail_open
+        .split("name=~\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a name pattern")
+        // PromQL string escapes: \\ is one backslash.
+        .replace("\\\\", "\\");
+    let pattern = regex::Regex::new(&format!("^(?:{pattern})$")).expect("a regex");
+    let all_hooks = tools.render(SECRET_USE);
+    for config in all_hooks
+        .all("ValidatingWebhookConfiguration")
+        .into_iter()
+        .chain(all_hooks.all("MutatingWebhookConfiguration"))
+    {
+        for hook in webhooks(config) {
+            let name = at(hook, "/name").as_str().unwrap();
+            assert!(pattern.is_match(name), "{name} not matched by {pattern}");
+        }
+    }
+    for other in ["validate.kyverno.svc", "secretgate.example.com"] {
+        assert!(!pattern.is_match(other), "{other}");
+    }
+
+    // secretgate's own series: the job the ServiceMonitor gives them (the Service's name)
+    // in the release namespace.
+    let service = at(manifests.one("Service"), "/metadata/name")
+        .as_str()
+        .unwrap();
+    let selector = format!(r#"job="{service}", namespace="{NAMESPACE}""#);
+    assert_eq!(
+        at(
+            manifests.one("ServiceMonitor"),
+            "/spec/selector/matchLabels/app.kubernetes.io~1name"
+        ),
+        at(
+            manifests.one("Service"),
+            "/metadata/labels/app.kubernetes.io~1name"
+        )
+    );
+    let denied = secretgate::admission::Verdict::Denied.as_str();
+    for (name, parts) in [
+        (
+            "SecretgateDown",
+            vec![format!("up{{{selector}}}"), "== 0".into(), "absent(".into()],
+        ),
+        (
+            "SecretgateHighRejectionRate",
+            vec![
+                format!(r#"rate(secretgate_reviews_total{{{selector}, verdict="{denied}"}}[15m])"#),
+                format!("rate(secretgate_reviews_total{{{selector}}}[15m])"),
+                "> 0.2".into(),
+            ],
+        ),
+        (
+            "SecretgateServingCertificateExpiresSoon",
+            vec![
+                format!("secretgate_certificate_expiry_timestamp_seconds{{{selector}}} - time()"),
+                "< 7 * 24 * 3600".into(),
+            ],
+        ),
+        (
+            "SecretgateBrokenPolicies",
+            vec![
+                format!("secretgate_broken_policies{{{selector}}}"),
+                "> 0".into(),
+            ],
+        ),
+        (
+            "SecretgateAuditCredentialRejected",
+            vec![
+                format!(
+                    r#"increase(secretgate_credential_checks_total{{{selector}, result="rejected"}}[1h])"#
+                ),
+                "> 0".into(),
+            ],
+        ),
+    ] {
+        let expr = expr(name);
+        for part in parts {
+            assert!(expr.contains(&part), "{name}: {part} not in {expr}");
+        }
+    }
+    for (name, duration, severity) in [
+        ("SecretgateWebhookFailOpen", "0s", "warning"),
+        ("SecretgateDown", "5m", "critical"),
+        ("SecretgateHighRejectionRate", "15m", "warning"),
+        ("SecretgateBrokenPolicies", "5m", "warning"),
+    ] {
+        assert_eq!(at(by_name[name], "/for"), duration, "{name}");
+        assert_eq!(at(by_name[name], "/labels/severity"), severity, "{name}");
+    }
+    // Prometheus' own templating reaches the annotations intact (not eaten by Helm's).
+    assert!(
+        at(by_name["SecretgateWebhookFailOpen"], "/annotations/summary")
+            .as_str()
+            .unwrap()
+            .contains("{{ $labels.name }}")
+    );
+
+    // The metrics the rules read are the server's.
+    let metrics = secretgate::metrics::Metrics::new(prometheus::Registry::new()).unwrap();
+    metrics
+        .reviews
+        .with_label_values(&["validate", "CREATE", denied]);
+    let exposition = metrics.render();
+    for metric in [
+        "secretgate_reviews_total{",
+        "secretgate_certificate_expiry_timestamp_seconds ",
+        "secretgate_broken_policies ",
+    ] {
+        assert!(
+            exposition.contains(metric),
+            "{metric} not served:\n{exposition}"
+        );
+    }
+
+    // Per alert: off, another for and severity; labels on every alert; another job.
+    let manifests = tools.render(
+        &[
+            PROMETHEUS_RULE,
+            &[
+                "--set",
+                "prometheusRule.alerts.SecretgateAuditCredentialRejected.enabled=false",
+                "--set",
+                "prometheusRule.alerts.SecretgateDown.for=1m",
+                "--set",
+                "prometheusRule.alerts.SecretgateDown.severity=page",
+                "--set",
+                "prometheusRule.additionalLabels.team=platform",
+                "--set",
+                "prometheusRule.job=kubernetes-pods",
+                "--set",
+                "prometheusRule.namespace=monitoring",
+            ],
+        ]
+        .concat(),
+    );
+    tools.kubernetes_validate(&manifests);
+    let rule = manifests.one("PrometheusRule");
+    assert_eq!(at(rule, "/metadata/namespace"), "monitoring");
+    let by_name = alerts(rule);
+    assert_eq!(by_name.len(), ALERTS.len() - 1);
+    assert!(!by_name.contains_key("SecretgateAuditCredentialRejected"));
+    assert_eq!(at(by_name["SecretgateDown"], "/for"), "1m");
+    assert_eq!(at(by_name["SecretgateDown"], "/labels/severity"), "page");
+    assert!(
+        at(by_name["SecretgateDown"], "/expr")
+            .as_str()
+            .unwrap()
+            .contains(r#"up{job="kubernetes-pods", namespace="secretgate-system"}"#)
+    );
+    for (name, alert) in &by_name {
+        assert_eq!(at(alert, "/labels/team"), "platform", "{name}");
+    }
+
+    for (values, parts) in [
+        (
+            &[
+                "--set",
+                "prometheusRule.alerts.SecretgateDown.for=five minutes",
+            ][..],
+            &["for"][..],
+        ),
+        (
+            &["--set", "prometheusRule.alerts.SecretgateTypo.enabled=true"][..],
+            &["SecretgateTypo", "not allowed"][..],
+        ),
+        (
+            &["--set", "prometheusRule.alerts.SecretgateDown.page=true"][..],
+            &["page", "not allowed"][..],
+        ),
+    ] {
+        tools.render_fails_with(values, parts);
     }
 }
 
@@ -1158,6 +1652,23 @@ fn secrets_config(manifests: &Manifests) -> &Value {
     manifests.named("ValidatingWebhookConfiguration", "sg-secretgate")
 }
 
+/// The Secret webhook's registrations by mode: failurePolicy (Fail) for Enforce and
+/// unlabelled namespaces, Ignore for Warn and Audit.
+const STRICT: &str = "secrets.validate.secretgate.io";
+const LENIENT: &str = "secrets-lenient.validate.secretgate.io";
+
+/// One registration for every namespace, as before failurePolicyByMode.
+const BY_MODE_OFF: &[&str] = &[
+    "--set",
+    "webhooks.validate.failurePolicyByMode.enabled=false",
+];
+
+/// The Secret webhook registration of this name.
+#[track_caller]
+fn secret_webhook<'a>(manifests: &'a Manifests, name: &str) -> &'a Value {
+    find(at(secrets_config(manifests), "/webhooks"), "/name", name)
+}
+
 /// Values that turn the secret-use webhook on.
 const SECRET_USE: &[&str] = &["--set", "webhooks.secretUse.enabled=true"];
 
@@ -1362,6 +1873,12 @@ fn strings(array: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Every webhook of a webhook configuration.
+#[track_caller]
+fn webhooks(config: &Value) -> Vec<&Value> {
+    at(config, "/webhooks").as_array().unwrap().iter().collect()
+}
+
 /// The only webhook of a webhook configuration.
 #[track_caller]
 fn only_webhook(config: &Value) -> &Value {
@@ -1379,6 +1896,30 @@ fn excluded_namespaces(selector: &Value) -> Vec<String> {
         .filter(|e| e["key"] == "kubernetes.io/metadata.name" && e["operator"] == "NotIn")
         .flat_map(|e| strings(&e["values"]))
         .collect()
+}
+
+/// Whether a Kubernetes LabelSelector (matchLabels, matchExpressions) selects an object
+/// with these labels, as the API server decides.
+fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
+    let match_labels = selector["matchLabels"].as_object().into_iter().flatten();
+    let expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten();
+    match_labels
+        .into_iter()
+        .all(|(key, value)| labels.get(key).map(String::as_str) == value.as_str())
+        && expressions.into_iter().all(|e| {
+            let value = labels.get(e["key"].as_str().expect("key"));
+            let listed = |v: &String| e["values"].as_array().unwrap().contains(&json!(v));
+            match e["operator"].as_str().expect("operator") {
+                "In" => value.is_some_and(listed),
+                "NotIn" => !value.is_some_and(listed),
+                "Exists" => value.is_some(),
+                "DoesNotExist" => value.is_none(),
+                other => panic!("operator {other}"),
+            }
+        })
 }
 
 /// Containers and init containers of a pod spec.

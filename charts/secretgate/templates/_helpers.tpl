@@ -124,13 +124,16 @@ label), whatever the user adds in webhooks.namespaceSelector.
 
 {{/*
 The same, also leaving out the namespaces of the list given (a webhook's own exclusions):
-(list $root $names).
+(list $root $names), or (list $root $names $expressions) to add further matchExpressions
+last (the failure-policy-by-mode split of the Secret webhook).
 */}}
 {{- define "secretgate.namespaceSelectorExcluding" -}}
 {{- $root := index . 0 }}
+{{- $extra := list }}
+{{- if gt (len .) 2 }}{{ $extra = index . 2 }}{{ end }}
 {{- $excluded := concat (list $root.Release.Namespace "kube-system") $root.Values.webhooks.excludedNamespaces (index . 1) | uniq }}
 {{- $always := dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" $excluded }}
-{{- $selector := dict "matchExpressions" (prepend $root.Values.webhooks.namespaceSelector.matchExpressions $always) }}
+{{- $selector := dict "matchExpressions" (concat (list $always) $root.Values.webhooks.namespaceSelector.matchExpressions $extra) }}
 {{- with $root.Values.webhooks.namespaceSelector.matchLabels }}
 {{- $_ := set $selector "matchLabels" . }}
 {{- end }}
@@ -205,4 +208,20 @@ no bundle is used: audit, credential checks and a caBundle all set.
 {{- if and $audit.enabled $audit.credentialChecks.enabled $audit.credentialChecks.caBundle -}}
 /etc/secretgate/credential-check-ca
 {{- end }}
+{{- end }}
+
+{{/*
+Whether the Secret webhook is registered twice by project mode
+(webhooks.validate.failurePolicyByMode): "true" or empty. The server then keeps the
+mode label on every namespace (serve --label-namespaces), with patch on namespaces.
+*/}}
+{{- define "secretgate.failurePolicyByMode" -}}
+{{- if and .Values.webhooks.validate.enabled .Values.webhooks.validate.failurePolicyByMode.enabled -}}
+true
+{{- end }}
+{{- end }}
+
+{{/* The namespace label the elected replica keeps: the mode of the namespace's policy. */}}
+{{- define "secretgate.modeLabel" -}}
+secretgate.io/mode
 {{- end }}
