@@ -26,27 +26,13 @@ use serde_json::{Value, json};
 #[path = "common/registry.rs"]
 mod registry;
 
-const PATIENCE: Duration = Duration::from_secs(20);
+#[path = "common/mock_api.rs"]
+mod mock_api;
+use mock_api::{body_json, eventually, list, reply};
 /// In the broken secret's bytes: must never reach a write.
 const BROKEN_MARKER: &str = "hunter2-broken-config";
 /// The fixed secret's password.
 const PASSWORD: &str = "s3cr3t-pull-password";
-
-async fn eventually(done: impl Fn() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while tokio::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
-}
-
-fn list(kind: &str, api_version: &str, items: Value) -> Value {
-    json!({"apiVersion": api_version, "kind": kind,
-           "metadata": {"resourceVersion": "1"}, "items": items})
-}
 
 fn secret_meta(version: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "PartialObjectMetadata",
@@ -275,14 +261,9 @@ async fn mock(
                     continue;
                 }
                 let method = request.method().to_string();
-                let bytes = http_body_util::BodyExt::collect(request.into_body())
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let (status, reply) = answer(&world, &method, &uri, body);
-                send.send_response(Response::builder().status(status)
-                    .body(Body::from(reply.to_string().into_bytes())).expect("response"));
+                let body = body_json(request).await;
+                let (status, answer) = answer(&world, &method, &uri, body);
+                send.send_response(reply(status, &answer));
             }
             event = events.recv() => {
                 let Some(event) = event else { return };

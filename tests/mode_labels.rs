@@ -17,14 +17,11 @@ use secretgate::policy::Snapshot;
 use secretgate::policy::watch::{Targets, run};
 use serde_json::{Value, json};
 
-const PATIENCE: Duration = Duration::from_secs(20);
+#[path = "common/mock_api.rs"]
+mod mock_api;
+use mock_api::{body_json, eventually, list, reply};
 
 type Writes = Arc<Mutex<Vec<(String, String, Value)>>>;
-
-fn list(kind: &str, api_version: &str, items: Value) -> Value {
-    json!({"apiVersion": api_version, "kind": kind,
-           "metadata": {"resourceVersion": "1"}, "items": items})
-}
 
 fn namespace(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "PartialObjectMetadata",
@@ -40,12 +37,8 @@ async fn mock(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>
             continue;
         }
         let method = request.method().to_string();
-        let bytes = http_body_util::BodyExt::collect(request.into_body())
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let reply = if method != "GET" {
+        let body = body_json(request).await;
+        let answer = if method != "GET" {
             writes
                 .lock()
                 .expect("lock")
@@ -86,23 +79,8 @@ async fn mock(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>
         } else {
             list("PartialObjectMetadataList", "meta.k8s.io/v1", json!([]))
         };
-        send.send_response(
-            Response::builder()
-                .body(Body::from(reply.to_string().into_bytes()))
-                .expect("response"),
-        );
+        send.send_response(reply(200, &answer));
     }
-}
-
-async fn eventually(done: impl Fn() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while tokio::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
 }
 
 async fn start(leads: bool) -> (Writes, Switch) {
