@@ -119,17 +119,14 @@ pub async fn run(
         crate::instance::plan_from_caches(&snapshot, &namespaces, &secrets, instance_sources);
     report.instance_secrets(&copies);
 
-    let secret_resource = ApiResource::erase::<Secret>(&());
     for meta in &secrets {
         let (Some(namespace), Some(name)) = (&meta.metadata.namespace, &meta.metadata.name) else {
             continue;
         };
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), namespace, &secret_resource);
-        let secret = match api.get(name).await {
-            Ok(secret) => secret,
+        let secret = match read_secret(&client, namespace, name).await {
+            Ok(Some(secret)) => secret,
             // Deleted since the LIST: nothing left to audit.
-            Err(kube::Error::Api(status)) if status.is_not_found() => continue,
+            Ok(None) => continue,
             Err(source) => {
                 return Err(Error::Get {
                     namespace: namespace.clone(),
@@ -148,6 +145,28 @@ pub async fn run(
         review(&mut report, "Pod", pod, &namespace, &ctx);
     }
     Ok(report)
+}
+
+/// One Secret, values included (`None`: not found). Sent with `request_text` and decoded
+/// here, not through `Api::get`: kube logs an answer it cannot decode whole, and an
+/// answer about a Secret holds its values.
+pub(crate) async fn read_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<DynamicObject>, kube::Error> {
+    let request =
+        kube::core::Request::new(<Secret as kube::Resource>::url_path(&(), Some(namespace)))
+            .get(name, &kube::api::GetParams::default())
+            .map_err(kube::Error::BuildRequest)?;
+    match client.request_text(request).await {
+        // The decode error names a line and column, never the text.
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(kube::Error::SerdeError),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn arcs<T>(items: Vec<T>) -> Vec<Arc<T>> {

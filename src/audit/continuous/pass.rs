@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use time::OffsetDateTime;
@@ -14,7 +14,7 @@ use super::budget::Budget;
 use super::ledger::{Ledger, Reason, Scope, SecretEntry, SecretKey, fingerprint};
 use super::{Config, Sources, credentials, writer};
 use crate::admission::Context;
-use crate::audit::{Report, invalid, review};
+use crate::audit::{Report, invalid, read_secret, review};
 use crate::leader::Leadership;
 use crate::policy::Snapshot;
 use crate::reports::result::{ReportResult, Resource, results};
@@ -45,6 +45,8 @@ pub struct Term {
     /// Namespaces holding a report this term has not written: deleted after the first
     /// full pass unless they have results.
     stale: BTreeSet<String>,
+    /// Why each ProjectPolicy (name, resourceVersion) is not in force, if it is not.
+    policy_problems: HashMap<(String, String), Option<String>>,
 }
 
 impl Term {
@@ -62,6 +64,7 @@ impl Term {
             budget,
             ledger,
             stale: BTreeSet::new(),
+            policy_problems: HashMap::new(),
         }
     }
 
@@ -191,14 +194,9 @@ impl Term {
 
     /// Reads one secret, reviews it as a CREATE, and records its results.
     async fn review_secret(&mut self, key: SecretKey, reason: Reason, snapshot: &Snapshot) {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.client.clone(),
-            &key.namespace,
-            &ApiResource::erase::<Secret>(&()),
-        );
-        let secret = match api.get(&key.name).await {
-            Ok(secret) => secret,
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
+        let secret = match read_secret(&self.client, &key.namespace, &key.name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
                 self.forget(&key);
                 return;
             }
@@ -266,11 +264,23 @@ impl Term {
     /// Invalid policies and instance-secret copies, from the caches alone.
     fn derive(&mut self, snapshot: &Arc<Snapshot>) {
         let mut report = Report::default();
+        // Validating compiles a policy's patterns and selector: done once per version,
+        // not on every 5-second pass.
+        let mut checked = HashMap::new();
         for policy in self.sources.policies.state() {
-            if let Some(problem) = invalid(&policy) {
-                report.invalid_policy(policy.metadata.name.clone().unwrap_or_default(), problem);
+            let name = policy.metadata.name.clone().unwrap_or_default();
+            let version = policy.metadata.resource_version.clone().unwrap_or_default();
+            let key = (name, version);
+            let problem = match self.policy_problems.remove(&key) {
+                Some(known) => known,
+                None => invalid(&policy),
+            };
+            if let Some(problem) = &problem {
+                report.invalid_policy(key.0.clone(), problem.clone());
             }
+            checked.insert(key, problem);
         }
+        self.policy_problems = checked;
         if let Some(sources) = &self.config.instance_sources {
             let plan = crate::instance::plan_from_caches(
                 snapshot,
