@@ -210,6 +210,12 @@ pub struct ServeArgs {
     /// the elected replica writes). Needs `patch` on namespaces.
     #[arg(long, env = "SECRETGATE_LABEL_NAMESPACES", requires = "kube")]
     pub label_namespaces: bool,
+    /// Read the pull secrets (types kubernetes.io/dockerconfigjson and dockercfg only)
+    /// to learn which registries each serves, for the policies' pullGuarantee (cluster
+    /// mode). Only registry keys are kept; the data is dropped as it arrives. Uses the
+    /// list/watch on secrets cluster mode already has.
+    #[arg(long, env = "SECRETGATE_PULL_SECRET_REGISTRIES", requires = "kube")]
+    pub pull_secret_registries: bool,
     /// Namespaces instance secrets may be copied from (comma-separated).
     #[arg(
         long,

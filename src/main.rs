@@ -196,6 +196,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         metrics: secretgate::instance::InstanceMetrics::new(&registry)?,
                     }),
                 },
+                pull_secret_registries: args.pull_secret_registries,
                 mode_labels: match args.label_namespaces {
                     false => None,
                     true => Some(secretgate::mode_labels::LabelMetrics::new(&registry)?),

@@ -25,6 +25,8 @@
 //! - `filepath.Match` is case-sensitive, but the runtime contacts the host whatever its
 //!   case (DNS), so hosts compare case-insensitively here: `GHCR.io` reaches `ghcr.io`.
 
+pub mod lookup;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Names docker and kubectl use for Docker Hub; `docker.io` is the one a policy writes.

@@ -580,6 +580,7 @@ async fn a_follower_writes_no_status_and_writes_the_pending_ones_on_becoming_lea
         instance: None,
         audit: None,
         mode_labels: None,
+        pull_secret_registries: false,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
 

@@ -50,6 +50,7 @@ pub fn clip_finding(v: Violation) -> Violation {
         field: clip(&v.field, MAX_FIELD_CHARS).into_owned(),
         message: clip(&v.message, MAX_MESSAGE_CHARS).into_owned(),
         severity: v.severity,
+        mode: v.mode,
     }
 }
 

@@ -342,8 +342,10 @@ fn apply_findings(
     if exempted.is_some() {
         mode = Mode::Warn;
     }
-    let is_denied = |v: &&Violation| mode == Mode::Enforce && v.severity == Severity::Deny;
-    let is_warned = |v: &&Violation| match mode {
+    // A finding of a rule set with a weaker mode of its own counts under that one.
+    let mode_of = |v: &Violation| v.mode.map_or(mode, |own| mode.weakest(own));
+    let is_denied = |v: &&Violation| mode_of(v) == Mode::Enforce && v.severity == Severity::Deny;
+    let is_warned = |v: &&Violation| match mode_of(v) {
         Mode::Audit => false,
         Mode::Warn => true,
         Mode::Enforce => v.severity == Severity::Warn,

@@ -40,6 +40,11 @@ pub(super) fn validate_pod(
     let no_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&no_spec);
     let labels = pod.metadata.labels.as_ref();
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(pods::pull_guarantee::MIRROR_ANNOTATION));
     Ok(judge(
         response,
         summary,
@@ -50,6 +55,8 @@ pub(super) fn validate_pod(
             labels,
             prefix: "spec",
             old,
+            // The stored pod is what the kubelet pulls for; a mirror pod names no secret.
+            pulls: !mirror,
         },
         &req.user_info,
     ))
@@ -89,6 +96,9 @@ pub(super) fn validate_workload(
             labels,
             prefix: &prefix,
             old: None,
+            // A template's pods are mutated (pull secrets injected) before they are
+            // stored; each pod is checked then.
+            pulls: false,
         },
         &req.user_info,
     ))
@@ -103,6 +113,8 @@ struct Template<'a> {
     prefix: &'a str,
     /// The spec before an UPDATE: only references it lacked are checked.
     old: Option<&'a PodSpec>,
+    /// Whether the pull guarantee applies (a final Pod, not a template or mirror pod).
+    pulls: bool,
 }
 
 fn judge(
@@ -128,10 +140,18 @@ fn judge(
         response = deny(response, message);
         return (response, summary);
     }
-    let mode = policy
+    let use_mode = policy
         .secret_use
         .as_ref()
         .map_or(policy.spec.mode, |rules| rules.mode);
+    let pull_mode = policy
+        .spec
+        .pull_guarantee
+        .as_ref()
+        .filter(|_| template.pulls)
+        .map(|g| g.mode.unwrap_or(policy.spec.mode));
+    // The review's mode is the strictest of its rule sets'; each finding counts under its own.
+    let mode = pull_mode.map_or(use_mode, |m| m.strictest(use_mode));
     summary.mode = Some(mode);
     let none = Labels::new();
     let pods_ctx = pods::Context {
@@ -140,13 +160,29 @@ fn judge(
         service_accounts: &ctx.policies.service_accounts,
         namespace: &summary.namespace,
     };
-    let findings = secret_use::violations(
+    let mut findings: Vec<_> = secret_use::violations(
         template.spec,
         template.labels.unwrap_or(&none),
         template.prefix,
         template.old,
         &pods_ctx,
-    );
+    )
+    .into_iter()
+    .map(|v| v.under(use_mode))
+    .collect();
+    if let Some(pull_mode) = pull_mode {
+        findings.extend(
+            pods::pull_guarantee::violations(
+                template.spec,
+                template.prefix,
+                template.old,
+                &pods_ctx,
+                &ctx.policies.pull_secrets,
+            )
+            .into_iter()
+            .map(|v| v.under(pull_mode)),
+        );
+    }
     let judged = Judged {
         subject: template.subject,
         policy: &policy.name,

@@ -7,6 +7,7 @@
 
 mod git_sync;
 mod patch;
+pub mod pull_guarantee;
 mod pull_secrets;
 pub mod references;
 pub mod secret_use;

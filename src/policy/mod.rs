@@ -8,6 +8,7 @@ pub mod cluster;
 mod crd;
 mod default;
 pub mod file;
+pub mod pull_secrets;
 pub mod resolve;
 pub mod review;
 pub mod schema;
@@ -109,6 +110,9 @@ pub struct Snapshot {
     pub secrets: SecretIndex,
     /// The pull secrets of each known service account, which its pods inherit.
     pub service_accounts: ServiceAccountIndex,
+    /// What each pull secret serves (registry keys, never credentials), for the pull
+    /// guarantee; `known` only where the server reads pull secrets.
+    pub pull_secrets: pull_secrets::PullSecretIndex,
     /// Project policies in force (the default and broken ones not counted).
     policies: usize,
     /// Policies invalid with no good version known, by name.

@@ -215,6 +215,7 @@ pub fn build(
         unknown,
         secrets,
         service_accounts: Default::default(),
+        pull_secrets: Default::default(),
         policies: policies.len() - broken.len(),
         broken,
         overlaps,

@@ -227,6 +227,8 @@ pub const CONSTRAINTS: &[Constraint] = &[
         "secrets.name.maxLength",
         &[rule("self >= 1 && self <= 253", "must be within 1..253")],
     ),
+    list("pullGuarantee.registries", MAX_REGISTRIES, &[]),
+    string("pullGuarantee.registries[]", MAX_REGISTRY, &[REGISTRY]),
     list("secrets.imagePull.allowedRegistries", MAX_REGISTRIES, &[]),
     string(
         "secrets.imagePull.allowedRegistries[]",

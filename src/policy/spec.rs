@@ -13,7 +13,20 @@ use serde::{Deserialize, Serialize};
 use super::crd::ProjectPolicyStatus;
 
 /// What happens to a secret that breaks a rule (like Pod Security Admission's modes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
 pub enum Mode {
     /// Refuse the request with 403 Forbidden and every violation in the message.
     #[default]
@@ -25,6 +38,16 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The stricter of two modes (Enforce, then Warn, then Audit).
+    pub fn strictest(self, other: Mode) -> Mode {
+        self.min(other)
+    }
+
+    /// The more lenient of two modes.
+    pub fn weakest(self, other: Mode) -> Mode {
+        self.max(other)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Enforce => "Enforce",
@@ -96,6 +119,47 @@ pub struct ProjectPolicySpec {
     /// blocked. Broken policies deny everyone (their exemptions are unknown too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exemptions: Option<Exemptions>,
+    /// Every Pod pulling from a private registry must name a pull secret that serves it,
+    /// as the kubelet matches them: checked on the final Pod by the pods validating
+    /// webhook, after every mutation (secretgate's own injection fails open). Absent: no
+    /// such check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_guarantee: Option<PullGuarantee>,
+}
+
+/// The pull guarantee: which registries are private to the project.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullGuarantee {
+    /// Findings follow this mode; absent, the policy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Private registries besides those the `imagePullSecrets` rules name, as there:
+    /// `ghcr.io`, `host:port`, `*.example.com`. Images from any other registry are not
+    /// checked (public images, or registries the nodes log in to themselves).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<String>,
+}
+
+impl ProjectPolicySpec {
+    /// The registries the pull guarantee treats as private: those of the
+    /// `imagePullSecrets` rules (a rule without registries names none) and the explicit
+    /// list. Empty when the policy has no pull guarantee.
+    pub fn private_registries(&self) -> Vec<&str> {
+        let Some(guarantee) = &self.pull_guarantee else {
+            return Vec::new();
+        };
+        let mut out: Vec<&str> = self
+            .image_pull_secrets
+            .iter()
+            .flat_map(|rule| rule.registries.iter())
+            .chain(&guarantee.registries)
+            .map(String::as_str)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 /// Who is exempt, by the request's authenticated user (`request.userInfo`).

@@ -141,6 +141,16 @@ pub fn problems(spec: &ProjectPolicySpec) -> Vec<String> {
     if let Some(exemptions) = &spec.exemptions {
         exemptions_problems(&mut out, exemptions);
     }
+    if let Some(guarantee) = &spec.pull_guarantee {
+        let at = "spec.pullGuarantee.registries";
+        registries(&mut out, at, &guarantee.registries, MAX_REGISTRIES);
+        if spec.private_registries().is_empty() {
+            out.push(format!(
+                "{at}: required value is missing (no imagePullSecrets rule names a registry, \
+                 so list the private registries whose images need a pull secret)"
+            ));
+        }
+    }
     if let Some(selector) = &spec.namespace_selector {
         let keys = selector
             .match_labels

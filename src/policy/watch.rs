@@ -52,6 +52,7 @@ use super::file::{log_overlaps, record_reload};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
+use crate::policy::pull_secrets::PullSecretStore;
 
 /// Changes closer together than this are folded into one rebuild.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -73,6 +74,8 @@ pub struct Targets {
     pub audit: Option<crate::audit::continuous::Config>,
     /// The `secretgate.io/mode` namespace labels (`--label-namespaces`), when kept.
     pub mode_labels: Option<crate::mode_labels::LabelMetrics>,
+    /// Whether pull secrets are read for the pull guarantee (`--pull-secret-registries`).
+    pub pull_secret_registries: bool,
 }
 
 /// What the instance-secret controller needs besides the caches.
@@ -135,11 +138,40 @@ pub async fn run(client: Client, targets: Targets) {
             changed.clone(),
         ),
     ];
+    // The pull guarantee's facts: one watch per pull-secret type (a field selector takes
+    // one value), each event reduced to registry keys before anything is kept.
+    let pull_secrets = targets.pull_secret_registries.then(|| {
+        let store = PullSecretStore::new(PULL_SECRET_TYPES.len());
+        for (which, secret_type) in PULL_SECRET_TYPES.iter().enumerate() {
+            let config = watcher::Config::default().fields(&format!("type={secret_type}"));
+            let stream = watcher(Api::<Secret>::all(client.clone()), config).default_backoff();
+            let (store, changed) = (store.clone(), changed.clone());
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(event) => {
+                            store.apply(which, event);
+                            changed.notify_one();
+                        }
+                        Err(e) => tracing::warn!(
+                            resource = "secrets",
+                            secret_type,
+                            error = %e,
+                            "pull secret watch failed; retrying with backoff"
+                        ),
+                    }
+                }
+            });
+        }
+        store
+    });
     let caches = Caches {
         policies,
         namespaces,
         secrets,
         service_accounts,
+        pull_secrets,
     };
     let audit = targets.audit.clone().map(|config| {
         let sources = crate::audit::continuous::Sources {
@@ -170,7 +202,12 @@ pub struct Caches {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     /// The pull secrets pods inherit from their service account, for secret-use rules.
     pub service_accounts: Store<ServiceAccount>,
+    /// What each pull secret serves, with `--pull-secret-registries`.
+    pub pull_secrets: Option<PullSecretStore>,
 }
+
+/// The Secret types the kubelet reads as pull secrets.
+const PULL_SECRET_TYPES: [&str; 2] = ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"];
 
 /// Polls one reflector stream, logging errors (the backoff retries) and signalling
 /// changes.
@@ -207,6 +244,10 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
         tracing::error!("policy watchers stopped before their first sync");
         return;
     }
+    if let Some(store) = &caches.pull_secrets {
+        // Before it, every pod pulling from a private registry would be refused.
+        store.wait_until_ready().await;
+    }
     let mut builder = Builder::default();
     let mut leadership = targets.leadership.clone();
     let controller = targets.instance.clone().map(|i| {
@@ -230,6 +271,9 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
             &caches.secrets.state(),
             &caches.service_accounts.state(),
         );
+        if let Some(store) = &caches.pull_secrets {
+            snapshot.pull_secrets = store.index();
+        }
         if snapshot.overlaps() != last_overlaps.as_slice() {
             log_overlaps(&snapshot);
             last_overlaps = snapshot.overlaps().to_vec();

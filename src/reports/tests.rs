@@ -36,6 +36,7 @@ fn finding(severity: Severity) -> Violation {
         field: r#"data[.dockerconfigjson].auths["ghcr.io"].auth"#.to_owned(),
         message: "password must not be empty".to_owned(),
         severity,
+        mode: None,
     }
 }
 
@@ -261,6 +262,7 @@ fn long_messages_are_clipped() {
         field: "x".repeat(1_000),
         message: "é".repeat(2_000),
         severity: Severity::Deny,
+        mode: None,
     }];
     report.reviewed = vec![r];
     let objects = build(&report, Flavor::OpenReports, now());

@@ -14,7 +14,9 @@ mod metadata;
 mod ssh;
 mod tls;
 
-pub use dockerconfig::{RegistryCredential, SecretBytes, registry_credentials};
+pub use dockerconfig::{
+    RegistryCredential, SecretBytes, kubelet_keyring as dockerconfig_keyring, registry_credentials,
+};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +26,7 @@ use k8s_openapi::api::core::v1::Secret;
 use time::OffsetDateTime;
 
 use crate::objects::{LeanSecret, SecretData};
-use crate::policy::{SecretRules, Severity};
+use crate::policy::{Mode, SecretRules, Severity};
 
 /// One broken rule, with the field it concerns.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -34,6 +36,10 @@ pub struct Violation {
     /// What is wrong, lowercase and without any secret value.
     pub message: String,
     pub severity: Severity,
+    /// The mode of the rule set it comes from, where that is not the review's: a review
+    /// under Enforce may carry findings of rules the policy set to Warn or Audit
+    /// (`secretUse.mode`, `pullGuarantee.mode`), which count under the weaker of the two.
+    pub mode: Option<Mode>,
 }
 
 impl Violation {
@@ -43,6 +49,7 @@ impl Violation {
             field: field.into(),
             message: message.into(),
             severity: Severity::Deny,
+            mode: None,
         }
     }
 
@@ -52,6 +59,7 @@ impl Violation {
             field: field.into(),
             message: message.into(),
             severity: Severity::Warn,
+            mode: None,
         }
     }
 
@@ -65,7 +73,14 @@ impl Violation {
             field: field.into(),
             message: message.into(),
             severity,
+            mode: None,
         }
+    }
+
+    /// The finding, counted under `mode` where that is weaker than the review's.
+    pub fn under(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
     }
 }
 

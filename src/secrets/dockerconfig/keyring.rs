@@ -86,8 +86,10 @@ pub fn registry_credentials(config_json: bool, bytes: &[u8]) -> Vec<RegistryCred
     kubelet_keyring(config_json, bytes).unwrap_or_default()
 }
 
-/// `None` where Go's `json.Unmarshal` fails.
-fn kubelet_keyring(config_json: bool, bytes: &[u8]) -> Option<Vec<RegistryCredential>> {
+/// [`registry_credentials`], but `None` where Go's `json.Unmarshal` fails: the kubelet
+/// then fails every pull of a pod that names the secret (`MakeDockerKeyring` returns
+/// the error), not only the pulls it would have served.
+pub fn kubelet_keyring(config_json: bool, bytes: &[u8]) -> Option<Vec<RegistryCredential>> {
     let root = Json::parse(std::str::from_utf8(bytes).ok()?).ok()?;
     let mut keyring = Keyring::default();
     if !config_json {

@@ -37,7 +37,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use self::json::{Json, go_field_match};
-pub use self::keyring::{RegistryCredential, SecretBytes, registry_credentials};
+pub use self::keyring::{RegistryCredential, SecretBytes, kubelet_keyring, registry_credentials};
 use super::{Input, Violation, data_field};
 use crate::registry::RegistryKey;
 
