@@ -29,14 +29,22 @@ pub const MANAGER: &str = "secretgate-mode-labels";
 /// Wait before planning again after a failed write.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// The mode a namespace should be labelled with.
+/// The mode a namespace should be labelled with: the strictest of its policy's rule sets
+/// (`secretUse` and `pullGuarantee` may have modes of their own), since the label picks
+/// whether each webhook fails closed there.
 pub fn wanted(snapshot: &Snapshot, namespace: &str) -> Mode {
     let policy = snapshot.for_namespace(namespace);
     if policy.broken.is_some() {
-        Mode::Enforce
-    } else {
-        policy.spec.mode
+        return Mode::Enforce;
     }
+    let spec = &policy.spec;
+    [
+        spec.secret_use.as_ref().and_then(|rules| rules.mode),
+        spec.pull_guarantee.as_ref().and_then(|g| g.mode),
+    ]
+    .into_iter()
+    .flatten()
+    .fold(spec.mode, Mode::strictest)
 }
 
 /// A label to write: the namespace, the mode it should say, and what it says now.
@@ -239,5 +247,34 @@ mod tests {
         let snapshot = Snapshot::build(vec![broken], &namespaces, Default::default());
         assert!(snapshot.for_namespace("team-a").broken.is_some());
         assert_eq!(wanted(&snapshot, "team-a"), Mode::Enforce);
+    }
+
+    #[test]
+    fn a_rule_set_stricter_than_its_policy_sets_the_label() {
+        let label = |spec: serde_json::Value| {
+            let spec: ProjectPolicySpec = serde_json::from_value(spec).expect("spec");
+            wanted(&Snapshot::with_fallback("team", spec), "team-a")
+        };
+        let pulls = |mode: &str| serde_json::json!({"registries": ["ghcr.io"], "mode": mode});
+        assert_eq!(label(serde_json::json!({"mode": "Audit"})), Mode::Audit);
+        assert_eq!(
+            label(serde_json::json!({"mode": "Audit", "pullGuarantee": pulls("Enforce")})),
+            Mode::Enforce
+        );
+        assert_eq!(
+            label(
+                serde_json::json!({"mode": "Warn", "secretUse": {"mode": "Enforce", "rules": []}})
+            ),
+            Mode::Enforce
+        );
+        // A more lenient rule set does not loosen the policy's own mode.
+        assert_eq!(
+            label(serde_json::json!({"mode": "Enforce", "pullGuarantee": pulls("Audit")})),
+            Mode::Enforce
+        );
+        assert_eq!(
+            label(serde_json::json!({"mode": "Audit", "pullGuarantee": pulls("Warn")})),
+            Mode::Warn
+        );
     }
 }

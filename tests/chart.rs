@@ -2462,3 +2462,79 @@ fn values_schema_refuses_an_audit_interval_under_a_minute() {
     ]));
     assert_eq!(flag_value(&args, "--audit-interval-seconds"), "60");
 }
+
+#[test]
+fn the_pull_guarantee_reads_pull_secrets_only_with_the_pods_webhook() {
+    let Some(tools) = Tools::find() else { return };
+    let flag = |manifests: &Manifests| {
+        deployment_args(manifests)
+            .iter()
+            .filter(|a| *a == "--pull-secret-registries")
+            .count()
+    };
+    // No pods webhook by default: nothing checks the guarantee, nothing is read.
+    assert_eq!(flag(&tools.render(&[])), 0);
+    let manifests = tools.render(SECRET_USE);
+    assert_eq!(flag(&manifests), 1);
+    assert_server_accepts(&deployment_args(&manifests));
+    // No new grant: the list/watch on secrets the metadata cache has.
+    let rules = server_rules(&manifests);
+    assert!(!grants(&rules, "", "secrets", "get"), "{rules:?}");
+    let off = tools.render(
+        &[
+            SECRET_USE,
+            &["--set", "webhooks.secretUse.pullGuarantee=false"],
+        ]
+        .concat(),
+    );
+    assert_eq!(flag(&off), 0);
+}
+
+#[test]
+fn the_pods_webhook_is_split_by_mode_like_the_secret_webhook() {
+    let Some(tools) = Tools::find() else { return };
+    let pods_hooks = |manifests: &Manifests| -> Vec<Value> {
+        manifests
+            .all("ValidatingWebhookConfiguration")
+            .into_iter()
+            .flat_map(webhooks)
+            .filter(|h| h["clientConfig"]["service"]["path"] == "/validate-pods")
+            .cloned()
+            .collect()
+    };
+    let manifests = tools.render(SECRET_USE);
+    tools.kubernetes_validate(&manifests);
+    let hooks = pods_hooks(&manifests);
+    assert_eq!(hooks.len(), 2, "{hooks:#?}");
+    let warn = BTreeMap::from([
+        (
+            "kubernetes.io/metadata.name".to_owned(),
+            "team-a".to_owned(),
+        ),
+        ("secretgate.io/mode".to_owned(), "Warn".to_owned()),
+    ]);
+    let enforce = BTreeMap::from([
+        (
+            "kubernetes.io/metadata.name".to_owned(),
+            "team-b".to_owned(),
+        ),
+        ("secretgate.io/mode".to_owned(), "Enforce".to_owned()),
+    ]);
+    let unlabelled = BTreeMap::from([("kubernetes.io/metadata.name".to_owned(), "new".to_owned())]);
+    for (labels, policy) in [(&warn, "Ignore"), (&enforce, "Fail"), (&unlabelled, "Fail")] {
+        let chosen: Vec<&Value> = hooks
+            .iter()
+            .filter(|h| selects(&h["namespaceSelector"], labels))
+            .collect();
+        assert_eq!(chosen.len(), 1, "{labels:?}: exactly one registration");
+        assert_eq!(chosen[0]["failurePolicy"], policy, "{labels:?}");
+        // Same rules either way.
+        assert_eq!(chosen[0]["rules"], hooks[0]["rules"]);
+    }
+    // Without the mode label: today's single registration.
+    let single = tools.render(&[SECRET_USE, BY_MODE_OFF].concat());
+    let hooks = pods_hooks(&single);
+    assert_eq!(hooks.len(), 1, "{hooks:#?}");
+    assert_eq!(hooks[0]["name"], "pods.validate.secretgate.io");
+    assert_eq!(hooks[0]["failurePolicy"], "Fail");
+}
