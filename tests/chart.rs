@@ -727,7 +727,8 @@ fn the_secret_use_webhook_is_off_until_enabled() {
 #[test]
 fn the_secret_use_webhook_checks_pods_and_workloads_when_enabled() {
     let Some(tools) = Tools::find() else { return };
-    let manifests = tools.render(SECRET_USE);
+    // One registration (the split by mode has its own test).
+    let manifests = tools.render(&[SECRET_USE, BY_MODE_OFF].concat());
     tools.kubernetes_validate(&manifests);
     let config = manifests.named("ValidatingWebhookConfiguration", "sg-secretgate-pods");
     let hook = only_webhook(config);
@@ -787,6 +788,7 @@ fn the_secret_use_webhook_has_its_own_failure_policy_and_exclusions() {
     let manifests = tools.render(
         &[
             SECRET_USE,
+            BY_MODE_OFF,
             &[
                 "--set",
                 "webhooks.secretUse.failurePolicy=Ignore",
@@ -842,10 +844,11 @@ fn the_secret_use_webhook_has_its_own_failure_policy_and_exclusions() {
         ),
         &json!(format!("{NAMESPACE}/sg-secretgate"))
     );
+    // Both registrations (split by mode) leave the caBundle to the cainjector.
     assert!(
-        only_webhook(config)
-            .pointer("/clientConfig/caBundle")
-            .is_none()
+        webhooks(config)
+            .iter()
+            .all(|h| h.pointer("/clientConfig/caBundle").is_none())
     );
 }
 

@@ -68,8 +68,9 @@ pub fn violations(
         return vec![Violation::warn(
             format!("{prefix}.imagePullSecrets"),
             format!(
-                "the pull guarantee of policy {:?} is not checked: this secretgate server \
-                 does not read pull secrets (serve --pull-secret-registries)",
+                "the pull guarantee of policy {:?} is not checked here: pull secrets are \
+                 not read (only a cluster-mode server with --pull-secret-registries reads \
+                 them; policy files and `secretgate check` do not)",
                 clip(&ctx.policy.name, 253)
             ),
         )];
