@@ -214,11 +214,78 @@ fn secret_use(c: &mut Criterion) {
     group.finish();
 }
 
+/// The pull guarantee on `/validate-pods`: the same pod with and without
+/// `pullGuarantee` in team-a's policy, its pull secret's facts known as in cluster mode
+/// with `--pull-secret-registries` (a docker config of three registries).
+fn pull_guarantee(c: &mut Criterion) {
+    use k8s_openapi::ByteString;
+    use secretgate::policy::pull_secrets::{PullSecretIndex, fact_of};
+
+    let without = team_policy();
+    let mut spec = (*without.for_namespace("team-a").spec).clone();
+    spec.pull_guarantee = Some(
+        serde_json::from_value(serde_json::json!({"registries": ["quay.io"]}))
+            .expect("pullGuarantee"),
+    );
+    let mut with = Snapshot::with_fallback("team-a", spec);
+    with.pull_secrets = PullSecretIndex::known();
+    let doc = serde_json::json!({"auths": {
+        "ghcr.io": {"auth": "cm9ib3Q6cGFzcw=="},
+        "https://registry.example.com:5000/v2/": {"auth": "cm9ib3Q6cGFzcw=="},
+        "*.example.com": {"auth": "cm9ib3Q6cGFzcw=="},
+    }});
+    let data = [(
+        ".dockerconfigjson".to_owned(),
+        ByteString(serde_json::to_vec(&doc).expect("json")),
+    )]
+    .into();
+    let fact = fact_of(Some("kubernetes.io/dockerconfigjson"), Some(&data)).expect("fact");
+    for name in ["regcred", "ghcr-cred", "git-ssh"] {
+        with.secrets.insert("team-a", name);
+    }
+    with.pull_secrets.insert("team-a", "regcred", fact);
+    let now = time::OffsetDateTime::now_utc();
+    let mut group = c.benchmark_group("pull_guarantee");
+    for (name, file) in [
+        (
+            "pod_existing_pull_secrets",
+            "pod-create-existing-imagepullsecrets.json",
+        ),
+        ("pod_kubectl_run", "pod-create-kubectl-run-nginx.json"),
+    ] {
+        let body = fixture(file);
+        // The passing path is measured: regcred serves the pod's private image.
+        let answer = admission::review(
+            Webhook::ValidatePods,
+            &body,
+            &Context {
+                policies: &with,
+                now,
+            },
+        );
+        let answer: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+        assert_eq!(answer["response"]["allowed"], true, "{name}: {answer}");
+        for (what, snapshot) in [("with", &with), ("without", &without)] {
+            group.bench_function(format!("{name}_{what}"), |b| {
+                b.iter(|| {
+                    let ctx = Context {
+                        policies: snapshot,
+                        now,
+                    };
+                    admission::review(Webhook::ValidatePods, black_box(&body), &ctx)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     validate_per_type,
     mutate_pods,
     whole_review,
-    secret_use
+    secret_use,
+    pull_guarantee
 );
 criterion_main!(benches);

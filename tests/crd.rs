@@ -232,6 +232,12 @@ const RULES: &[(&str, &str, &str, &str)] = &[
         "",
     ),
     (
+        "spec.pullGuarantee.registries[]",
+        r"self.trim().matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
+        "must be a registry host[:port] or *.domain[:port], without a scheme or path",
+        "",
+    ),
+    (
         "spec.secrets.imagePull.allowedRegistries[]",
         r"self.trim().matches('^([*][.])?([-a-zA-Z0-9.]+|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?$')",
         "must be a registry host[:port] or *.domain[:port], without a scheme or path",
