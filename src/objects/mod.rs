@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::core::Resource;
 use serde::{Deserialize, Deserializer};
 
@@ -62,6 +62,8 @@ pub(crate) struct Meta {
     labels: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "bulk_map")]
     annotations: Option<BTreeMap<String, String>>,
+    /// Who owns a denied Secret, for the Event on the owner (`owner_events`).
+    owner_references: Option<Vec<OwnerReference>>,
 }
 
 /// A JSON object as a `BTreeMap`, built in bulk from its entries rather than by one
@@ -117,6 +119,7 @@ impl From<Meta> for ObjectMeta {
             namespace: m.namespace,
             labels: m.labels,
             annotations: m.annotations,
+            owner_references: m.owner_references,
             ..ObjectMeta::default()
         }
     }
