@@ -165,22 +165,37 @@ fn cert_manager_review(fixture_name: &str) -> Value {
     review
 }
 
-/// Every value of the Secret's data, base64 as sent and decoded, in pieces of 12
-/// characters: none may show up in what the API server receives.
+/// The Secret's values in pieces of 12 characters: each data value as sent (base64) and
+/// decoded, and for JSON data (a docker config) every string value in it, not its keys
+/// (registry names, which denials name as field paths). None may reach the API server.
 fn secret_value_pieces(review: &Value) -> Vec<String> {
     use base64::Engine as _;
+    fn leaves(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|v| leaves(v, out)),
+            Value::Object(map) => map.values().for_each(|v| leaves(v, out)),
+            _ => {}
+        }
+    }
     let data = review["request"]["object"]["data"].as_object().expect("data");
-    let mut pieces = Vec::new();
+    let mut texts = Vec::new();
     for value in data.values() {
         let encoded = value.as_str().expect("string").to_owned();
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(&encoded)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        for text in [encoded, decoded] {
-            let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
-            pieces.extend(chars.chunks(12).filter(|c| c.len() == 12).map(|c| c.iter().collect()));
+        match serde_json::from_str::<Value>(&decoded) {
+            Ok(json) => leaves(&json, &mut texts),
+            Err(_) => texts.push(decoded),
         }
+        texts.push(encoded);
+    }
+    let mut pieces = Vec::new();
+    for text in texts {
+        let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
+        pieces.extend(chars.chunks(12).filter(|c| c.len() == 12).map(|c| c.iter().collect()));
     }
     pieces
 }
