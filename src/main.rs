@@ -93,8 +93,7 @@ fn run_unregister(args: &UnregisterArgs) -> anyhow::Result<u8> {
     let targets = unregister::targets(&args.validating, &args.mutating);
     let results = runtime.block_on(async {
         let run = async {
-            let client =
-                audit::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+            let client = audit::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
             anyhow::Ok(unregister::run(&client, &targets).await)
         };
         tokio::time::timeout(timeout, run)

@@ -7,11 +7,11 @@
 //! Idempotent: a configuration already gone (404) counts as deleted, so the hook can run
 //! again after a partial failure.
 
-use kube::Client;
-use kube::api::{Api, DeleteParams};
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
+use kube::Client;
+use kube::api::{Api, DeleteParams};
 
 /// Which kind of webhook configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

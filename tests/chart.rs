@@ -2510,7 +2510,10 @@ fn owner_events_are_on_by_default_with_their_rbac_and_gone_when_off() {
     let off = tools.render(&["--set", "ownerEvents.enabled=false"]);
     assert!(!deployment_args(&off).contains(&"--owner-events".to_string()));
     let rules = server_rules(&off);
-    assert!(!grants(&rules, "events.k8s.io", "events", "create"), "{rules:?}");
+    assert!(
+        !grants(&rules, "events.k8s.io", "events", "create"),
+        "{rules:?}"
+    );
     assert!(!grants(&rules, "cert-manager.io", "certificates", "get"));
 }
 
@@ -2535,7 +2538,11 @@ fn unregister_args(manifests: &Manifests) -> Vec<String> {
 #[test]
 fn the_pre_delete_hook_deletes_exactly_the_configurations_the_release_installs() {
     let Some(tools) = Tools::find() else { return };
-    for values in [&[][..], SECRET_USE, &["--set", "webhooks.mutate.enabled=false"][..]] {
+    for values in [
+        &[][..],
+        SECRET_USE,
+        &["--set", "webhooks.mutate.enabled=false"][..],
+    ] {
         let manifests = tools.render(values);
         let validating = configuration_names(&manifests, "ValidatingWebhookConfiguration");
         let mutating = configuration_names(&manifests, "MutatingWebhookConfiguration");
@@ -2584,8 +2591,7 @@ fn the_pre_delete_hook_objects_run_in_order_and_clean_up_after_themselves() {
         let annotations = at(hook, "/metadata/annotations");
         assert_eq!(annotations["helm.sh/hook"], "pre-delete", "{kind}");
         assert_eq!(
-            annotations["helm.sh/hook-delete-policy"],
-            "before-hook-creation,hook-succeeded",
+            annotations["helm.sh/hook-delete-policy"], "before-hook-creation,hook-succeeded",
             "{kind}"
         );
         weights.insert(kind, weight(hook));
@@ -2623,12 +2629,21 @@ fn the_pre_delete_hook_objects_run_in_order_and_clean_up_after_themselves() {
         at(server, "/securityContext")
     );
     assert!(at(container, "/resources/limits").is_object());
-    assert_eq!(flag_value(&unregister_args(&manifests), "--timeout-seconds"), "60");
+    assert_eq!(
+        flag_value(&unregister_args(&manifests), "--timeout-seconds"),
+        "60"
+    );
     assert_eq!(at(job, "/spec/activeDeadlineSeconds"), 120);
 
     let longer = tools.render(&["--set", "webhooks.preDeleteHook.timeoutSeconds=300"]);
-    assert_eq!(flag_value(&unregister_args(&longer), "--timeout-seconds"), "300");
-    assert_eq!(at(longer.hooks("Job")[0], "/spec/activeDeadlineSeconds"), 360);
+    assert_eq!(
+        flag_value(&unregister_args(&longer), "--timeout-seconds"),
+        "300"
+    );
+    assert_eq!(
+        at(longer.hooks("Job")[0], "/spec/activeDeadlineSeconds"),
+        360
+    );
 }
 
 #[test]
@@ -2639,7 +2654,11 @@ fn the_pre_delete_hook_can_be_turned_off_and_needs_rbac() {
         &["--set", "rbac.create=false"][..],
     ] {
         let manifests = tools.render(values);
-        assert!(manifests.hooks.is_empty(), "{values:?}: {:?}", manifests.hooks);
+        assert!(
+            manifests.hooks.is_empty(),
+            "{values:?}: {:?}",
+            manifests.hooks
+        );
         // The webhooks themselves are still installed.
         assert!(!manifests.all("ValidatingWebhookConfiguration").is_empty());
     }

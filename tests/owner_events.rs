@@ -28,7 +28,10 @@ type Calls = Arc<Mutex<Vec<(String, String, Value)>>>;
 
 const CERT_UID: &str = "3c1d7e52-certificate-uid";
 
-async fn mock_api(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>, calls: Calls) {
+async fn mock_api(
+    mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
+    calls: Calls,
+) {
     while let Some((request, send)) = handle.next_request().await {
         let method = request.method().to_string();
         let uri = request.uri().to_string();
@@ -47,10 +50,16 @@ async fn mock_api(mut handle: tower_test::mock::Handle<Request<Body>, Response<B
                 )
             }
             "POST" => reply(201, &body),
-            "PATCH" => reply(200, &json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
-                                          "metadata": {"name": "patched"}})),
-            _ => reply(404, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                    "reason": "NotFound", "code": 404})),
+            "PATCH" => reply(
+                200,
+                &json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+                                          "metadata": {"name": "patched"}}),
+            ),
+            _ => reply(
+                404,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                    "reason": "NotFound", "code": 404}),
+            ),
         };
         send.send_response(answer);
     }
@@ -106,13 +115,11 @@ impl Harness {
             .header("content-type", "application/json")
             .body(axum::body::Body::from(review.to_string()))
             .expect("request");
-        let response = tokio::time::timeout(
-            Duration::from_secs(5),
-            self.app.clone().oneshot(request),
-        )
-        .await
-        .expect("the review answers without waiting for the Event")
-        .expect("response");
+        let response =
+            tokio::time::timeout(Duration::from_secs(5), self.app.clone().oneshot(request))
+                .await
+                .expect("the review answers without waiting for the Event")
+                .expect("response");
         let bytes = http_body_util::BodyExt::collect(response.into_body())
             .await
             .expect("body")
@@ -178,7 +185,9 @@ fn secret_value_pieces(review: &Value) -> Vec<String> {
             _ => {}
         }
     }
-    let data = review["request"]["object"]["data"].as_object().expect("data");
+    let data = review["request"]["object"]["data"]
+        .as_object()
+        .expect("data");
     let mut texts = Vec::new();
     for value in data.values() {
         let encoded = value.as_str().expect("string").to_owned();
@@ -195,7 +204,12 @@ fn secret_value_pieces(review: &Value) -> Vec<String> {
     let mut pieces = Vec::new();
     for text in texts {
         let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
-        pieces.extend(chars.chunks(12).filter(|c| c.len() == 12).map(|c| c.iter().collect()));
+        pieces.extend(
+            chars
+                .chunks(12)
+                .filter(|c| c.len() == 12)
+                .map(|c| c.iter().collect()),
+        );
     }
     pieces
 }
@@ -215,10 +229,16 @@ fn assert_value_free(review: &Value, sent: &Value) {
 async fn a_denied_secret_gets_a_warning_event_on_its_controller_owner() {
     let harness = Harness::start(Duration::from_secs(60), 16, true);
     let review = external_secret_review();
-    assert!(!harness.review(&review).await, "the default policy denies it");
+    assert!(
+        !harness.review(&review).await,
+        "the default policy denies it"
+    );
     assert!(eventually(|| harness.calls("POST").len() == 1).await);
     let (uri, event) = harness.calls("POST").remove(0);
-    assert!(uri.starts_with("/apis/events.k8s.io/v1/namespaces/team-a/events"), "{uri}");
+    assert!(
+        uri.starts_with("/apis/events.k8s.io/v1/namespaces/team-a/events"),
+        "{uri}"
+    );
     assert_eq!(
         event["regarding"],
         json!({"apiVersion": "external-secrets.io/v1", "kind": "ExternalSecret",
@@ -232,7 +252,9 @@ async fn a_denied_secret_gets_a_warning_event_on_its_controller_owner() {
     assert_eq!(event["metadata"]["namespace"], "team-a");
     let note = event["note"].as_str().expect("note");
     assert!(
-        note.starts_with("secretgate denied CREATE of Secret regcred-bad-b64: secret violates policy"),
+        note.starts_with(
+            "secretgate denied CREATE of Secret regcred-bad-b64: secret violates policy"
+        ),
         "{note}"
     );
     assert!(note.len() <= 1024);
@@ -251,7 +273,9 @@ async fn a_cert_manager_secret_gets_the_event_on_its_certificate_with_its_uid() 
     let gets = harness.calls("GET");
     assert_eq!(gets.len(), 1);
     assert!(
-        gets[0].0.starts_with("/apis/cert-manager.io/v1/namespaces/team-a/certificates/web"),
+        gets[0]
+            .0
+            .starts_with("/apis/cert-manager.io/v1/namespaces/team-a/certificates/web"),
         "{}",
         gets[0].0
     );
@@ -281,7 +305,10 @@ async fn one_event_per_owner_per_interval_and_the_rest_join_its_series() {
     let (uri, patch) = harness.calls("PATCH").remove(0);
     let created = harness.calls("POST").remove(0).1;
     let name = created["metadata"]["name"].as_str().expect("name");
-    assert!(uri.contains(&format!("/namespaces/team-a/events/{name}")), "{uri}");
+    assert!(
+        uri.contains(&format!("/namespaces/team-a/events/{name}")),
+        "{uri}"
+    );
     assert_eq!(patch["series"]["count"], 3);
     assert!(patch["series"]["lastObservedTime"].is_string());
     // The note and everything else stay as created (immutable in events.k8s.io/v1).
@@ -305,7 +332,13 @@ async fn dry_runs_allowed_secrets_and_ownerless_secrets_get_no_event() {
     assert!(!harness.review(&ownerless).await);
     // A denial with an owner last: the channel keeps order, so once its Event is written
     // the three before it have been seen, and made none.
-    assert!(!harness.review(&cert_manager_review("secret-create-tls-mismatched-key.json")).await);
+    assert!(
+        !harness
+            .review(&cert_manager_review(
+                "secret-create-tls-mismatched-key.json"
+            ))
+            .await
+    );
     assert!(eventually(|| harness.calls("POST").len() == 1).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let posts = harness.calls("POST");

@@ -56,9 +56,15 @@ fn names(names: &[&str]) -> Vec<String> {
 #[tokio::test]
 async fn deletes_each_configuration_at_its_path() {
     let (client, calls) = client();
-    let targets = unregister::targets(&names(&["sg-secretgate", "sg-secretgate-policies"]), &names(&["sg-secretgate"]));
+    let targets = unregister::targets(
+        &names(&["sg-secretgate", "sg-secretgate-policies"]),
+        &names(&["sg-secretgate"]),
+    );
     let results = unregister::run(&client, &targets).await;
-    assert!(results.iter().all(|r| matches!(r, Ok(Outcome::Deleted))), "{results:?}");
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(Outcome::Deleted))),
+        "{results:?}"
+    );
     assert_eq!(
         *calls.lock().expect("lock"),
         vec![
@@ -77,7 +83,9 @@ async fn a_configuration_already_gone_counts_as_deleted() {
         name: "gone-already".to_owned(),
     };
     assert_eq!(
-        unregister::delete(&client, &target).await.expect("not an error"),
+        unregister::delete(&client, &target)
+            .await
+            .expect("not an error"),
         Outcome::AlreadyGone
     );
 }
@@ -104,7 +112,9 @@ async fn a_refusal_is_reported_and_the_rest_still_deleted() {
 fn the_cli_needs_at_least_one_configuration() {
     use clap::Parser as _;
     let parse = |args: &[&str]| {
-        secretgate::cli::Cli::try_parse_from(std::iter::once("secretgate").chain(args.iter().copied()))
+        secretgate::cli::Cli::try_parse_from(
+            std::iter::once("secretgate").chain(args.iter().copied()),
+        )
     };
     assert!(parse(&["unregister"]).is_err());
     assert!(parse(&["unregister", "--validating", "a", "--validating", "b"]).is_ok());

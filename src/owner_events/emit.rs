@@ -15,8 +15,10 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 
 use super::limiter::{Budget, Decision, Key, Limiter};
 use super::{ACTION, Config, Notice, OwnerEventMetrics, REASON, REPORTING_CONTROLLER, Receiver};
@@ -63,7 +65,11 @@ fn event_name(owner: &str, now: Timestamp) -> String {
         .take(200)
         .collect();
     let cleaned = cleaned.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let base = if cleaned.is_empty() { "secret" } else { cleaned };
+    let base = if cleaned.is_empty() {
+        "secret"
+    } else {
+        cleaned
+    };
     format!("{base}.{:x}", now.as_nanosecond())
 }
 
@@ -147,12 +153,17 @@ impl Writer {
                     // Expired or deleted: this denial starts a new Event.
                     Err(kube::Error::Api(s)) if s.is_not_found() => {
                         limiter.forget_event(key);
-                        self.create(notice).await.map(|name| limiter.created(key, name))
+                        self.create(notice)
+                            .await
+                            .map(|name| limiter.created(key, name))
                     }
                     other => other,
                 }
             }
-            Decision::Create => self.create(notice).await.map(|name| limiter.created(key, name)),
+            Decision::Create => self
+                .create(notice)
+                .await
+                .map(|name| limiter.created(key, name)),
             Decision::Suppress => return "rate_limited",
         };
         match result {

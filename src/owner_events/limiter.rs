@@ -135,9 +135,8 @@ impl Limiter {
     pub fn due(&mut self, now: Instant) -> Vec<(Key, Decision)> {
         let interval = self.limits.interval;
         let window = self.limits.series_window;
-        self.entries.retain(|_, e| {
-            e.pending > 0 || now.saturating_duration_since(e.last_write) < window
-        });
+        self.entries
+            .retain(|_, e| e.pending > 0 || now.saturating_duration_since(e.last_write) < window);
         let mut due = Vec::new();
         for (key, entry) in &mut self.entries {
             if entry.pending == 0 || now.saturating_duration_since(entry.last_write) < interval {

@@ -94,7 +94,10 @@ fn no_owner_no_notice_and_oversized_references_are_not_owners() {
     );
     let long = "x".repeat(254);
     assert_eq!(
-        Owner::of(&meta(vec![reference("Certificate", &long, Some(true))], &[])),
+        Owner::of(&meta(
+            vec![reference("Certificate", &long, Some(true))],
+            &[]
+        )),
         None
     );
     assert_eq!(
@@ -200,10 +203,7 @@ fn a_new_message_or_an_old_event_starts_a_new_event() {
         Decision::Create
     );
     // A create that failed leaves no Event to continue: the next write creates again.
-    assert_eq!(
-        limiter.decide(&key("c"), 1, t0),
-        Decision::Create
-    );
+    assert_eq!(limiter.decide(&key("c"), 1, t0), Decision::Create);
     assert_eq!(
         limiter.decide(&key("c"), 1, t0 + Duration::from_secs(70)),
         Decision::Create
