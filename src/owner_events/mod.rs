@@ -12,6 +12,10 @@
 //! per second whatever the number of owners. Every replica emits for the reviews it
 //! served: a denial happens on one replica only, so leader election would lose some.
 //!
+//! A denied Secret with no owner gets no Event, even when a service account wrote it:
+//! there is no object to describe (an Event on the namespace would show where nobody
+//! looks), and the writer received the denial itself.
+//!
 //! What travels is the owner's reference and the denial message, which names fields and
 //! rules but never a value (`admission`), clipped to the Event's 1 KiB note.
 //!
