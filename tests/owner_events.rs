@@ -40,7 +40,19 @@ async fn mock_api(
             .lock()
             .expect("lock")
             .push((method.clone(), uri.clone(), body.clone()));
+        // Owners named "forbidden" get a 403 for their Event; Events of owners named
+        // "expired" are gone (404) when their series is patched.
         let answer = match method.as_str() {
+            "POST" if body["regarding"]["name"] == "forbidden" => reply(
+                403,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "Forbidden", "code": 403}),
+            ),
+            "PATCH" if uri.contains("/events/expired.") => reply(
+                404,
+                &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "reason": "NotFound", "code": 404}),
+            ),
             "GET" if uri.contains("/apis/cert-manager.io/v1/namespaces/team-a/certificates/") => {
                 let name = uri.rsplit('/').next().unwrap_or_default().to_owned();
                 reply(
@@ -361,4 +373,37 @@ async fn a_full_channel_drops_the_event_without_delaying_the_review() {
     assert_eq!(harness.outcome("dropped"), 3);
     assert_eq!(harness.outcome("emitted"), 0);
     assert!(harness.calls("POST").is_empty());
+}
+
+/// The review owned by an ExternalSecret named `owner`.
+fn owned_by(owner: &str) -> Value {
+    let mut review = external_secret_review();
+    review["request"]["object"]["metadata"]["ownerReferences"][1]["name"] = json!(owner);
+    review
+}
+
+#[tokio::test]
+async fn a_refused_write_is_counted_failed_and_limited_like_any_other() {
+    let harness = Harness::start(Duration::from_secs(60), 16, true);
+    assert!(!harness.review(&owned_by("forbidden")).await);
+    assert!(eventually(|| harness.outcome("failed") == 1).await);
+    // No retry storm: the owner still waits its interval.
+    assert!(!harness.review(&owned_by("forbidden")).await);
+    assert!(eventually(|| harness.outcome("rate_limited") == 1).await);
+    assert_eq!(harness.calls("POST").len(), 1);
+    assert_eq!(harness.outcome("emitted"), 0);
+}
+
+#[tokio::test]
+async fn an_event_gone_before_its_series_is_written_again() {
+    let harness = Harness::start(Duration::from_millis(300), 16, true);
+    assert!(!harness.review(&owned_by("expired")).await);
+    assert!(eventually(|| harness.calls("POST").len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Past the interval: the series PATCH finds no Event, so a new one is created.
+    assert!(!harness.review(&owned_by("expired")).await);
+    assert!(eventually(|| harness.calls("POST").len() == 2).await);
+    assert_eq!(harness.calls("PATCH").len(), 1);
+    assert_eq!(harness.outcome("emitted"), 2);
+    assert_eq!(harness.outcome("failed"), 0);
 }
