@@ -63,7 +63,19 @@ pub(crate) struct Meta {
     #[serde(default, deserialize_with = "bulk_map")]
     annotations: Option<BTreeMap<String, String>>,
     /// Who owns a denied Secret, for the Event on the owner (`owner_events`).
+    #[serde(default, deserialize_with = "lenient_owner_references")]
     owner_references: Option<Vec<OwnerReference>>,
+}
+
+/// `ownerReferences`, or none when they do not decode (a wrong type): no rule reads them,
+/// so they never make a review fail. Mutating webhooks see objects before the API server
+/// validates them.
+fn lenient_owner_references<'de, D>(d: D) -> Result<Option<Vec<OwnerReference>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// A JSON object as a `BTreeMap`, built in bulk from its entries rather than by one
