@@ -1,4 +1,4 @@
-//! Command line: `serve`, `check`, `audit`, `certs`, `crd`, `completions`. Every flag of `serve` can also be set from the
+//! Command line: `serve`, `check`, `audit`, `certs`, `crd`, `unregister`, `completions`. Every flag of `serve` can also be set from the
 //! environment (`SECRETGATE_*`).
 
 use std::net::SocketAddr;
@@ -65,6 +65,17 @@ pub enum Command {
         after_help = "Examples:\n  secretgate audit\n  secretgate audit --context prod -o json > audit.json\n  secretgate audit -o report | kubectl apply -f -\n  secretgate audit --kubeconfig ~/.kube/staging"
     )]
     Audit(AuditArgs),
+    /// Delete webhook configurations by name: the chart's pre-delete hook, so an
+    /// uninstalled release leaves behind no webhook that would refuse requests with no
+    /// server to answer them.
+    ///
+    /// Uses the in-cluster service account (or --kubeconfig). One DELETE per name; a
+    /// configuration already gone counts as deleted. Exit status: 0 when every one is
+    /// gone, 1 when any could not be deleted, 2 when the cluster cannot be reached.
+    #[command(
+        after_help = "Examples:\n  secretgate unregister --validating sg-secretgate --validating sg-secretgate-policies --mutating sg-secretgate"
+    )]
+    Unregister(UnregisterArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  secretgate completions bash > /etc/bash_completion.d/secretgate\n  secretgate completions zsh > \"${fpath[1]}/_secretgate\"\n  secretgate completions fish > ~/.config/fish/completions/secretgate.fish"
@@ -115,6 +126,26 @@ pub struct AuditArgs {
         default_value = "secretgate"
     )]
     pub instance_secret_namespaces: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("configurations").required(true).multiple(true).args(["validating", "mutating"])))]
+pub struct UnregisterArgs {
+    /// ValidatingWebhookConfiguration to delete (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub validating: Vec<String>,
+    /// MutatingWebhookConfiguration to delete (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub mutating: Vec<String>,
+    /// Seconds all the deletes may take together.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout_seconds: f64,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -216,6 +247,14 @@ pub struct ServeArgs {
     /// list/watch on secrets cluster mode already has.
     #[arg(long, env = "SECRETGATE_PULL_SECRET_REGISTRIES", requires = "kube")]
     pub pull_secret_registries: bool,
+    /// Write an events.k8s.io Event (Warning, reason SecretDenied) on the owner of each
+    /// Secret the webhook denies (its controller ownerReference, or the Certificate
+    /// cert-manager's annotation names), so the refusal shows in `kubectl describe` of that
+    /// object. Cluster mode; every replica, at most one Event per owner a minute, never
+    /// delaying the review. Needs `create` and `patch` on events.k8s.io events and `get`
+    /// on cert-manager.io certificates.
+    #[arg(long, env = "SECRETGATE_OWNER_EVENTS", requires = "kube")]
+    pub owner_events: bool,
     /// Namespaces instance secrets may be copied from (comma-separated).
     #[arg(
         long,

@@ -23,7 +23,9 @@
 //! Around it: [`cli`] (flags), [`certs`] (development certificates), [`file_read`]
 //! (policy and certificate reads, bounded in time), [`metrics`] (Prometheus registry),
 //! [`telemetry`] (logging), [`signal`] (SIGTERM/SIGINT), [`leader`] (one replica writes
-//! to the cluster: a Lease; admission never waits for it).
+//! to the cluster: a Lease; admission never waits for it), [`owner_events`] (an Event on
+//! the owner of a denied Secret, written in the background), [`unregister`] (the chart's
+//! pre-delete hook: deletes the webhook configurations).
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -40,6 +42,7 @@ pub mod leader;
 pub mod metrics;
 pub mod mode_labels;
 pub mod objects;
+pub mod owner_events;
 pub mod pods;
 pub mod policy;
 pub mod registry;
@@ -49,3 +52,4 @@ pub mod server;
 pub mod signal;
 pub mod telemetry;
 pub mod tls;
+pub mod unregister;

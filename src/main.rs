@@ -8,9 +8,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use clap::Parser as _;
-use secretgate::cli::{AuditArgs, CertsArgs, CheckArgs, Cli, Command, LeaderArgs, ServeArgs};
+use secretgate::cli::{
+    AuditArgs, CertsArgs, CheckArgs, Cli, Command, LeaderArgs, ServeArgs, UnregisterArgs,
+};
 use secretgate::server::{AppState, Config, Server};
-use secretgate::{audit, certs, check, cli, leader, metrics, policy, signal, telemetry};
+use secretgate::{
+    audit, certs, check, cli, leader, metrics, owner_events, policy, signal, telemetry, unregister,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +27,7 @@ fn main() -> ExitCode {
         }
         Command::Check(args) => return exit_status(run_check(&args)),
         Command::Audit(args) => return exit_status(run_audit(&args)),
+        Command::Unregister(args) => return exit_status(run_unregister(&args)),
         Command::Completions { shell } => {
             cli::completions(shell, &mut std::io::stdout());
             Ok(())
@@ -73,6 +78,40 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<u8> {
     })?;
     audit::write(&report, args.output, now, &mut std::io::stdout().lock())?;
     Ok(u8::from(report.any_denied()))
+}
+
+/// `unregister`: 0 when every configuration is gone, 1 when any delete failed.
+fn run_unregister(args: &UnregisterArgs) -> anyhow::Result<u8> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("a rustls crypto provider is already installed"))?;
+    let timeout = seconds(args.timeout_seconds, "--timeout-seconds")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let targets = unregister::targets(&args.validating, &args.mutating);
+    let results = runtime.block_on(async {
+        let run = async {
+            let client = audit::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+            anyhow::Ok(unregister::run(&client, &targets).await)
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .map_err(|_| anyhow::anyhow!("gave up after --timeout-seconds {timeout:?}"))?
+    })?;
+    let mut failed = false;
+    for (target, result) in targets.iter().zip(results) {
+        match result {
+            Ok(unregister::Outcome::Deleted) => println!("deleted {target}"),
+            Ok(unregister::Outcome::AlreadyGone) => println!("{target} already gone"),
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {:#}", anyhow::Error::from(e));
+            }
+        }
+    }
+    Ok(u8::from(failed))
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -127,6 +166,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     metrics
         .policy_last_reload
         .set(time::OffsetDateTime::now_utc().unix_timestamp() as f64);
+    // Events on denied Secrets' owners: cluster mode only (a client to write them).
+    let (owner_event_sender, owner_event_receiver) = if cluster && args.owner_events {
+        let metrics = owner_events::OwnerEventMetrics::new(&registry)?;
+        let (sender, receiver) =
+            owner_events::channel(owner_events::CHANNEL_CAPACITY, metrics.clone());
+        (Some(sender), Some((receiver, metrics)))
+    } else {
+        (None, None)
+    };
     let state = AppState {
         policies: Arc::new(ArcSwap::from_pointee(snapshot)),
         metrics,
@@ -136,6 +184,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         lane: Arc::new(secretgate::server::evaluation::Lane::for_this_machine()),
         echo: args.echo,
+        owner_events: owner_event_sender,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -208,6 +257,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     &registry,
                 )?,
             };
+            if let Some((receiver, metrics)) = owner_event_receiver {
+                let config = owner_events::Config::from_env();
+                tracing::info!(instance = %config.instance, "owner events on: denied Secrets' owners get an Event");
+                tokio::spawn(owner_events::run(client.clone(), receiver, config, metrics));
+            }
             tokio::spawn(policy::watch::run(client, targets));
             tracing::info!("watching ProjectPolicies, Namespaces and Secret metadata");
         }

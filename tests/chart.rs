@@ -123,6 +123,13 @@ fn every_values_combination_renders_valid_kubernetes_objects() {
         &["--set", "audit.installCrds=true"],
         &[
             "--set",
+            "ownerEvents.enabled=false",
+            "--set",
+            "webhooks.preDeleteHook.enabled=false",
+        ],
+        &["--set", "webhooks.preDeleteHook.timeoutSeconds=300"],
+        &[
+            "--set",
             "webhooks.secretUse.enabled=true",
             "--set",
             "webhooks.secretUse.failurePolicy=Ignore",
@@ -951,6 +958,11 @@ fn rbac_grants_only_what_the_watchers_use() {
             {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["list", "watch"]},
             // webhooks.validate.failurePolicyByMode: the leader labels namespaces.
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["patch"]},
+            // ownerEvents.enabled: Events on denied Secrets' owners, and the uid of the
+            // Certificate cert-manager's annotation names.
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"],
+             "verbs": ["create", "patch"]},
+            {"apiGroups": ["cert-manager.io"], "resources": ["certificates"], "verbs": ["get"]},
         ])
     );
     // Whatever the webhooks: the server watches ServiceAccounts in cluster mode and is not
@@ -1816,17 +1828,31 @@ fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The objects `helm template` printed, and the YAML itself.
+/// The objects `helm template` printed, and the YAML itself. Helm hooks (objects with a
+/// `helm.sh/hook` annotation: created for one event, not installed) are kept apart.
 struct Manifests {
     yaml: String,
     objects: Vec<Value>,
+    hooks: Vec<Value>,
 }
 
 impl Manifests {
     fn parse(yaml: String) -> Self {
-        let objects: Vec<Value> = serde_saphyr::from_multiple(&yaml)
+        let all: Vec<Value> = serde_saphyr::from_multiple(&yaml)
             .unwrap_or_else(|e| panic!("helm template printed invalid YAML: {e}\n{yaml}"));
-        Self { yaml, objects }
+        let (hooks, objects) = all
+            .into_iter()
+            .partition(|o| !o["metadata"]["annotations"]["helm.sh/hook"].is_null());
+        Self {
+            yaml,
+            objects,
+            hooks,
+        }
+    }
+
+    /// The hooks of this kind.
+    fn hooks(&self, kind: &str) -> Vec<&Value> {
+        self.hooks.iter().filter(|o| o["kind"] == kind).collect()
     }
 
     fn all(&self, kind: &str) -> Vec<&Value> {
@@ -2540,4 +2566,192 @@ fn the_pods_webhook_is_split_by_mode_like_the_secret_webhook() {
     assert_eq!(hooks.len(), 1, "{hooks:#?}");
     assert_eq!(hooks[0]["name"], "pods.validate.secretgate.io");
     assert_eq!(hooks[0]["failurePolicy"], "Fail");
+}
+
+// ---------------------------------------------------------------------------------------
+// Events on denied Secrets' owners, and the pre-delete hook
+
+#[test]
+fn owner_events_are_on_by_default_with_their_rbac_and_gone_when_off() {
+    let Some(tools) = Tools::find() else { return };
+    let on = tools.render(&[]);
+    let args = deployment_args(&on);
+    assert!(args.contains(&"--owner-events".to_string()), "{args:?}");
+    assert_server_accepts(&args);
+    let rules = server_rules(&on);
+    for verb in ["create", "patch"] {
+        assert!(grants(&rules, "events.k8s.io", "events", verb), "{rules:?}");
+    }
+    assert!(grants(&rules, "cert-manager.io", "certificates", "get"));
+    assert!(!grants(&rules, "cert-manager.io", "certificates", "list"));
+    assert!(!grants(&rules, "events.k8s.io", "events", "delete"));
+
+    let off = tools.render(&["--set", "ownerEvents.enabled=false"]);
+    assert!(!deployment_args(&off).contains(&"--owner-events".to_string()));
+    let rules = server_rules(&off);
+    assert!(
+        !grants(&rules, "events.k8s.io", "events", "create"),
+        "{rules:?}"
+    );
+    assert!(!grants(&rules, "cert-manager.io", "certificates", "get"));
+}
+
+/// The names of the webhook configurations of `kind` the chart installs.
+fn configuration_names(manifests: &Manifests, kind: &str) -> Vec<String> {
+    manifests
+        .all(kind)
+        .iter()
+        .map(|c| at(c, "/metadata/name").as_str().expect("name").to_owned())
+        .collect()
+}
+
+/// The pre-delete hook's Job arguments, checked against the real command line.
+fn unregister_args(manifests: &Manifests) -> Vec<String> {
+    let jobs = manifests.hooks("Job");
+    assert_eq!(jobs.len(), 1, "one hook Job");
+    let args = strings(at(jobs[0], "/spec/template/spec/containers/0/args"));
+    assert_server_accepts(&args);
+    args
+}
+
+#[test]
+fn the_pre_delete_hook_deletes_exactly_the_configurations_the_release_installs() {
+    let Some(tools) = Tools::find() else { return };
+    for values in [
+        &[][..],
+        SECRET_USE,
+        &["--set", "webhooks.mutate.enabled=false"][..],
+    ] {
+        let manifests = tools.render(values);
+        let validating = configuration_names(&manifests, "ValidatingWebhookConfiguration");
+        let mutating = configuration_names(&manifests, "MutatingWebhookConfiguration");
+        assert!(!validating.is_empty(), "{values:?}");
+
+        // The Job names every configuration, and only those.
+        let args = unregister_args(&manifests);
+        assert_eq!(args[0], "unregister");
+        assert_eq!(flag_values(&args, "--validating"), validating, "{values:?}");
+        assert_eq!(flag_values(&args, "--mutating"), mutating, "{values:?}");
+
+        // Its ClusterRole may delete those, by name, and do nothing else.
+        let roles = manifests.hooks("ClusterRole");
+        assert_eq!(roles.len(), 1);
+        let mut expected = vec![json!({
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": validating, "verbs": ["delete"]})];
+        if !mutating.is_empty() {
+            expected.push(json!({
+                "apiGroups": ["admissionregistration.k8s.io"],
+                "resources": ["mutatingwebhookconfigurations"],
+                "resourceNames": mutating, "verbs": ["delete"]}));
+        }
+        assert_eq!(at(roles[0], "/rules"), &json!(expected), "{values:?}");
+    }
+}
+
+#[test]
+fn the_pre_delete_hook_objects_run_in_order_and_clean_up_after_themselves() {
+    let Some(tools) = Tools::find() else { return };
+    let manifests = tools.render(&[]);
+    let weight = |o: &Value| -> i64 {
+        at(o, "/metadata/annotations/helm.sh~1hook-weight")
+            .as_str()
+            .expect("weight")
+            .parse()
+            .expect("number")
+    };
+    let mut weights = BTreeMap::new();
+    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Job"] {
+        let objects = manifests.hooks(kind);
+        assert_eq!(objects.len(), 1, "{kind}");
+        let hook = objects[0];
+        assert_eq!(at(hook, "/metadata/name"), "sg-secretgate-pre-delete");
+        let annotations = at(hook, "/metadata/annotations");
+        assert_eq!(annotations["helm.sh/hook"], "pre-delete", "{kind}");
+        assert_eq!(
+            annotations["helm.sh/hook-delete-policy"], "before-hook-creation,hook-succeeded",
+            "{kind}"
+        );
+        weights.insert(kind, weight(hook));
+    }
+    // Identity and rights exist before the Job that uses them.
+    assert!(weights["ServiceAccount"] < weights["ClusterRoleBinding"]);
+    assert!(weights["ClusterRole"] < weights["ClusterRoleBinding"]);
+    assert!(weights["ClusterRoleBinding"] < weights["Job"]);
+    // Hooks are not installed objects: the server's own RBAC is unchanged.
+    assert_eq!(manifests.all("ClusterRole").len(), 1);
+
+    let binding = manifests.hooks("ClusterRoleBinding")[0];
+    assert_eq!(at(binding, "/roleRef/name"), "sg-secretgate-pre-delete");
+    assert_eq!(
+        at(binding, "/subjects"),
+        &json!([{"kind": "ServiceAccount", "name": "sg-secretgate-pre-delete",
+                 "namespace": NAMESPACE}])
+    );
+
+    // The Job: the release's image, run like the Deployment's pods, bounded in time.
+    let job = manifests.hooks("Job")[0];
+    let pod = at(job, "/spec/template/spec");
+    let deployment_pod = at(manifests.one("Deployment"), "/spec/template/spec");
+    assert_eq!(at(pod, "/serviceAccountName"), "sg-secretgate-pre-delete");
+    assert_eq!(at(pod, "/restartPolicy"), "Never");
+    assert_eq!(
+        at(pod, "/securityContext"),
+        at(deployment_pod, "/securityContext")
+    );
+    let container = at(pod, "/containers/0");
+    let server = at(deployment_pod, "/containers/0");
+    assert_eq!(at(container, "/image"), at(server, "/image"));
+    assert_eq!(
+        at(container, "/securityContext"),
+        at(server, "/securityContext")
+    );
+    assert!(at(container, "/resources/limits").is_object());
+    assert_eq!(
+        flag_value(&unregister_args(&manifests), "--timeout-seconds"),
+        "60"
+    );
+    assert_eq!(at(job, "/spec/activeDeadlineSeconds"), 120);
+
+    let longer = tools.render(&["--set", "webhooks.preDeleteHook.timeoutSeconds=300"]);
+    assert_eq!(
+        flag_value(&unregister_args(&longer), "--timeout-seconds"),
+        "300"
+    );
+    assert_eq!(
+        at(longer.hooks("Job")[0], "/spec/activeDeadlineSeconds"),
+        360
+    );
+}
+
+#[test]
+fn the_pre_delete_hook_can_be_turned_off_and_needs_rbac() {
+    let Some(tools) = Tools::find() else { return };
+    for values in [
+        &["--set", "webhooks.preDeleteHook.enabled=false"][..],
+        &["--set", "rbac.create=false"][..],
+    ] {
+        let manifests = tools.render(values);
+        assert!(
+            manifests.hooks.is_empty(),
+            "{values:?}: {:?}",
+            manifests.hooks
+        );
+        // The webhooks themselves are still installed.
+        assert!(!manifests.all("ValidatingWebhookConfiguration").is_empty());
+    }
+    tools.render_fails_with(
+        &["--set", "webhooks.preDeleteHook.timeoutSeconds=0"],
+        &["timeoutSeconds"],
+    );
+    tools.render_fails_with(&["--set", "webhooks.preDeleteHook.extra=1"], &["extra"]);
+}
+
+/// Every value given to a repeatable flag, in order.
+fn flag_values(args: &[String], flag: &str) -> Vec<String> {
+    args.windows(2)
+        .filter(|pair| pair[0] == flag)
+        .map(|pair| pair[1].clone())
+        .collect()
 }

@@ -149,6 +149,9 @@ pub struct Summary {
     pub injections: Vec<pods::Injection>,
     /// Who the requester was exempt as, when an exemption turned a denial into warnings.
     pub exempted: Option<String>,
+    /// For a denied Secret (not a dry run) that names an owner: the Event to write on
+    /// that owner (its reference and the value-free denial message only).
+    pub owner_event: Option<crate::owner_events::Notice>,
 }
 
 impl Summary {
@@ -264,7 +267,9 @@ fn validate_secret(
     {
         summary.policy = Some(policy.name.clone());
         summary.verdict = Some(Verdict::Denied);
-        return Ok((deny(response, message), summary));
+        let response = deny(response, message);
+        note_owner_event(&req, &response, &mut summary);
+        return Ok((response, summary));
     }
     let findings = match req.operation {
         Operation::Create => {
@@ -304,7 +309,28 @@ fn validate_secret(
         }
         None => response,
     };
+    note_owner_event(&req, &response, &mut summary);
     Ok((response, summary))
+}
+
+/// When the Secret of `req` is denied for real (not a dry run) and names an owner, what
+/// the Event on that owner says (`owner_events`): the denial message the writer got.
+fn note_owner_event(
+    req: &AdmissionRequest<LeanSecret>,
+    response: &AdmissionResponse,
+    summary: &mut Summary,
+) {
+    if summary.verdict() != Verdict::Denied || req.dry_run {
+        return;
+    }
+    let Some(secret) = &req.object else { return };
+    summary.owner_event = crate::owner_events::Notice::for_denial(
+        secret.meta(),
+        &summary.namespace,
+        &summary.name,
+        &summary.operation,
+        &response.result.message,
+    );
 }
 
 /// What findings are about and under which policy and mode they are judged.

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::core::Resource;
 use serde::{Deserialize, Deserializer};
 
@@ -62,6 +62,20 @@ pub(crate) struct Meta {
     labels: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "bulk_map")]
     annotations: Option<BTreeMap<String, String>>,
+    /// Who owns a denied Secret, for the Event on the owner (`owner_events`).
+    #[serde(default, deserialize_with = "lenient_owner_references")]
+    owner_references: Option<Vec<OwnerReference>>,
+}
+
+/// `ownerReferences`, or none when they do not decode (a wrong type): no rule reads them,
+/// so they never make a review fail. Mutating webhooks see objects before the API server
+/// validates them.
+fn lenient_owner_references<'de, D>(d: D) -> Result<Option<Vec<OwnerReference>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// A JSON object as a `BTreeMap`, built in bulk from its entries rather than by one
@@ -117,6 +131,7 @@ impl From<Meta> for ObjectMeta {
             namespace: m.namespace,
             labels: m.labels,
             annotations: m.annotations,
+            owner_references: m.owner_references,
             ..ObjectMeta::default()
         }
     }

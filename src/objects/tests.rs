@@ -107,3 +107,32 @@ fn lean_secrets_keep_every_field_the_rules_read() {
         assert_eq!(full.metadata.name, lean.metadata.name, "{name}");
     }
 }
+
+#[test]
+fn owner_references_are_kept_and_malformed_ones_ignored() {
+    let secret = |references: serde_json::Value| -> LeanSecret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s", "ownerReferences": references},
+            "type": "Opaque"
+        }))
+        .expect("a Secret decodes whatever its ownerReferences")
+    };
+    let owned = secret(serde_json::json!([{"apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate", "name": "web", "uid": "u-1", "controller": true}]));
+    let references = owned.secret.metadata.owner_references.expect("kept");
+    assert_eq!(
+        (references[0].kind.as_str(), references[0].uid.as_str()),
+        ("Certificate", "u-1")
+    );
+    for malformed in [
+        serde_json::json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": 5, "uid": "u"}]),
+        serde_json::json!("not a list"),
+        serde_json::Value::Null,
+    ] {
+        assert_eq!(
+            secret(malformed.clone()).secret.metadata.owner_references,
+            None,
+            "{malformed}"
+        );
+    }
+}

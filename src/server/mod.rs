@@ -77,6 +77,9 @@ pub struct AppState {
     /// (`serve --echo`, hidden). Everything else — TLS, HTTP, body limits, envelope
     /// decode, response encode, logs, metrics — is the same.
     pub echo: bool,
+    /// Where denied Secrets that name an owner are offered for an Event on it
+    /// (`serve --owner-events`, cluster mode); never waited for.
+    pub owner_events: Option<crate::owner_events::Sender>,
 }
 
 /// The webhook router: `/validate`, `/mutate`, `/validate-pods`, `/validate-policy`, and
@@ -208,7 +211,7 @@ async fn handle(
             return status_response(status, reason, &message);
         }
     };
-    let answer = match admitted {
+    let mut answer = match admitted {
         _ if state.echo => admission::echo(&bytes),
         Some(admitted) if bytes.len() > evaluation::INLINE_MAX_BYTES => {
             let review_state = state.clone();
@@ -223,6 +226,9 @@ async fn handle(
         _ => review_now(webhook, state, &bytes),
     };
     record(webhook, state, &answer, started.elapsed());
+    if let (Some(events), Some(notice)) = (&state.owner_events, answer.summary.owner_event.take()) {
+        events.offer(notice);
+    }
     let status = StatusCode::from_u16(answer.http_status).unwrap_or(StatusCode::BAD_REQUEST);
     (
         status,

@@ -57,6 +57,7 @@ pub fn state(snapshot: Snapshot, max_body_bytes: usize) -> AppState {
         max_body_bytes,
         lane: Arc::new(secretgate::server::evaluation::Lane::for_this_machine()),
         echo: false,
+        owner_events: None,
     }
 }
 
