@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use clap::Parser as _;
-use secretgate::cli::{AuditArgs, CertsArgs, CheckArgs, Cli, Command, LeaderArgs, ServeArgs};
+use secretgate::cli::{
+    AdmissionPoliciesArgs, AuditArgs, CertsArgs, CheckArgs, Cli, Command, LeaderArgs, ServeArgs,
+};
 use secretgate::server::{AppState, Config, Server};
 use secretgate::{audit, certs, check, cli, leader, metrics, policy, signal, telemetry};
 
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Check(args) => return exit_status(run_check(&args)),
+        Command::AdmissionPolicies(args) => print_admission_policies(&args),
         Command::Audit(args) => return exit_status(run_audit(&args)),
         Command::Completions { shell } => {
             cli::completions(shell, &mut std::io::stdout());
@@ -51,6 +54,16 @@ fn exit_status(result: anyhow::Result<u8>) -> ExitCode {
 fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     Ok(check::run(args, &mut out)?)
+}
+
+fn print_admission_policies(args: &AdmissionPoliciesArgs) -> anyhow::Result<()> {
+    let snapshot = policy::file::load(&args.policy)?;
+    let scope = secretgate::admission_policy::Scope {
+        excluded_namespaces: args.excluded_namespaces.clone(),
+    };
+    let plan = secretgate::admission_policy::plan(&snapshot, &scope);
+    print!("{}", secretgate::admission_policy::to_yaml(&plan)?);
+    Ok(())
 }
 
 fn run_audit(args: &AuditArgs) -> anyhow::Result<u8> {
@@ -199,6 +212,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 mode_labels: match args.label_namespaces {
                     false => None,
                     true => Some(secretgate::mode_labels::LabelMetrics::new(&registry)?),
+                },
+                admission_policies: match args.publish_admission_policies {
+                    false => None,
+                    true => Some(secretgate::admission_policy::sync::PublishTargets {
+                        scope: secretgate::admission_policy::Scope {
+                            excluded_namespaces: args.admission_policy_excluded_namespaces.clone(),
+                        },
+                        metrics: secretgate::admission_policy::sync::PublishMetrics::new(
+                            &registry,
+                        )?,
+                    }),
                 },
                 audit: audit_config(
                     &args.audit,

@@ -383,6 +383,7 @@ async fn start_with(
             metrics: AuditMetrics::new(&registry).expect("metrics"),
         }),
         mode_labels: None,
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();

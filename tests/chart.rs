@@ -2462,3 +2462,63 @@ fn values_schema_refuses_an_audit_interval_under_a_minute() {
     ]));
     assert_eq!(flag_value(&args, "--audit-interval-seconds"), "60");
 }
+
+// ---------------------------------------------------------------------------------------
+// ValidatingAdmissionPolicies (issue 18)
+
+#[test]
+fn admission_policies_are_off_by_default_and_bring_their_rbac_when_on() {
+    let Some(tools) = Tools::find() else { return };
+    const RESOURCES: [&str; 2] = [
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+    ];
+    let group = "admissionregistration.k8s.io";
+    let off = tools.render(&[]);
+    assert!(
+        !deployment_args(&off)
+            .iter()
+            .any(|a| a == "--publish-admission-policies")
+    );
+    for resource in RESOURCES {
+        assert!(!grants(&server_rules(&off), group, resource, "list"));
+    }
+
+    let on = tools.render(&[
+        "--set",
+        "admissionPolicies.enabled=true",
+        "--set-json",
+        r#"webhooks.excludedNamespaces=["monitoring"]"#,
+    ]);
+    tools.kubernetes_validate(&on);
+    let args = deployment_args(&on);
+    assert!(
+        args.iter().any(|a| a == "--publish-admission-policies"),
+        "{args:?}"
+    );
+    // The namespaces the Secret webhook never sees are left out of the bindings too.
+    assert_eq!(
+        flag_value(&args, "--admission-policy-excluded-namespaces"),
+        "secretgate-system,kube-system,monitoring"
+    );
+    let argv = std::iter::once("secretgate".to_string()).chain(args);
+    if let Err(e) = secretgate::cli::Cli::try_parse_from(argv) {
+        panic!("secretgate rejects the chart's arguments: {e}");
+    }
+    let rules = server_rules(&on);
+    for resource in RESOURCES {
+        for verb in ["list", "create", "patch", "delete"] {
+            assert!(grants(&rules, group, resource, verb), "{verb} {resource}");
+        }
+        for verb in ["update", "get", "watch"] {
+            assert!(
+                !grants(&rules, group, resource, verb),
+                "no {verb} {resource}"
+            );
+        }
+    }
+    tools.render_fails_with(
+        &["--set", "admissionPolicies.enabled=yes"],
+        &["admissionPolicies"],
+    );
+}

@@ -580,6 +580,7 @@ async fn a_follower_writes_no_status_and_writes_the_pending_ones_on_becoming_lea
         instance: None,
         audit: None,
         mode_labels: None,
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
 

@@ -97,6 +97,7 @@ async fn start(leads: bool) -> (Writes, Switch) {
         instance: None,
         audit: None,
         mode_labels: Some(LabelMetrics::new(&registry).expect("metrics")),
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();

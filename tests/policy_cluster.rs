@@ -188,6 +188,7 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
         instance: None,
         audit: None,
         mode_labels: None,
+        admission_policies: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -398,6 +399,7 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         instance: None,
         audit: None,
         mode_labels: None,
+        admission_policies: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -501,6 +503,7 @@ async fn not_ready_until_the_service_accounts_are_listed() {
         instance: None,
         audit: None,
         mode_labels: None,
+        admission_policies: None,
     };
     tokio::spawn(run(client, targets.clone()));
     // The other three caches sync at once; well past that, still not ready.
@@ -537,6 +540,7 @@ async fn serve_cluster(
         instance: None,
         audit: None,
         mode_labels: None,
+        admission_policies: None,
     };
     tokio::spawn(run(client, targets));
     (server, patches)
