@@ -266,3 +266,48 @@ async fn a_cluster_without_the_api_is_left_to_the_webhook() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(published(&writes), []);
 }
+
+#[test]
+fn the_command_prints_the_pairs_of_a_policy_file_for_gitops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: secretgate.io/v1alpha1\nkind: ProjectPolicy\nmetadata: {name: team}\n\
+         spec: {namespaces: [team-a], secrets: {name: {prefix: team-a-}}}\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secretgate"))
+        .args(["admission-policies", "--policy"])
+        .arg(&file)
+        .args(["--excluded-namespaces", "secretgate,kube-system"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("YAML");
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
+        ]
+    );
+    assert_eq!(
+        docs[1]["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"],
+        json!(["secretgate", "kube-system"])
+    );
+    // A policy file that does not parse is refused, as `check` and `serve` refuse it.
+    std::fs::write(&file, "kind: nothing\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_secretgate"))
+        .args(["admission-policies", "--policy"])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+}

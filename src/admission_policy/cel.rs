@@ -152,11 +152,11 @@ fn guard(object: &str) -> String {
     }
 }
 
-/// Whether `object` lacks `key` in `field` (`labels` or `annotations`), or has it with
-/// a value that is empty or only white space (`trim()` of Kubernetes' strings library,
-/// Go's `strings.TrimSpace`: Unicode White_Space, as Rust's `str::trim`).
-pub fn missing(object: &str, field: &str, key: &str) -> String {
+/// Whether `object` has `key` in `field` (`labels` or `annotations`) with a value that
+/// is not empty nor only white space (`trim()` of Kubernetes' strings library, Go's
+/// `strings.TrimSpace`: Unicode White_Space, as Rust's `str::trim`).
+pub fn present(object: &str, field: &str, key: &str) -> String {
     let map = format!("{object}.metadata.{field}");
     let key = string(key);
-    format!("!(has({map}) && {key} in {map} && {map}[{key}].trim() != \"\")")
+    format!("(has({map}) && {key} in {map} && {map}[{key}].trim() != \"\")")
 }

@@ -121,10 +121,10 @@ pub fn compile(policy: &Policy) -> Compiled {
         for key in keys {
             validations.push(validation(
                 policy,
-                &format!("!{}", cel::missing("object", field, key)),
+                &cel::present("object", field, key),
                 &format!(
-                    "(oldObject != null && {})",
-                    cel::missing("oldObject", field, key)
+                    "(oldObject != null && !{})",
+                    cel::present("oldObject", field, key)
                 ),
                 format!(
                     "metadata.{field}[{}]: required {} is missing or empty (spec.secrets.{what})",

@@ -149,7 +149,7 @@ pub fn interpreter() -> Arc<cel::Env> {
 
 /// Evaluates `expression`; any error fails the test (a published expression must never
 /// err: under failurePolicy Fail that would deny).
-fn eval(env: &Arc<cel::Env>, expression: &str, vars: &[(&str, &Value)]) -> cel::Value {
+pub fn eval(env: &Arc<cel::Env>, expression: &str, vars: &[(&str, &Value)]) -> cel::Value {
     let program = env
         .compile(expression)
         .unwrap_or_else(|e| panic!("{expression}: {e:?}"));

@@ -136,7 +136,8 @@ fn types_and_custom_types() {
 
 #[test]
 fn labels_and_annotations_missing_or_blank() {
-    let cases: &[(&[(&str, &str)], &[(&str, &str)], usize)] = &[
+    type Pairs = &'static [(&'static str, &'static str)];
+    let cases: &[(Pairs, Pairs, usize)] = &[
         (&[], &[], 2),
         (&[("app", "")], &[("secretgate.io/display-name", "x")], 1),
         (
@@ -386,4 +387,24 @@ fn the_yaml_holds_both_kinds_per_policy_and_reads_back() {
         docs[1].contains("kind: ValidatingAdmissionPolicyBinding"),
         "{yaml}"
     );
+}
+
+#[test]
+fn policy_strings_are_cel_literals_that_read_back_as_themselves() {
+    let env = interpreter();
+    for text in [
+        "plain",
+        "q\"uote",
+        "back\\slash",
+        "line\nbreak",
+        "é",
+        "😀",
+        "' || true || '",
+    ] {
+        let literal = super::cel::string(text);
+        match harness::eval(&env, &literal, &[]) {
+            cel::Value::String(s) => assert_eq!(s.as_str(), text, "{literal}"),
+            other => panic!("{literal}: {other:?}"),
+        }
+    }
 }
