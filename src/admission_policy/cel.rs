@@ -110,9 +110,23 @@ pub fn selects(policy: &Policy) -> String {
 /// it (by name, broken ones included) does. Where several select one namespace the
 /// first governs it alone in the webhook, and so here: a later policy's rules never
 /// apply there.
+///
+/// Policies that select only by name, with no name in common, cannot meet: those are
+/// left out, so the expression stays short where projects list their namespaces.
 pub fn governs(policies: &[Policy], index: usize) -> String {
-    let mut out = selects(&policies[index]);
+    let policy = &policies[index];
+    let mut out = selects(policy);
     for earlier in &policies[..index] {
+        let by_name_only =
+            policy.namespace_selector().is_none() && earlier.namespace_selector().is_none();
+        let common = policy
+            .spec
+            .namespaces
+            .iter()
+            .any(|n| earlier.spec.namespaces.contains(n));
+        if by_name_only && !common {
+            continue;
+        }
         let other = selects(earlier);
         if other != "false" {
             out.push_str(&format!(" && !{other}"));

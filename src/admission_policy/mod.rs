@@ -6,8 +6,9 @@
 //! Published per policy: the name rule (prefix, pattern, maximum length, no dots), the
 //! allowed types (with `allowCustomTypes` as `secrets::metadata` reads it), required
 //! labels and annotations. All of them are `Deny` findings in the webhook, so they follow
-//! the mode: Enforce → `[Deny]` (failurePolicy Fail, as the webhook's Enforce
-//! registration), Warn → `[Warn]`, Audit → `[Audit]` (both failurePolicy Ignore). On an
+//! the mode: Enforce → `[Deny]`, Warn → `[Warn]`, Audit → `[Audit]`; failurePolicy
+//! Ignore in every mode (an error there is a bug in the published CEL, and the webhook
+//! checks the same rules). On an
 //! UPDATE in Enforce, what the old object already broke is let through, as the webhook
 //! only warns about it then ([`cel`]). Everything else (content checks, cross-object rules, values
 //! in annotations) only the webhook can check.
@@ -120,13 +121,11 @@ fn build(policies: &[Policy], index: usize, scope: &Scope) -> Option<Published> 
     let policy_object = ValidatingAdmissionPolicy {
         metadata: metadata(&name, &policy.name),
         spec: Some(ValidatingAdmissionPolicySpec {
-            failure_policy: Some(
-                match mode {
-                    Mode::Enforce => "Fail",
-                    Mode::Warn | Mode::Audit => "Ignore",
-                }
-                .to_owned(),
-            ),
+            // A VAP fails only on its own expressions (a type error against the cluster's
+            // Secret schema, a cost limit): a mistake of secretgate's, never an outage.
+            // Under Fail it would deny every Secret write of the project; under Ignore
+            // the webhook, which checks all of this too, goes on deciding alone.
+            failure_policy: Some("Ignore".to_owned()),
             match_constraints: Some(MatchResources {
                 resource_rules: Some(vec![NamedRuleWithOperations {
                     api_groups: Some(vec![String::new()]),

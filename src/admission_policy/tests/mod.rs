@@ -258,6 +258,37 @@ fn where_policies_overlap_only_the_first_by_name_applies() {
 }
 
 #[test]
+fn policies_listing_different_namespaces_do_not_read_each_other() {
+    let request = Request::create(good("team-x-db", None));
+    let other = policy(
+        "a-other",
+        json!({"namespaces": ["elsewhere"],
+        "secrets": {"requiredLabels": ["x"]}}),
+    );
+    let plan = plan_for(
+        &snapshot(vec![other, strict("Enforce")], &request),
+        &Scope::default(),
+    );
+    let governed = |i: usize| {
+        plan.published[i]
+            .policy_object
+            .spec
+            .as_ref()
+            .expect("spec")
+            .variables
+            .as_ref()
+            .expect("variables")[0]
+            .expression
+            .clone()
+    };
+    assert_eq!(
+        governed(0),
+        r#"(namespaceObject.metadata.name in ["elsewhere"])"#
+    );
+    assert_eq!(governed(1), r#"(namespaceObject.metadata.name in ["ns"])"#);
+}
+
+#[test]
 fn a_broken_policy_publishes_nothing_and_shadows_later_ones() {
     let spec = json!({"namespaces": ["ns"], "mode": "Warn", "bogus": true});
     let broken = Policy::broken("a-broken", "spec.bogus: unknown field", Some(&spec));
@@ -314,11 +345,7 @@ fn denials_in(plan: &Plan, name: &str) -> usize {
 #[test]
 fn the_objects_are_named_labelled_and_bound_by_mode() {
     let request = Request::create(good("team-x-db", None));
-    for (mode, action, failure) in [
-        ("Enforce", "Deny", "Fail"),
-        ("Warn", "Warn", "Ignore"),
-        ("Audit", "Audit", "Ignore"),
-    ] {
+    for (mode, action) in [("Enforce", "Deny"), ("Warn", "Warn"), ("Audit", "Audit")] {
         let plan = plan_for(&snapshot(vec![strict(mode)], &request), &Scope::default());
         let pair = &plan.published[0];
         let spec = pair.policy_object.spec.as_ref().expect("spec");
@@ -329,7 +356,7 @@ fn the_objects_are_named_labelled_and_bound_by_mode() {
         );
         assert_eq!(binding.policy_name.as_deref(), Some("secretgate-team"));
         assert_eq!(binding.validation_actions, Some(vec![action.to_owned()]));
-        assert_eq!(spec.failure_policy.as_deref(), Some(failure));
+        assert_eq!(spec.failure_policy.as_deref(), Some("Ignore"));
         assert_eq!(spec.match_conditions.is_some(), mode == "Enforce");
         let meta = &pair.binding.metadata;
         assert_eq!(
