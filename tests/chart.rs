@@ -2522,3 +2522,46 @@ fn admission_policies_are_off_by_default_and_bring_their_rbac_when_on() {
         &["admissionPolicies"],
     );
 }
+
+#[test]
+fn published_admission_policies_are_valid_kubernetes_objects() {
+    let Some(tools) = Tools::find() else { return };
+    // Every rule kind, an exemption, both selection forms, and each mode.
+    let yaml = r#"
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata: {name: team-a}
+spec:
+  namespaces: [team-a]
+  namespaceSelector: {matchLabels: {team: a}}
+  secrets:
+    name: {prefix: team-a-, pattern: "[a-z0-9-]+-(db|api)", maxLength: 40, forbidDots: true}
+    allowedTypes: [Opaque, example.com/x]
+    allowCustomTypes: false
+    requiredLabels: [app]
+    requiredAnnotations: [secretgate.io/display-name]
+  exemptions: {groups: [platform], serviceAccounts: [cert-manager/cert-manager]}
+---
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata: {name: team-b}
+spec:
+  mode: Warn
+  namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [b]}]}
+  secrets: {requiredLabels: [app]}
+---
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata: {name: team-c}
+spec: {mode: Audit, namespaces: [team-c], secrets: {allowCustomTypes: false}}
+"#;
+    let snapshot =
+        secretgate::policy::file::parse(Path::new("policy.yaml"), yaml).expect("policies");
+    let scope = secretgate::admission_policy::Scope {
+        excluded_namespaces: vec![NAMESPACE.to_owned(), "kube-system".to_owned()],
+    };
+    let plan = secretgate::admission_policy::plan(&snapshot, &scope);
+    assert_eq!(plan.published.len(), 3);
+    let printed = secretgate::admission_policy::to_yaml(&plan).expect("yaml");
+    tools.kubernetes_validate(&Manifests::parse(printed));
+}
