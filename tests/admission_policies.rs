@@ -154,7 +154,7 @@ async fn mock(
 async fn start(
     leads: bool,
     existing: Option<(bool, Vec<(&'static str, &'static str)>)>,
-) -> (Writes, Switch) {
+) -> (Writes, Switch, prometheus::Registry) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let writes: Writes = Arc::default();
     tokio::spawn(mock(handle, writes.clone(), existing));
@@ -176,7 +176,7 @@ async fn start(
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();
     assert!(eventually(|| ready.load(Ordering::Acquire)).await, "synced");
-    (writes, switch)
+    (writes, switch, registry)
 }
 
 /// The writes to the admission registration API, as (method, path without query).
@@ -201,7 +201,7 @@ fn patch(path: &str, name: &str) -> (String, String) {
 
 #[tokio::test]
 async fn the_leader_applies_each_policy_pair_by_server_side_apply() {
-    let (writes, _switch) = start(true, Some((false, vec![]))).await;
+    let (writes, _switch, registry) = start(true, Some((false, vec![]))).await;
     assert!(eventually(|| published(&writes).len() >= 2).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -224,11 +224,18 @@ async fn the_leader_applies_each_policy_pair_by_server_side_apply() {
             );
         }
     }
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .expect("metrics text");
+    assert!(
+        text.contains("secretgate_admission_policy_writes_total{outcome=\"applied\"} 2"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn nothing_is_written_when_the_cluster_already_says_it() {
-    let (writes, _switch) = start(true, Some((true, vec![]))).await;
+    let (writes, _switch, _) = start(true, Some((true, vec![]))).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(published(&writes), []);
 }
@@ -236,7 +243,7 @@ async fn nothing_is_written_when_the_cluster_already_says_it() {
 #[tokio::test]
 async fn owned_pairs_whose_policy_is_gone_are_deleted_but_a_broken_policys_stay() {
     let extra = vec![("secretgate-gone", "gone"), ("secretgate-broken", "broken")];
-    let (writes, _switch) = start(true, Some((true, extra))).await;
+    let (writes, _switch, _) = start(true, Some((true, extra))).await;
     assert!(eventually(|| published(&writes).len() >= 2).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -253,7 +260,7 @@ async fn owned_pairs_whose_policy_is_gone_are_deleted_but_a_broken_policys_stay(
 
 #[tokio::test]
 async fn a_follower_writes_nothing_until_it_leads() {
-    let (writes, switch) = start(false, Some((false, vec![]))).await;
+    let (writes, switch, _) = start(false, Some((false, vec![]))).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(published(&writes), []);
     switch.set(true, "acquired");
@@ -262,7 +269,7 @@ async fn a_follower_writes_nothing_until_it_leads() {
 
 #[tokio::test]
 async fn a_cluster_without_the_api_is_left_to_the_webhook() {
-    let (writes, _switch) = start(true, None).await;
+    let (writes, _switch, _) = start(true, None).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(published(&writes), []);
 }

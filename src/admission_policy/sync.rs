@@ -30,7 +30,7 @@ use crate::policy::Snapshot;
 
 /// How often the owned objects are compared with the plan though nothing changed.
 pub const RESYNC: Duration = Duration::from_secs(600);
-/// Wait before trying again after a failed pass.
+/// Wait before trying again after a failed pass (doubled for each failure in a row).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// `secretgate_admission_policy_writes_total{outcome}`: `applied`, `deleted`, `failed`.
@@ -110,6 +110,8 @@ async fn run(
     metrics: PublishMetrics,
 ) {
     let mut said_unsupported = false;
+    // Failed passes in a row: the wait before the next try doubles with each.
+    let mut failures = 0u32;
     let mut wait = RESYNC;
     loop {
         tokio::select! {
@@ -128,22 +130,31 @@ async fn run(
         if !leadership.is_leader() {
             continue;
         }
-        match pass(&client, &current, &leadership, &metrics).await {
-            Ok(0) => {}
+        let failed = match pass(&client, &current, &leadership, &metrics).await {
+            Ok(0) => false,
             Ok(failed) => {
                 tracing::warn!(failed, "some admission policy writes failed; retrying");
-                wait = RETRY_AFTER;
+                true
             }
             Err(e @ Error::Unsupported(_)) => {
                 if !said_unsupported {
                     tracing::warn!(error = %e, "admission policies not published: the webhook goes on alone");
                     said_unsupported = true;
                 }
+                false
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot publish admission policies; retrying");
-                wait = RETRY_AFTER;
+                true
             }
+        };
+        failures = if failed {
+            failures.saturating_add(1)
+        } else {
+            0
+        };
+        if failed {
+            wait = RETRY_AFTER.saturating_mul(1 << failures.min(8)).min(RESYNC);
         }
     }
 }
