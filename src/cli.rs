@@ -54,6 +54,13 @@ pub enum Command {
         after_help = "Examples:\n  secretgate check -f deploy/\n  secretgate check -f secret.yaml --policy policy.yaml -o json\n  kubectl create secret tls web --cert=tls.crt --key=tls.key --dry-run=client -o yaml | secretgate check -f - -n team-a\n  helm template charts/app | secretgate check -f - --policy policy.yaml -o yaml"
     )]
     Check(CheckArgs),
+    /// Print the ValidatingAdmissionPolicies and bindings that
+    /// `serve --publish-admission-policies` keeps in a cluster, for GitOps: the rules of
+    /// each ProjectPolicy that CEL can express, so they hold while the webhook is down.
+    #[command(
+        after_help = "Examples:\n  secretgate admission-policies --policy policy.yaml > vap.yaml\n  secretgate admission-policies --policy policy.yaml --excluded-namespaces secretgate,kube-system | kubectl apply -f -"
+    )]
+    AdmissionPolicies(AdmissionPoliciesArgs),
     /// Report what in a cluster breaks its policies now: every Secret (as if created
     /// again) and every Pod (what the webhook would inject), grouped by project and rule.
     ///
@@ -84,6 +91,21 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct AdmissionPoliciesArgs {
+    /// Policy file, as for `serve --policy` and `check --policy`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// Namespaces left out, as the webhook registration leaves them out (comma-separated).
+    #[arg(
+        long,
+        value_name = "NS,…",
+        value_delimiter = ',',
+        default_value = "kube-system"
+    )]
+    pub excluded_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +277,24 @@ pub struct ServeArgs {
     /// on cert-manager.io certificates.
     #[arg(long, env = "SECRETGATE_OWNER_EVENTS", requires = "kube")]
     pub owner_events: bool,
+    /// Also publish the rules CEL can express (name, type, required labels and
+    /// annotations) as ValidatingAdmissionPolicies and bindings, kept in step with the
+    /// policies, so they hold while the webhook is down (cluster mode; only the elected
+    /// replica writes). Needs list, create, patch and delete on
+    /// validatingadmissionpolicies and validatingadmissionpolicybindings.
+    #[arg(long, env = "SECRETGATE_PUBLISH_ADMISSION_POLICIES", requires = "kube")]
+    pub publish_admission_policies: bool,
+    /// Namespaces the published admission policies leave out, as the webhook
+    /// registration does (comma-separated; the chart passes its own namespace,
+    /// kube-system and webhooks.excludedNamespaces).
+    #[arg(
+        long,
+        env = "SECRETGATE_ADMISSION_POLICY_EXCLUDED_NAMESPACES",
+        value_name = "NS,…",
+        value_delimiter = ',',
+        default_value = "kube-system"
+    )]
+    pub admission_policy_excluded_namespaces: Vec<String>,
     /// Namespaces instance secrets may be copied from (comma-separated).
     #[arg(
         long,

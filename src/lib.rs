@@ -15,6 +15,8 @@
 //! - [`pods`]: pod mutation as JSON Patch.
 //! - [`registry`]: registry addresses and patterns, shared by secrets and pods.
 //! - [`policy`]: project policies, the embedded default, which one governs a namespace.
+//! - [`admission_policy`]: the rules CEL can express, also published as
+//!   ValidatingAdmissionPolicies so they hold while the webhook is down.
 //!
 //! Offline and against a cluster, through the same review path: [`check`] (manifests
 //! and AdmissionReviews, for CI) and [`audit`] (what a cluster holds now), whose findings
@@ -29,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod admission_policy;
 pub mod annotations;
 pub mod audit;
 pub mod certs;

@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use arc_swap::ArcSwap;
 use clap::Parser as _;
 use secretgate::cli::{
-    AuditArgs, CertsArgs, CheckArgs, Cli, Command, LeaderArgs, ServeArgs, UnregisterArgs,
+    AdmissionPoliciesArgs, AuditArgs, CertsArgs, CheckArgs, Cli, Command, LeaderArgs, ServeArgs,
+    UnregisterArgs,
 };
 use secretgate::server::{AppState, Config, Server};
 use secretgate::{
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Check(args) => return exit_status(run_check(&args)),
+        Command::AdmissionPolicies(args) => print_admission_policies(&args),
         Command::Audit(args) => return exit_status(run_audit(&args)),
         Command::Unregister(args) => return exit_status(run_unregister(&args)),
         Command::Completions { shell } => {
@@ -56,6 +58,16 @@ fn exit_status(result: anyhow::Result<u8>) -> ExitCode {
 fn run_check(args: &CheckArgs) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     Ok(check::run(args, &mut out)?)
+}
+
+fn print_admission_policies(args: &AdmissionPoliciesArgs) -> anyhow::Result<()> {
+    let snapshot = policy::file::load(&args.policy)?;
+    let scope = secretgate::admission_policy::Scope {
+        excluded_namespaces: args.excluded_namespaces.clone(),
+    };
+    let plan = secretgate::admission_policy::plan(&snapshot, &scope);
+    print!("{}", secretgate::admission_policy::to_yaml(&plan)?);
+    Ok(())
 }
 
 fn run_audit(args: &AuditArgs) -> anyhow::Result<u8> {
@@ -249,6 +261,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 mode_labels: match args.label_namespaces {
                     false => None,
                     true => Some(secretgate::mode_labels::LabelMetrics::new(&registry)?),
+                },
+                admission_policies: match args.publish_admission_policies {
+                    false => None,
+                    true => Some(secretgate::admission_policy::sync::PublishTargets {
+                        scope: secretgate::admission_policy::Scope {
+                            excluded_namespaces: args.admission_policy_excluded_namespaces.clone(),
+                        },
+                        metrics: secretgate::admission_policy::sync::PublishMetrics::new(
+                            &registry,
+                        )?,
+                    }),
                 },
                 audit: audit_config(
                     &args.audit,

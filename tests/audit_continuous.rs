@@ -384,6 +384,7 @@ async fn start_with(
         }),
         mode_labels: None,
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();

@@ -2755,3 +2755,106 @@ fn flag_values(args: &[String], flag: &str) -> Vec<String> {
         .map(|pair| pair[1].clone())
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// ValidatingAdmissionPolicies (issue 18)
+
+#[test]
+fn admission_policies_are_off_by_default_and_bring_their_rbac_when_on() {
+    let Some(tools) = Tools::find() else { return };
+    const RESOURCES: [&str; 2] = [
+        "validatingadmissionpolicies",
+        "validatingadmissionpolicybindings",
+    ];
+    let group = "admissionregistration.k8s.io";
+    let off = tools.render(&[]);
+    assert!(
+        !deployment_args(&off)
+            .iter()
+            .any(|a| a == "--publish-admission-policies")
+    );
+    for resource in RESOURCES {
+        assert!(!grants(&server_rules(&off), group, resource, "list"));
+    }
+
+    let on = tools.render(&[
+        "--set",
+        "admissionPolicies.enabled=true",
+        "--set-json",
+        r#"webhooks.excludedNamespaces=["monitoring"]"#,
+    ]);
+    tools.kubernetes_validate(&on);
+    let args = deployment_args(&on);
+    assert!(
+        args.iter().any(|a| a == "--publish-admission-policies"),
+        "{args:?}"
+    );
+    // The namespaces the Secret webhook never sees are left out of the bindings too.
+    assert_eq!(
+        flag_value(&args, "--admission-policy-excluded-namespaces"),
+        "secretgate-system,kube-system,monitoring"
+    );
+    let argv = std::iter::once("secretgate".to_string()).chain(args);
+    if let Err(e) = secretgate::cli::Cli::try_parse_from(argv) {
+        panic!("secretgate rejects the chart's arguments: {e}");
+    }
+    let rules = server_rules(&on);
+    for resource in RESOURCES {
+        for verb in ["list", "create", "patch", "delete"] {
+            assert!(grants(&rules, group, resource, verb), "{verb} {resource}");
+        }
+        for verb in ["update", "get", "watch"] {
+            assert!(
+                !grants(&rules, group, resource, verb),
+                "no {verb} {resource}"
+            );
+        }
+    }
+    tools.render_fails_with(
+        &["--set", "admissionPolicies.enabled=yes"],
+        &["admissionPolicies"],
+    );
+}
+
+#[test]
+fn published_admission_policies_are_valid_kubernetes_objects() {
+    let Some(tools) = Tools::find() else { return };
+    // Every rule kind, an exemption, both selection forms, and each mode.
+    let yaml = r#"
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata: {name: team-a}
+spec:
+  namespaces: [team-a]
+  namespaceSelector: {matchLabels: {team: a}}
+  secrets:
+    name: {prefix: team-a-, pattern: "[a-z0-9-]+-(db|api)", maxLength: 40, forbidDots: true}
+    allowedTypes: [Opaque, example.com/x]
+    allowCustomTypes: false
+    requiredLabels: [app]
+    requiredAnnotations: [secretgate.io/display-name]
+  exemptions: {groups: [platform], serviceAccounts: [cert-manager/cert-manager]}
+---
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata: {name: team-b}
+spec:
+  mode: Warn
+  namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [b]}]}
+  secrets: {requiredLabels: [app]}
+---
+apiVersion: secretgate.io/v1alpha1
+kind: ProjectPolicy
+metadata: {name: team-c}
+spec: {mode: Audit, namespaces: [team-c], secrets: {allowCustomTypes: false}}
+"#;
+    let snapshot =
+        secretgate::policy::file::parse(Path::new("policy.yaml"), yaml).expect("policies");
+    let scope = secretgate::admission_policy::Scope {
+        excluded_namespaces: vec![NAMESPACE.to_owned(), "kube-system".to_owned()],
+    };
+    let plan = secretgate::admission_policy::plan(&snapshot, &scope);
+    assert_eq!(plan.published.len(), 3);
+    let printed = secretgate::admission_policy::to_yaml(&plan).expect("yaml");
+    tools.kubernetes_validate(&Manifests::parse(printed));
+}

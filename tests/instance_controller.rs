@@ -145,6 +145,7 @@ async fn the_leader_copies_the_source_and_leaves_hand_made_secrets_alone() {
         audit: None,
         mode_labels: None,
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();
@@ -381,6 +382,7 @@ async fn copies_follow_namespaces_joining_and_leaving_and_the_source_rotating() 
         audit: None,
         mode_labels: None,
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();

@@ -581,6 +581,7 @@ async fn a_follower_writes_no_status_and_writes_the_pending_ones_on_becoming_lea
         audit: None,
         mode_labels: None,
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
 

@@ -98,6 +98,7 @@ async fn start(leads: bool) -> (Writes, Switch) {
         audit: None,
         mode_labels: Some(LabelMetrics::new(&registry).expect("metrics")),
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();

@@ -189,6 +189,7 @@ async fn first_sync_makes_ready_and_invalid_policies_get_a_status() {
         audit: None,
         mode_labels: None,
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -400,6 +401,7 @@ async fn watch_events_update_the_snapshot_and_failing_watches_keep_it() {
         audit: None,
         mode_labels: None,
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(client, targets.clone()));
 
@@ -504,6 +506,7 @@ async fn not_ready_until_the_service_accounts_are_listed() {
         audit: None,
         mode_labels: None,
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(client, targets.clone()));
     // The other three caches sync at once; well past that, still not ready.
@@ -541,6 +544,7 @@ async fn serve_cluster(
         audit: None,
         mode_labels: None,
         pull_secret_registries: false,
+        admission_policies: None,
     };
     tokio::spawn(run(client, targets));
     (server, patches)

@@ -385,6 +385,7 @@ async fn cluster_mode_learns_what_pull_secrets_serve_and_keeps_no_value() {
         audit: None,
         mode_labels: None,
         pull_secret_registries: true,
+        admission_policies: None,
     };
     tokio::spawn(run(kube::Client::new(service, "default"), targets.clone()));
     let ready = targets.ready.clone();

@@ -118,6 +118,9 @@ pub struct Snapshot {
     /// Policies invalid with no good version known, by name.
     broken: Vec<Broken>,
     overlaps: Vec<Overlap>,
+    /// Every project policy, broken ones included, sorted by name (the order in which
+    /// the first selecting one governs a namespace).
+    in_force: Vec<Policy>,
 }
 
 /// The secrets that exist, by namespace, with what secret-use rules read of them:
@@ -237,6 +240,12 @@ impl Snapshot {
     /// How many project policies are in force.
     pub fn policy_count(&self) -> usize {
         self.policies
+    }
+
+    /// Every project policy, broken ones included, by name: the first that selects a
+    /// namespace governs it.
+    pub fn policies_in_force(&self) -> &[Policy] {
+        &self.in_force
     }
 
     /// Namespaces selected by more than one policy (the first governs).

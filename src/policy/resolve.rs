@@ -128,6 +128,12 @@ impl Policy {
         self.broken.is_some()
     }
 
+    /// The label part of what this policy selects, as requirements only (`None`: it
+    /// selects by name alone; a broken policy's unreadable selector selects nothing).
+    pub fn namespace_selector(&self) -> Option<LabelSelector> {
+        self.selector.as_ref().map(Selector::to_label_selector)
+    }
+
     /// Whether this policy selects namespace `name` with `labels`.
     pub fn selects(&self, name: &str, labels: &Labels) -> bool {
         self.spec.namespaces.iter().any(|n| n == name)
@@ -219,6 +225,7 @@ pub fn build(
         policies: policies.len() - broken.len(),
         broken,
         overlaps,
+        in_force: policies,
     }
 }
 

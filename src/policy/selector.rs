@@ -106,6 +106,33 @@ impl Selector {
         }
     }
 
+    /// The selector as requirements only (`matchLabels` folded into `In`), for those
+    /// who evaluate it elsewhere (the ValidatingAdmissionPolicies' CEL).
+    pub fn to_label_selector(&self) -> LabelSelector {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+        let requirement = |key: &String, operator: &str, values: Option<&BTreeSet<String>>| {
+            LabelSelectorRequirement {
+                key: key.clone(),
+                operator: operator.to_owned(),
+                values: values.map(|v| v.iter().cloned().collect()),
+            }
+        };
+        let expressions = self
+            .requirements
+            .iter()
+            .map(|r| match r {
+                Requirement::In(key, values) => requirement(key, "In", Some(values)),
+                Requirement::NotIn(key, values) => requirement(key, "NotIn", Some(values)),
+                Requirement::Exists(key) => requirement(key, "Exists", None),
+                Requirement::DoesNotExist(key) => requirement(key, "DoesNotExist", None),
+            })
+            .collect::<Vec<_>>();
+        LabelSelector {
+            match_labels: None,
+            match_expressions: (!expressions.is_empty()).then_some(expressions),
+        }
+    }
+
     /// Whether a namespace with `labels` is selected.
     pub fn matches(&self, labels: &Labels) -> bool {
         self.requirements.iter().all(|r| match r {

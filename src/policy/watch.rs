@@ -76,6 +76,8 @@ pub struct Targets {
     pub mode_labels: Option<crate::mode_labels::LabelMetrics>,
     /// Whether pull secrets are read for the pull guarantee (`--pull-secret-registries`).
     pub pull_secret_registries: bool,
+    /// The ValidatingAdmissionPolicies (`--publish-admission-policies`), when published.
+    pub admission_policies: Option<crate::admission_policy::sync::PublishTargets>,
 }
 
 /// What the instance-secret controller needs besides the caches.
@@ -262,6 +264,9 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
         .mode_labels
         .clone()
         .map(|metrics| crate::mode_labels::Labeler::new(client.clone(), metrics, changed.clone()));
+    let publisher = targets.admission_policies.clone().map(|t| {
+        crate::admission_policy::sync::Publisher::start(client.clone(), t, leadership.clone())
+    });
     // Rebuilds follow every secret change; overlaps are worth a warning only when they change.
     let mut last_overlaps = Vec::new();
     loop {
@@ -304,6 +309,9 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
         if let Some(labeler) = &labeler {
             let plan = crate::mode_labels::plan(&snapshot, &caches.namespaces.state());
             labeler.pass(plan, leadership.is_leader());
+        }
+        if let Some(publisher) = &publisher {
+            publisher.offer(&snapshot);
         }
         record_reload(&targets.metrics, &snapshot);
         tracing::debug!(
