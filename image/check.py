@@ -17,6 +17,7 @@
 Usage: image/check.py [ARCHIVE]   (default: $CARGO_TARGET_DIR/image/secretgate-oci.tar)
 """
 
+import datetime
 import gzip
 import hashlib
 import io
@@ -126,16 +127,18 @@ def check_layers(layers: list[bytes], config: dict) -> dict[str, tuple[tarfile.T
     expect(not shells, f"no shell in the layers (found {shells or 'none'})")
     managers = sorted(n for n in names if Path(n).name in PACKAGE_MANAGERS)
     expect(not managers, f"no package manager in the layers (found {managers or 'none'})")
+    extra, missing = sorted(names - set(EXPECTED)), sorted(set(EXPECTED) - names)
     expect(
-        names == set(EXPECTED),
-        f"exactly the expected {len(EXPECTED)} entries"
-        + (f" (extra: {sorted(names - set(EXPECTED))}, missing: {sorted(set(EXPECTED) - names)})" if names != set(EXPECTED) else ""),
+        not extra and not missing,
+        f"exactly the expected {len(EXPECTED)} entries (extra: {extra or 'none'}, missing: {missing or 'none'})",
     )
     for name, (kind, mode) in EXPECTED.items():
         member, _ = tree[name]
         actual = "dir" if member.isdir() else "file" if member.isfile() else "other"
         if actual != kind or member.mode != mode or member.uid != 0 or member.gid != 0:
-            raise CheckFailed(f"/{name}: {actual} {oct(member.mode)} {member.uid}:{member.gid}, want {kind} {oct(mode)} 0:0")
+            raise CheckFailed(
+                f"/{name}: {actual} {oct(member.mode)} {member.uid}:{member.gid}, want {kind} {oct(mode)} 0:0"
+            )
     ok("owner 0:0 and modes as expected, no setuid or setgid bit")
     passwd = tree["etc/passwd"][1].decode()
     users = {line.split(":")[2]: line.split(":") for line in passwd.splitlines() if line}
@@ -153,15 +156,29 @@ def check_layers(layers: list[bytes], config: dict) -> dict[str, tuple[tarfile.T
     return tree
 
 
-def check_reproducible(binary: bytes, manifest_digest: str, scratch: Path) -> None:
-    """oci.py again from the binary in the image: the same manifest digest."""
+def check_reproducible(binary: bytes, config: dict, manifest_digest: str, scratch: Path) -> None:
+    """oci.py again from the binary in the image, with its revision and creation time:
+    the same manifest digest, byte for byte."""
     path = scratch / "secretgate"
     path.write_bytes(binary)
     out = scratch / "again"
+    labels = config["config"]["Labels"]
+    created = datetime.datetime.strptime(config["created"], "%Y-%m-%dT%H:%M:%SZ")
+    epoch = int(created.replace(tzinfo=datetime.timezone.utc).timestamp())
     subprocess.run(
-        [sys.executable, str(ROOT / "image" / "oci.py"), "--binary", str(path), "--out", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "image" / "oci.py"),
+            "--binary",
+            str(path),
+            "--out",
+            str(out),
+            "--revision",
+            labels["org.opencontainers.image.revision"],
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
+        env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)},
     )
     again = (out / "digest").read_text().strip()
     expect(again == manifest_digest, f"reproducible: a second build gives the same manifest digest {again}")
@@ -194,7 +211,7 @@ def main() -> int:
             f" {MAX_COMPRESSED_BYTES / mb:.0f} MB; uncompressed {uncompressed / mb:.2f} MB",
         )
         with tempfile.TemporaryDirectory(prefix="secretgate-image-check-") as scratch:
-            check_reproducible(tree["secretgate"][1], descriptor["digest"], Path(scratch))
+            check_reproducible(tree["secretgate"][1], config, descriptor["digest"], Path(scratch))
             runtime_check.run(tree, version, Path(scratch))
     except CheckFailed as e:
         print(f"image check: FAIL {e}", file=sys.stderr)

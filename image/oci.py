@@ -14,7 +14,7 @@ Reproducible: entries sorted, owner 0:0, mtimes and the config's `created` from
 SOURCE_DATE_EPOCH (default: the commit time of HEAD), gzip with mtime 0 and no file name.
 The same binary and commit give byte-identical blobs, so the same manifest digest.
 
-Usage: image/oci.py --binary PATH --out DIR [--ca-bundle PATH]
+Usage: image/oci.py --binary PATH --out DIR [--ca-bundle PATH] [--revision SHA]
 Writes DIR/layout/ (an OCI image layout), DIR/secretgate-oci.tar (the same as an
 oci-archive, for `skopeo copy oci-archive:…`) and DIR/digest (the manifest's digest, which
 a registry reports after the push).
@@ -110,9 +110,9 @@ def rfc3339(epoch: int) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build(binary: Path, ca_bundle: Path, out: Path) -> dict:
+def build(binary: Path, ca_bundle: Path, out: Path, revision: str | None = None) -> dict:
     version = crate_version()
-    revision = git("rev-parse", "HEAD") or "unknown"
+    revision = revision or git("rev-parse", "HEAD") or "unknown"
     epoch = source_date_epoch()
     created = rfc3339(epoch)
 
@@ -231,13 +231,14 @@ def main() -> int:
         default=Path("/etc/ssl/certs/ca-certificates.crt"),
         help="CA certificates, copied to the same path in the image (Debian's ca-certificates)",
     )
+    parser.add_argument("--revision", help="the revision label (default: git rev-parse HEAD)")
     args = parser.parse_args()
     for path in (args.binary, args.ca_bundle):
         if not path.is_file():
             print(f"error: {path} is not a file", file=sys.stderr)
             return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = build(args.binary, args.ca_bundle, args.out)
+    summary = build(args.binary, args.ca_bundle, args.out, args.revision)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     mib = 1024 * 1024
     print(f"image: {summary['archive']} ({summary['version']}, revision {summary['revision']})")
