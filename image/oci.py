@@ -118,7 +118,8 @@ def build(binary: Path, ca_bundle: Path, out: Path, revision: str | None = None)
 
     tar_bytes = layer_tar(binary, ca_bundle, epoch)
     # mtime=0 and no file name in the gzip header: the blob depends on the content only.
-    layer_gz = gzip.compress(tar_bytes, compresslevel=9, mtime=0)
+    # Level 6 (gzip's default): level 9 was 0.6% smaller and took 2.7 times as long.
+    layer_gz = gzip.compress(tar_bytes, compresslevel=6, mtime=0)
 
     labels = {
         "org.opencontainers.image.title": "secretgate",
