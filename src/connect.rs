@@ -179,18 +179,12 @@ pub async fn connect(args: &ConnectionArgs) -> Result<Cluster> {
     })
 }
 
-/// Where the kubeconfig comes from.
-enum Found {
-    Files(Kubeconfig, String),
-    InCluster,
-}
-
 async fn load(args: &ConnectionArgs) -> Result<(Config, String)> {
     let found = match &args.kubeconfig {
-        Some(path) => Found::Files(read(path, "--kubeconfig")?, path.display().to_string()),
+        Some(path) => Some((read(path, "--kubeconfig")?, path.display().to_string())),
         None => find()?,
     };
-    let Found::Files(kubeconfig, files) = found else {
+    let Some((kubeconfig, files)) = found else {
         if args.context.is_some() {
             return Err(Error::ContextInCluster);
         }
@@ -236,8 +230,9 @@ async fn load(args: &ConnectionArgs) -> Result<(Config, String)> {
 }
 
 /// KUBECONFIG's files (those that exist, merged; the first to set a value wins, as in
-/// kubectl), else `~/.kube/config`, else in-cluster when in a pod.
-fn find() -> Result<Found> {
+/// kubectl), else `~/.kube/config`, each with the files' names; else `None` (in-cluster)
+/// when in a pod.
+fn find() -> Result<Option<(Kubeconfig, String)>> {
     if let Some(value) = std::env::var_os("KUBECONFIG") {
         let listed: Vec<PathBuf> = std::env::split_paths(&value)
             .filter(|p| !p.as_os_str().is_empty())
@@ -265,18 +260,18 @@ fn find() -> Result<Found> {
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(":");
-            return Ok(Found::Files(merged, files));
+            return Ok(Some((merged, files)));
         }
     }
     let default = std::env::home_dir().map(|home| home.join(".kube").join("config"));
     if let Some(path) = default.as_deref().filter(|p| p.exists()) {
-        return Ok(Found::Files(
+        return Ok(Some((
             read(path, "the default")?,
             path.display().to_string(),
-        ));
+        )));
     }
     if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        return Ok(Found::InCluster);
+        return Ok(None);
     }
     Err(Error::NoConfig {
         default: default.map_or_else(

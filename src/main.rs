@@ -359,7 +359,13 @@ fn write_certs(args: &CertsArgs) -> anyhow::Result<()> {
         args.out_dir.display(),
         names.join(", ")
     );
-    eprintln!("caBundle for the webhook configurations:");
+    let again = match args.out_dir.as_os_str() == "certs" {
+        true => String::new(),
+        false => format!(" --out-dir {}", args.out_dir.display()),
+    };
+    eprintln!(
+        "caBundle for the webhook configurations (again later: `secretgate certs{again} --print-ca-bundle`):"
+    );
     println!("{}", generated.ca_bundle());
     Ok(())
 }

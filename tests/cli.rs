@@ -235,6 +235,11 @@ fn serve_logs_an_unreachable_api_server_with_its_cause_once() {
     assert!(line.contains("Connection refused"), "{line}");
     assert_eq!(line.matches("client error (Connect)").count(), 1, "{line}");
     assert!(!line.contains("ServiceError"), "{line}");
+    // kube's own line for the same failure is not in the default log.
+    assert!(
+        !seen.iter().any(|l| l.contains("failed with error")),
+        "{seen:#?}"
+    );
     assert!(
         seen.iter()
             .any(|l| l.contains("cluster mode") && l.contains(&server)),
