@@ -70,7 +70,16 @@ pub fn segments(error: &(dyn Error + 'static)) -> Vec<String> {
 /// A link's text. kube's API errors print their whole `Status` twice (`ApiError: {0}
 /// ({0:?})`); the server's message and reason say it all.
 fn text(error: &(dyn Error + 'static)) -> String {
-    if let Some(kube::Error::Api(status)) = error.downcast_ref::<kube::Error>() {
+    // The `Status` is also the next link of the chain: shown alike, it is dropped there.
+    let status = match error.downcast_ref::<kube::Error>() {
+        Some(kube::Error::Api(status)) => Some(&**status),
+        // thiserror hands out the `Box<Status>` itself as the source.
+        _ => error
+            .downcast_ref::<Box<kube::core::Status>>()
+            .map(|status| &**status)
+            .or_else(|| error.downcast_ref::<kube::core::Status>()),
+    };
+    if let Some(status) = status {
         return match (status.message.is_empty(), status.reason.is_empty()) {
             (false, false) => format!("{} ({}, {})", status.message, status.reason, status.code),
             (false, true) => format!("{} ({})", status.message, status.code),

@@ -361,3 +361,59 @@ fn check_without_inputs_says_how_to_name_them() {
     assert!(err.starts_with("error: nothing to check"), "{err}");
     assert!(err.contains("secretgate check deploy/"), "{err}");
 }
+
+/// An API server at `http://127.0.0.1:PORT` that answers every request with `code`
+/// (a `Status` as the real one sends), on a thread that ends with the test.
+fn refusing_api_server(code: u16, reason: &'static str) -> String {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("addr");
+    let body = format!(
+        r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"projectpolicies.secretgate.io is forbidden: User \"dev\" cannot list resource \"projectpolicies\"","reason":"{reason}","code":{code}}}"#
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let response = format!(
+                "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn refused_credentials_and_missing_rbac_say_what_to_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (code, reason, says) in [
+        (401, "Unauthorized", "refused the credentials"),
+        (403, "Forbidden", "grant it the RBAC"),
+    ] {
+        let server = refusing_api_server(code, reason);
+        let config = kubeconfig(dir.path(), &server);
+        let out = run(
+            dir.path(),
+            &["audit", "--kubeconfig", config.to_str().expect("utf-8")],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: the API server at {server}")),
+            "{err}"
+        );
+        assert!(first.contains(says), "{err}");
+        // The server's own message, once, with its reason and code.
+        assert!(
+            err.contains(&format!(
+                "cannot list resource \"projectpolicies\" ({reason}, {code})"
+            )),
+            "{err}"
+        );
+        assert_said_once(&err);
+    }
+}
