@@ -1,5 +1,7 @@
 //! Command line: `serve`, `check`, `audit`, `certs`, `crd`, `unregister`, `completions`. Every flag of `serve` can also be set from the
-//! environment (`SECRETGATE_*`).
+//! environment (`SECRETGATE_*`), except the connection flags (`--kubeconfig`, `--context`),
+//! which every cluster command shares ([`ConnectionArgs`]) and which read `KUBECONFIG` as
+//! kubectl does.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
