@@ -23,6 +23,23 @@ pub enum Error {
     },
     #[error("{0:?} is neither a DNS name nor an IP address")]
     BadName(String),
+    #[error(
+        "no CA certificate at {path}; create one with `secretgate certs --out-dir {dir}` \
+         (or `secretgate serve --dev-certs-dir {dir}`)"
+    )]
+    NoCa {
+        path: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate; replace it with `secretgate certs --force`")]
+    NotCa { path: PathBuf },
+    #[error(
+        "certificates already exist in {dir} ({files}); print the caBundle of their CA with \
+         --print-ca-bundle, or pass --force to replace them"
+    )]
+    Exists { dir: PathBuf, files: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -114,6 +131,39 @@ impl DevCertificates {
         write(&dir.join(TLS_KEY), &self.tls_key, true)?;
         write(&dir.join(TLS_CERT), &self.tls_cert, false)
     }
+}
+
+/// The caBundle of the CA certificate in `dir`: base64 of `ca.crt` as it is, once it is
+/// known to hold PEM certificates. Writes nothing.
+pub fn ca_bundle_of(dir: &Path) -> Result<String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let path = dir.join(CA_CERT);
+    let pem = std::fs::read(&path).map_err(|source| Error::NoCa {
+        path: path.clone(),
+        dir: dir.to_owned(),
+        source,
+    })?;
+    let mut certs = CertificateDer::pem_slice_iter(&pem);
+    if !matches!(certs.next(), Some(Ok(_))) || certs.any(|c| c.is_err()) {
+        return Err(Error::NotCa { path });
+    }
+    Ok(base64::engine::general_purpose::STANDARD.encode(&pem))
+}
+
+/// Refuses a directory where any of the four files exists (`certs` without `--force`).
+pub fn refuse_existing(dir: &Path) -> Result<()> {
+    let found: Vec<&str> = [CA_CERT, CA_KEY, TLS_CERT, TLS_KEY]
+        .into_iter()
+        .filter(|name| dir.join(name).exists())
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Exists {
+        dir: dir.to_owned(),
+        files: found.join(", "),
+    })
 }
 
 fn san(name: &str) -> Result<SanType> {

@@ -1,5 +1,7 @@
 //! Command line: `serve`, `check`, `audit`, `certs`, `crd`, `unregister`, `completions`. Every flag of `serve` can also be set from the
-//! environment (`SECRETGATE_*`).
+//! environment (`SECRETGATE_*`), except the connection flags (`--kubeconfig`, `--context`),
+//! which every cluster command shares ([`ConnectionArgs`]) and which read `KUBECONFIG` as
+//! kubectl does.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,11 +30,12 @@ pub enum Command {
         after_help = "Examples:\n  secretgate serve\n  secretgate serve --listen 0.0.0.0:8443 --tls-cert /tls/tls.crt --tls-key /tls/tls.key --log-format json\n  secretgate serve --policy policy.yaml\n  secretgate serve --print-default-policy > policy.yaml"
     )]
     Serve(Box<ServeArgs>),
-    /// Write a development CA and serving certificate, and print the caBundle.
+    /// Write a development CA and serving certificate, and print the caBundle (or, with
+    /// --print-ca-bundle, print the caBundle of the CA already there).
     ///
     /// For development only: the CA key is written beside the certificates.
     #[command(
-        after_help = "Examples:\n  secretgate certs\n  secretgate certs --out-dir /tmp/certs --name webhook.example.test --name 10.0.0.5"
+        after_help = "Examples:\n  secretgate certs\n  secretgate certs --print-ca-bundle\n  secretgate certs --out-dir /tmp/certs --name webhook.example.test --name 10.0.0.5"
     )]
     Certs(CertsArgs),
     /// Print the ProjectPolicy CustomResourceDefinition as YAML.
@@ -51,7 +54,7 @@ pub enum Command {
     /// beside them. Other kinds are skipped. Exit status: 0 when every object passes, 1
     /// when any is denied, 2 for a usage or input error.
     #[command(
-        after_help = "Examples:\n  secretgate check -f deploy/\n  secretgate check -f secret.yaml --policy policy.yaml -o json\n  kubectl create secret tls web --cert=tls.crt --key=tls.key --dry-run=client -o yaml | secretgate check -f - -n team-a\n  helm template charts/app | secretgate check -f - --policy policy.yaml -o yaml"
+        after_help = "Examples:\n  secretgate check deploy/ secret.yaml\n  secretgate check -f deploy/\n  secretgate check -f secret.yaml --policy policy.yaml -o json\n  kubectl create secret tls web --cert=tls.crt --key=tls.key --dry-run=client -o yaml | secretgate check -f - -n team-a\n  helm template charts/app | secretgate check -f - --policy policy.yaml -o yaml"
     )]
     Check(CheckArgs),
     /// Print the ValidatingAdmissionPolicies and bindings that
@@ -76,7 +79,7 @@ pub enum Command {
     /// uninstalled release leaves behind no webhook that would refuse requests with no
     /// server to answer them.
     ///
-    /// Uses the in-cluster service account (or --kubeconfig). One DELETE per name; a
+    /// Uses the in-cluster service account (or --kubeconfig, as `audit`). One DELETE per name; a
     /// configuration already gone counts as deleted. Exit status: 0 when every one is
     /// gone, 1 when any could not be deleted, 2 when the cluster cannot be reached.
     #[command(
@@ -110,13 +113,11 @@ pub struct AdmissionPoliciesArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// Files, directories or `-` (stdin) to read; the same as -f, and both may be mixed.
+    #[arg(value_name = "FILE|DIR|-")]
+    pub files: Vec<PathBuf>,
     /// File, directory or `-` (stdin) to read (repeatable).
-    #[arg(
-        short = 'f',
-        long = "filename",
-        value_name = "FILE|DIR|-",
-        required = true
-    )]
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
     pub filename: Vec<PathBuf>,
     /// Policy file, as for `serve --policy` (default: the embedded default policy).
     #[arg(long, value_name = "FILE")]
@@ -129,14 +130,23 @@ pub struct CheckArgs {
     pub output: OutputFormat,
 }
 
-#[derive(Debug, Args)]
-pub struct AuditArgs {
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
+/// How a command reaches the cluster (`serve --kube`, `audit`, `unregister`), as kubectl
+/// does: see [`crate::connect`].
+#[derive(Clone, Debug, Default, Args)]
+pub struct ConnectionArgs {
+    /// Kubeconfig file (default: the files $KUBECONFIG lists, else ~/.kube/config, else
+    /// the in-cluster config of the pod).
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context (default: the current context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = AuditFormat::Text)]
     pub output: AuditFormat,
@@ -162,12 +172,8 @@ pub struct UnregisterArgs {
     /// Seconds all the deletes may take together.
     #[arg(long, default_value_t = 30.0)]
     pub timeout_seconds: f64,
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context (default: the current context).
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -253,6 +259,10 @@ pub struct ServeArgs {
     /// given).
     #[arg(long, env = "SECRETGATE_KUBE")]
     pub kube: bool,
+    /// Which cluster cluster mode reads (`--kubeconfig`, `--context`; no SECRETGATE_*
+    /// variables: KUBECONFIG is read as kubectl reads it).
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Copy the instance secrets that policies name into their namespaces (cluster mode;
     /// only the elected replica writes). Needs RBAC to write Secrets in every namespace.
     #[arg(long, env = "SECRETGATE_INSTANCE_SECRETS", requires = "kube")]
@@ -446,6 +456,38 @@ pub struct CertsArgs {
     /// Replace existing files.
     #[arg(long)]
     pub force: bool,
+    /// Print the caBundle (base64 of the CA certificate) of the CA already in --out-dir,
+    /// and write nothing.
+    #[arg(long, conflicts_with_all = ["names", "force"])]
+    pub print_ca_bundle: bool,
+}
+
+/// Parses the command line, with `check`'s inputs in the order given, positional and
+/// `-f` alike (in `files`; `filename` left empty).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = Cli::command().get_matches();
+    let mut cli =
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    if let (Command::Check(args), Some(("check", sub))) = (&mut cli.command, matches.subcommand()) {
+        let mut given: Vec<(usize, PathBuf)> = Vec::new();
+        for id in ["files", "filename"] {
+            if let (Some(at), Some(values)) = (sub.indices_of(id), sub.get_many::<PathBuf>(id)) {
+                given.extend(at.zip(values.cloned()));
+            }
+        }
+        given.sort_by_key(|(at, _)| *at);
+        args.files = given.into_iter().map(|(_, path)| path).collect();
+        args.filename.clear();
+    }
+    cli
+}
+
+impl CheckArgs {
+    /// Every input: the positional ones, then those of `-f`.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        self.files.iter().chain(&self.filename).cloned().collect()
+    }
 }
 
 /// Writes the completion script for `shell`.

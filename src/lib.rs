@@ -27,7 +27,9 @@
 //! [`telemetry`] (logging), [`signal`] (SIGTERM/SIGINT), [`leader`] (one replica writes
 //! to the cluster: a Lease; admission never waits for it), [`owner_events`] (an Event on
 //! the owner of a denied Secret, written in the background), [`unregister`] (the chart's
-//! pre-delete hook: deletes the webhook configurations).
+//! pre-delete hook: deletes the webhook configurations), [`connect`] (how commands reach a
+//! cluster: kubeconfig, context, in-cluster), [`messages`] (errors said once, counts in
+//! the right number).
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -37,11 +39,13 @@ pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod cli;
+pub mod connect;
 pub mod credentials;
 pub mod file_read;
 pub mod first_byte;
 pub mod instance;
 pub mod leader;
+pub mod messages;
 pub mod metrics;
 pub mod mode_labels;
 pub mod objects;

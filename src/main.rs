@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
-use clap::Parser as _;
 use secretgate::cli::{
-    AdmissionPoliciesArgs, AuditArgs, CertsArgs, CheckArgs, Cli, Command, LeaderArgs, ServeArgs,
+    AdmissionPoliciesArgs, AuditArgs, CertsArgs, CheckArgs, Command, LeaderArgs, ServeArgs,
     UnregisterArgs,
 };
 use secretgate::server::{AppState, Config, Server};
 use secretgate::{
-    audit, certs, check, cli, leader, metrics, owner_events, policy, signal, telemetry, unregister,
+    audit, certs, check, cli, connect, leader, messages, metrics, owner_events, policy, signal,
+    telemetry, unregister,
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Certs(args) => write_certs(&args),
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", messages::render(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -49,7 +49,7 @@ fn exit_status(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", messages::render(e.as_ref()));
             ExitCode::from(2)
         }
     }
@@ -80,13 +80,11 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<u8> {
         .context("cannot start the async runtime")?;
     let now = time::OffsetDateTime::now_utc();
     let report = runtime.block_on(async {
-        let client = audit::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-        audit::run(
-            client,
-            now,
-            &args.instance_secret_namespaces.iter().cloned().collect(),
-        )
-        .await
+        let cluster = connect::connect(&args.connection).await?;
+        let sources = args.instance_secret_namespaces.iter().cloned().collect();
+        audit::run(cluster.client.clone(), now, &sources)
+            .await
+            .map_err(|e| cluster.explain(e))
     })?;
     audit::write(&report, args.output, now, &mut std::io::stdout().lock())?;
     Ok(u8::from(report.any_denied()))
@@ -103,23 +101,29 @@ fn run_unregister(args: &UnregisterArgs) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     let targets = unregister::targets(&args.validating, &args.mutating);
-    let results = runtime.block_on(async {
+    let (cluster, results) = runtime.block_on(async {
         let run = async {
-            let client = audit::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-            anyhow::Ok(unregister::run(&client, &targets).await)
+            let cluster = connect::connect(&args.connection).await?;
+            let results = unregister::run(&cluster.client, &targets).await;
+            anyhow::Ok((cluster, results))
         };
-        tokio::time::timeout(timeout, run)
-            .await
-            .map_err(|_| anyhow::anyhow!("gave up after --timeout-seconds {timeout:?}"))?
+        tokio::time::timeout(timeout, run).await.map_err(|_| {
+            anyhow::anyhow!(
+                "gave up after --timeout-seconds {}; raise it, or check that the API server answers",
+                timeout.as_secs_f64()
+            )
+        })?
     })?;
     let mut failed = false;
     for (target, result) in targets.iter().zip(results) {
         match result {
             Ok(unregister::Outcome::Deleted) => println!("deleted {target}"),
             Ok(unregister::Outcome::AlreadyGone) => println!("{target} already gone"),
+            // Every delete fails alike then: said once, and exit 2 as documented.
+            Err(e) if connect::is_unreachable_error(&e) => return Err(cluster.explain(e)),
             Err(e) => {
                 failed = true;
-                eprintln!("error: {:#}", anyhow::Error::from(e));
+                eprintln!("{}", messages::render(&e));
             }
         }
     }
@@ -136,7 +140,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .install_default()
         .map_err(|_| anyhow::anyhow!("a rustls crypto provider is already installed"))?;
 
-    // Before anything is written or bound: a broken policy file stops start-up.
+    // Nothing is written or bound before the configuration is known to be usable: the
+    // policy file, the flags and, in cluster mode, the kubeconfig.
     let (policy_file, snapshot) = match &args.policy {
         Some(path) => {
             let (file, snapshot) = policy::file::PolicyFile::load(path)?;
@@ -149,6 +154,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Inside a cluster the policies live there, unless a file is given.
     let cluster = args.kube
         || (args.policy.is_none() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some());
+    anyhow::ensure!(
+        cluster || (args.connection.kubeconfig.is_none() && args.connection.context.is_none()),
+        "--kubeconfig and --context choose the cluster of cluster mode; add --kube (or drop them)"
+    );
     let lease = leader::election_namespace(
         args.leader.leader_election,
         cluster,
@@ -156,6 +165,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?
     .map(|namespace| lease_config(&args.leader, namespace))
     .transpose()?;
+    let cert_reload_interval = seconds(args.cert_reload_seconds, "--cert-reload-seconds")?;
+    let header_read_timeout = seconds(args.header_timeout_seconds, "--header-timeout-seconds")?;
+    let drain_timeout = seconds(args.drain_timeout_seconds, "--drain-timeout-seconds")?;
+    let policy_reload = seconds(args.policy_reload_seconds, "--policy-reload-seconds")?;
+    let registry = prometheus::Registry::new();
+    let audit_loop = match cluster {
+        true => audit_config(
+            &args.audit,
+            args.instance_secrets
+                .then_some(&args.instance_secret_namespaces),
+            &registry,
+        )?,
+        false => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Reads the kubeconfig (or the pod's service account); connects to nothing yet.
+    let kube = match cluster {
+        true => Some(runtime.block_on(connect::connect(&args.connection))?),
+        false => None,
+    };
     let (tls_cert, tls_key) = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => (cert, key),
         _ => dev_certificates(&args.dev_certs_dir)?,
@@ -166,13 +198,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls_cert,
         tls_key,
         client_ca: args.client_ca,
-        cert_reload_interval: seconds(args.cert_reload_seconds, "--cert-reload-seconds")?,
+        cert_reload_interval,
         max_body_bytes: args.max_body_bytes,
-        header_read_timeout: seconds(args.header_timeout_seconds, "--header-timeout-seconds")?,
-        drain_timeout: seconds(args.drain_timeout_seconds, "--drain-timeout-seconds")?,
+        header_read_timeout,
+        drain_timeout,
     };
-    let policy_reload = seconds(args.policy_reload_seconds, "--policy-reload-seconds")?;
-    let registry = prometheus::Registry::new();
     let metrics = Arc::new(metrics::Metrics::new(registry.clone())?);
     metrics.policies.set(snapshot.policy_count() as i64);
     metrics
@@ -199,10 +229,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         owner_events: owner_event_sender,
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         // One SIGTERM/SIGINT, seen by the server (drain) and the elector (release).
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -221,10 +247,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let (policies, metrics) = (state.policies.clone(), state.metrics.clone());
             tokio::spawn(file.watch(policy_reload, policies, metrics));
         }
-        if cluster {
-            let client = kube::Client::try_default()
-                .await
-                .context("cannot configure the Kubernetes client (--kube)")?;
+        if let Some(connect::Cluster { client, url, origin }) = kube {
+            tracing::info!(%url, %origin, "cluster mode");
             // Writers check this handle; admission never does.
             let leadership = match lease {
                 Some(config) => {
@@ -273,12 +297,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                         )?,
                     }),
                 },
-                audit: audit_config(
-                    &args.audit,
-                    args.instance_secrets
-                        .then_some(&args.instance_secret_namespaces),
-                    &registry,
-                )?,
+                audit: audit_loop,
             };
             if let Some((receiver, metrics)) = owner_event_receiver {
                 let config = owner_events::Config::from_env();
@@ -321,12 +340,12 @@ fn dev_certificates(
 }
 
 fn write_certs(args: &CertsArgs) -> anyhow::Result<()> {
-    let target = args.out_dir.join(certs::TLS_CERT);
-    if target.exists() && !args.force {
-        anyhow::bail!(
-            "{} already exists; pass --force to replace it",
-            target.display()
-        );
+    if args.print_ca_bundle {
+        println!("{}", certs::ca_bundle_of(&args.out_dir)?);
+        return Ok(());
+    }
+    if !args.force {
+        certs::refuse_existing(&args.out_dir)?;
     }
     let names = if args.names.is_empty() {
         certs::default_names()
@@ -340,7 +359,13 @@ fn write_certs(args: &CertsArgs) -> anyhow::Result<()> {
         args.out_dir.display(),
         names.join(", ")
     );
-    eprintln!("caBundle for the webhook configurations:");
+    let again = match args.out_dir.as_os_str() == "certs" {
+        true => String::new(),
+        false => format!(" --out-dir {}", args.out_dir.display()),
+    };
+    eprintln!(
+        "caBundle for the webhook configurations (again later: `secretgate certs{again} --print-ca-bundle`):"
+    );
     println!("{}", generated.ca_bundle());
     Ok(())
 }

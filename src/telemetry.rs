@@ -1,12 +1,18 @@
 //! Logging setup: `tracing` to stderr, text or JSON, filtered by `RUST_LOG` (default
-//! `info`).
+//! [`DEFAULT_FILTER`]).
 
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
+/// `info`, without kube's own line for each failed API request (`failed with error
+/// client error (Connect)`): the caller logs the same failure, with its whole cause and
+/// what it was doing, so the default log says it once.
+pub const DEFAULT_FILTER: &str = "info,kube_client::client::builder=off";
+
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Built without tracing-subscriber's `ansi` feature: in a pod, stderr goes to a file
     // where escape codes are noise for log tools, and styling every field (even with
     // colours off) cost ~20k instructions a line, a tenth of an allowed review

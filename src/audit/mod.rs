@@ -10,13 +10,11 @@ pub mod continuous;
 mod report;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
+use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, ObjectList};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde::Deserialize as _;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -33,21 +31,13 @@ const PAGE: u32 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: String,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
-    #[error("cannot configure the Kubernetes client: {0}")]
-    Config(String),
-    #[error("cannot list {what}: {source}")]
+    #[error("cannot list {what}")]
     List {
         what: &'static str,
         #[source]
         source: kube::Error,
     },
-    #[error("cannot read secret {namespace}/{name}: {source}")]
+    #[error("cannot read secret {namespace}/{name}")]
     Get {
         namespace: String,
         name: String,
@@ -57,33 +47,6 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A client for `--kubeconfig` / `--context`, else the usual inference (KUBECONFIG,
-/// ~/.kube/config, in-cluster).
-pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..KubeConfigOptions::default()
-    };
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
-                path: path.display().to_string(),
-                source,
-            })?;
-            Config::from_custom_kubeconfig(file, &options)
-                .await
-                .map_err(|e| Error::Config(e.to_string()))?
-        }
-        None if context.is_some() => Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?,
-        None => Config::infer()
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?,
-    };
-    Client::try_from(config).map_err(|e| Error::Config(e.to_string()))
-}
 
 /// Reads the cluster and reviews every Secret and Pod in it, and the instance-secret
 /// copies the policies ask for (sources may come from `instance_sources`).

@@ -276,11 +276,17 @@ pub fn write(
 }
 
 fn text(report: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    use crate::messages::count;
     for (name, p) in &report.projects {
         writeln!(
             out,
-            "project {name} ({}): {} secrets ({} denied, {} warned), {} pods ({} to patch)",
-            p.mode, p.secrets, p.denied, p.warned, p.pods, p.patched
+            "project {name} ({}): {} ({} denied, {} warned), {} ({} to patch)",
+            p.mode,
+            count(p.secrets, "secret", None),
+            p.denied,
+            p.warned,
+            count(p.pods, "pod", None),
+            p.patched
         )?;
         for rule in p.rules.values() {
             writeln!(

@@ -49,6 +49,11 @@ pub enum Error {
         at: Source,
         error: evaluate::WrapError,
     },
+    #[error(
+        "nothing to check: name files, directories or - (stdin), as arguments or with -f \
+         (secretgate check deploy/)"
+    )]
+    NoInput,
     #[error(transparent)]
     Policy(#[from] policy::file::Error),
     #[error("cannot write the report: {0}")]
@@ -90,11 +95,15 @@ pub fn exit_code(results: &[Checked]) -> u8 {
 
 /// Runs `check` and writes the report to `out`; returns the exit code.
 pub fn run(args: &CheckArgs, out: &mut dyn std::io::Write) -> Result<u8> {
+    let inputs = args.inputs();
+    if inputs.is_empty() {
+        return Err(Error::NoInput);
+    }
     let mut snapshot = match &args.policy {
         Some(path) => policy::file::load(path)?,
         None => Snapshot::with_default(),
     };
-    let input::Input { objects, notes } = input::read(&args.filename)?;
+    let input::Input { objects, notes } = input::read(&inputs)?;
     // Secrets in the input will exist when the pods beside them are created (kubectl
     // and Helm create Secrets first), so pods may be injected with them.
     // So are ServiceAccounts, whose pull secrets their pods inherit.

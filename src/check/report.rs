@@ -274,7 +274,13 @@ fn text(report: &Report<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let c = &report.summary;
     writeln!(
         out,
-        "{} objects: {} allowed, {} warned, {} patched, {} denied, {} invalid, {} skipped",
-        c.objects, c.allowed, c.warned, c.patched, c.denied, c.invalid, c.skipped
+        "{}: {} allowed, {} warned, {} patched, {} denied, {} invalid, {} skipped",
+        crate::messages::count(c.objects, "object", None),
+        c.allowed,
+        c.warned,
+        c.patched,
+        c.denied,
+        c.invalid,
+        c.skipped
     )
 }

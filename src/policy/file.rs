@@ -37,7 +37,7 @@ pub const EXPLICITLY_EMPTY: &str =
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("policy file: {0}")]
+    #[error("cannot load the policy file (--policy)")]
     Read(#[from] crate::file_read::Error),
     /// The YAML does not parse, or a document does not have the expected shape.
     #[error("{path}:{line}:{column}: document {document}: {message}")]

@@ -159,7 +159,7 @@ pub async fn run(client: Client, targets: Targets) {
                         Err(e) => tracing::warn!(
                             resource = "secrets",
                             secret_type,
-                            error = %e,
+                            error = %crate::messages::Chain(&e),
                             "pull secret watch failed; retrying with backoff"
                         ),
                     }
@@ -224,7 +224,7 @@ fn drive<K>(
             match event {
                 Ok(_) => changed.notify_one(),
                 Err(e) => {
-                    tracing::warn!(resource = what, error = %e, "watch failed; retrying with backoff")
+                    tracing::warn!(resource = what, error = %crate::messages::Chain(&e), "watch failed; retrying with backoff")
                 }
             }
         }

@@ -208,10 +208,11 @@ fn objects(object: &Reviewed, at: Timestamp, out: &mut Vec<Placed>) {
             Verdict::Denied => "deny",
             _ => effect(object.mode, crate::policy::Severity::Warn),
         };
+        let more = crate::messages::count(*count, "more finding", Some("more findings"));
         let message = if summary.is_empty() {
-            format!("{count} more findings")
+            more
         } else {
-            format!("{count} more findings: {summary}")
+            format!("{more}: {summary}")
         };
         push("more-findings".to_owned(), effect, &message);
         any = true;

@@ -484,20 +484,32 @@ impl Server {
     /// files) and binds both ports (port 0 picks a free one).
     pub async fn bind(config: Config, state: AppState) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let certs = Arc::new(CertStore::load(&config.tls_cert, &config.tls_key)?);
+        let certs = Arc::new(
+            CertStore::load(&config.tls_cert, &config.tls_key)
+                .context("cannot load the serving certificate (--tls-cert and --tls-key)")?,
+        );
         if let Some(t) = certs.not_after() {
             state.metrics.certificate_expiry.set(t as f64);
         }
-        let tls = Arc::new(tls::server_config(
-            certs.clone(),
-            config.client_ca.as_deref(),
-        )?);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let tls = Arc::new(
+            tls::server_config(certs.clone(), config.client_ca.as_deref())
+                .context("cannot set up TLS (--client-ca)")?,
+        );
+        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (--listen); stop what holds it or pass another address",
+                config.listen
+            )
+        })?;
         let metrics_listener = TcpListener::bind(config.metrics_listen)
             .await
-            .with_context(|| format!("cannot listen on {}", config.metrics_listen))?;
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (--metrics-listen); stop what holds it or pass another \
+                     address",
+                    config.metrics_listen
+                )
+            })?;
         Ok(Self {
             config,
             state,
