@@ -11,7 +11,7 @@
 //! plugins, a node's config.json) are unknown here: registries served that way are not
 //! listed as private.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::PodSpec;
 
@@ -30,6 +30,15 @@ pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// Longest image quoted in a finding.
 const MAX_IMAGE_SHOWN: usize = 200;
+/// Most different private images one pod may pull for secretgate to decide them: each is
+/// looked up against every key of the pod's pull secrets. A pod has a few; a tenant can
+/// send thousands, and refusing is the bounded answer that does not fail open.
+pub const MAX_DISTINCT_IMAGES: usize = 256;
+/// Most registry keys the pod's pull secrets may hold together, for the same reason (a
+/// docker config of a few hundred KiB holds tens of thousands).
+pub const MAX_KEYS: usize = 4096;
+/// Pull secrets named in a finding; the rest are counted.
+const MAX_NAMED: usize = 8;
 
 /// A container image the kubelet will pull.
 struct Pull<'a> {
@@ -93,6 +102,26 @@ pub fn violations(
             None => why_not.push(format!("{name:?} (not found)")),
         }
     }
+    let distinct: HashSet<&str> = pulls.iter().map(|p| p.image).collect();
+    if distinct.len() > MAX_DISTINCT_IMAGES || keys.len() > MAX_KEYS {
+        return vec![Violation::deny(
+            prefix.to_owned(),
+            format!(
+                "the pod pulls {} different private images with pull secrets holding {} \
+                 registry keys; secretgate decides the pull guarantee for at most \
+                 {MAX_DISTINCT_IMAGES} images and {MAX_KEYS} keys",
+                distinct.len(),
+                keys.len()
+            ),
+        )];
+    }
+    if why_not.len() > MAX_NAMED {
+        let more = why_not.len() - MAX_NAMED;
+        why_not.truncate(MAX_NAMED);
+        why_not.push(format!("and {more} more"));
+    }
+    // One lookup per image: a pod may pull the same one in many containers.
+    let mut decided: HashMap<&str, Lookup> = HashMap::new();
     let source = if inherited {
         "the pull secrets of its service account"
     } else {
@@ -117,7 +146,10 @@ pub fn violations(
                      read, so the kubelet fails every pull of this pod"
                 )
             } else {
-                match lookup(&keys, p.image) {
+                let found = *decided
+                    .entry(p.image)
+                    .or_insert_with(|| lookup(&keys, p.image));
+                match found {
                     Lookup::Credentials => return None,
                     Lookup::Anonymous => format!(
                         "{what}, but the pull secrets that match it hold no credentials \

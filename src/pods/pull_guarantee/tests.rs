@@ -250,3 +250,63 @@ fn no_finding_quotes_a_credential() {
         assert!(!found.contains(secret), "{secret} in {found}");
     }
 }
+
+#[test]
+fn the_largest_pods_get_a_bounded_answer() {
+    let mut snapshot = snapshot(guaranteed());
+    add_pull_secret(
+        &mut snapshot,
+        "regcred",
+        docker_config(json!({"ghcr.io": auth()})),
+    );
+    // Thousands of containers of one image: one lookup, and no finding.
+    let same: Vec<Value> = (0..5_000)
+        .map(|i| json!({"name": format!("c{i}"), "image": "ghcr.io/team-a/app:1"}))
+        .collect();
+    let spec = pod(json!({"imagePullSecrets": [{"name": "regcred"}], "containers": same}));
+    assert_eq!(check(&snapshot, &spec, None), Vec::new());
+    // More different private images than are decided: one denial, not thousands.
+    let many: Vec<Value> = (0..=MAX_DISTINCT_IMAGES)
+        .map(|i| json!({"name": format!("c{i}"), "image": format!("ghcr.io/team-a/app{i}")}))
+        .collect();
+    let spec = pod(json!({"imagePullSecrets": [{"name": "regcred"}], "containers": many}));
+    let found = check(&snapshot, &spec, None);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].message.contains("at most 256 images"),
+        "{}",
+        found[0].message
+    );
+    // A pull secret with more keys than are decided.
+    let auths: serde_json::Map<String, Value> = (0..=MAX_KEYS)
+        .map(|i| (format!("r{i}.example.com"), auth()))
+        .collect();
+    add_pull_secret(&mut snapshot, "huge", docker_config(Value::Object(auths)));
+    let spec = pod(json!({
+        "imagePullSecrets": [{"name": "huge"}],
+        "containers": [{"name": "app", "image": "ghcr.io/team-a/app"}]
+    }));
+    let found = check(&snapshot, &spec, None);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].message.contains("4096 keys"),
+        "{}",
+        found[0].message
+    );
+}
+
+#[test]
+fn a_long_list_of_pull_secrets_is_counted_not_quoted_whole() {
+    let snapshot = snapshot(guaranteed());
+    let names: Vec<Value> = (0..50).map(|i| json!({"name": format!("s{i}")})).collect();
+    let spec = pod(json!({
+        "imagePullSecrets": names,
+        "containers": [{"name": "app", "image": "ghcr.io/team-a/app"}]
+    }));
+    let found = check(&snapshot, &spec, None);
+    assert!(
+        found[0].message.ends_with("and 42 more)"),
+        "{}",
+        found[0].message
+    );
+}
