@@ -18,11 +18,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DynamicObject, PartialObjectMeta};
 use serde::Deserialize as _;
 
+use super::resolve::Governance;
 use super::resolve::summarize;
 use super::secret_use::ALLOWED_SERVICE_ACCOUNTS_ANNOTATION;
 use super::{
-    Labels, LastGood, Policy, ProjectPolicySpec, ProjectPolicyStatus, SecretIndex, SecretMeta,
-    ServiceAccountIndex, Snapshot,
+    Labels, LastGood, Policy, ProjectPolicySpec, ProjectPolicyStatus, Resolved, SecretIndex,
+    SecretMeta, ServiceAccountIndex, Snapshot,
 };
 
 /// A status the service should write to a ProjectPolicy.
@@ -56,11 +57,23 @@ pub struct Builder {
     /// Policies whose `status.lastGoodSpec` does not validate, with its generation, so it
     /// is parsed and logged once.
     unusable: HashMap<String, Option<i64>>,
+    /// The last verdict on each policy's spec, by name.
+    parsed: HashMap<String, Parsed>,
+}
+
+/// One policy's spec as last parsed.
+#[derive(Debug)]
+struct Parsed {
+    uid: Option<String>,
+    generation: Option<i64>,
+    verdict: Result<Policy, String>,
 }
 
 impl Builder {
     /// The snapshot of the current caches, and the statuses that differ from what the
-    /// objects say.
+    /// objects say: the whole build, for one-shot uses (`secretgate audit`, tests). The
+    /// serving watchers build only [`Builder::govern`] and keep the other indexes one
+    /// event at a time.
     pub fn rebuild(
         &mut self,
         policies: &[Arc<DynamicObject>],
@@ -68,6 +81,20 @@ impl Builder {
         secrets: &[Arc<PartialObjectMeta<Secret>>],
         service_accounts: &[Arc<ServiceAccount>],
     ) -> (Snapshot, Vec<StatusUpdate>) {
+        let (governance, updates) = self.govern(policies, namespaces);
+        let mut snapshot = Snapshot::assemble(Arc::new(governance), secret_index(secrets));
+        snapshot.service_accounts = service_account_index(service_accounts);
+        (snapshot, updates)
+    }
+
+    /// Which policy governs each namespace, and the statuses that differ from what the
+    /// objects say. A policy whose spec did not change since the last call (same uid and
+    /// generation) is not parsed again.
+    pub fn govern(
+        &mut self,
+        policies: &[Arc<DynamicObject>],
+        namespaces: &[Arc<PartialObjectMeta<Namespace>>],
+    ) -> (Governance, Vec<StatusUpdate>) {
         let mut in_force = Vec::new();
         let mut updates = Vec::new();
         let mut present = HashMap::new();
@@ -85,7 +112,7 @@ impl Builder {
             if self.last_good.get(&name).is_some_and(|g| g.uid != uid) {
                 self.last_good.remove(&name);
             }
-            let verdict = parse(&name, raw_spec);
+            let verdict = self.parse_once(&name, uid.as_ref(), generation, raw_spec);
             let invalid = verdict.as_ref().err().cloned();
             match verdict {
                 Ok(policy) => {
@@ -150,14 +177,44 @@ impl Builder {
         self.last_good.retain(|name, _| present.contains_key(name));
         self.reported.retain(|name, _| present.contains_key(name));
         self.unusable.retain(|name, _| present.contains_key(name));
+        self.parsed.retain(|name, _| present.contains_key(name));
 
-        let mut snapshot = Snapshot::build(
-            in_force,
-            &namespace_labels(namespaces),
-            secret_index(secrets),
+        let default = Resolved::new(
+            Arc::from(super::DEFAULT_POLICY_NAME),
+            Arc::new(super::default_policy()),
+            None,
         );
-        snapshot.service_accounts = service_account_index(service_accounts);
-        (snapshot, updates)
+        let governance = super::resolve::build(in_force, &namespace_labels(namespaces), default);
+        (governance, updates)
+    }
+
+    /// [`parse`], or its verdict from the last call when the object is the same one at
+    /// the same generation (the API server raises a custom resource's generation on
+    /// every spec change, never on a status write).
+    fn parse_once(
+        &mut self,
+        name: &str,
+        uid: Option<&String>,
+        generation: Option<i64>,
+        spec: Option<&serde_json::Value>,
+    ) -> Result<Policy, String> {
+        if let Some(parsed) = self.parsed.get(name)
+            && generation.is_some()
+            && parsed.uid.as_ref() == uid
+            && parsed.generation == generation
+        {
+            return parsed.verdict.clone();
+        }
+        let verdict = parse(name, spec);
+        self.parsed.insert(
+            name.to_owned(),
+            Parsed {
+                uid: uid.cloned(),
+                generation,
+                verdict: verdict.clone(),
+            },
+        );
+        verdict
     }
 
     /// Takes the last good version a policy's status keeps when it is newer than the one
@@ -220,12 +277,20 @@ fn secret_index(secrets: &[Arc<PartialObjectMeta<Secret>>]) -> SecretIndex {
     let mut index = SecretIndex::default();
     for secret in secrets {
         let m = &secret.metadata;
-        if let (Some(ns), Some(name)) = (&m.namespace, &m.name) {
-            let meta = SecretMeta::from_metadata(m.labels.as_ref(), m.annotations.as_ref());
+        if let (Some(ns), Some(name), Some(meta)) = (&m.namespace, &m.name, secret_meta(secret)) {
             index.insert_meta(ns, name, meta);
         }
     }
     index
+}
+
+/// What the secret index keeps of a Secret (the watch applies it to each event).
+pub fn secret_meta(secret: &PartialObjectMeta<Secret>) -> Option<SecretMeta> {
+    let m = &secret.metadata;
+    Some(SecretMeta::from_metadata(
+        m.labels.as_ref(),
+        m.annotations.as_ref(),
+    ))
 }
 
 /// The pull secrets of each service account (an account with none is known, with none).
@@ -238,6 +303,11 @@ fn service_account_index(accounts: &[Arc<ServiceAccount>]) -> ServiceAccountInde
         }
     }
     index
+}
+
+/// What the service-account index keeps of one: its pull secrets' names.
+pub fn account_pull_secrets(account: &ServiceAccount) -> Option<Arc<[String]>> {
+    Some(pull_secret_names(account).into())
 }
 
 /// The names in a service account's `imagePullSecrets` (empty names left out: they

@@ -8,6 +8,7 @@ pub mod cluster;
 mod crd;
 mod default;
 pub mod file;
+pub mod namespaced;
 pub mod pull_secrets;
 pub mod resolve;
 pub mod review;
@@ -28,7 +29,7 @@ pub use secret_use::{SecretMeta, SecretUse};
 pub use selector::Labels;
 pub use spec::*;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::admission;
@@ -97,14 +98,11 @@ pub struct Broken {
 
 /// An immutable view of every policy the server knows, resolved per namespace. Reviews
 /// read one snapshot from start to finish, so a policy update never shows half-applied.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// The embedded default (or a test's fallback): in force where no policy selects.
-    default: Resolved,
-    /// The governing policy of each known namespace whose answer differs from `unknown`.
-    by_namespace: HashMap<String, Resolved>,
-    /// The answer for a namespace the snapshot has not seen.
-    unknown: Resolved,
+    /// Which policy governs each namespace: rebuilt when a policy changes, updated one
+    /// namespace at a time when a namespace does, shared by snapshots in between.
+    governance: Arc<resolve::Governance>,
     /// Which secrets exist (and their labels), so pods only get secrets that are there
     /// and secret-use rules can select by label.
     pub secrets: SecretIndex,
@@ -113,21 +111,14 @@ pub struct Snapshot {
     /// What each pull secret serves (registry keys, never credentials), for the pull
     /// guarantee; `known` only where the server reads pull secrets.
     pub pull_secrets: pull_secrets::PullSecretIndex,
-    /// Project policies in force (the default and broken ones not counted).
-    policies: usize,
-    /// Policies invalid with no good version known, by name.
-    broken: Vec<Broken>,
-    overlaps: Vec<Overlap>,
-    /// Every project policy, broken ones included, sorted by name (the order in which
-    /// the first selecting one governs a namespace).
-    in_force: Vec<Policy>,
 }
 
 /// The secrets that exist, by namespace, with what secret-use rules read of them:
-/// metadata only, never values.
+/// metadata only, never values. Persistent ([`namespaced::Namespaced`]): in cluster mode
+/// the secrets watch keeps it one event at a time and each snapshot takes it in O(1).
 #[derive(Debug, Default, Clone)]
 pub struct SecretIndex {
-    names: HashMap<String, HashMap<String, SecretMeta>>,
+    names: namespaced::Namespaced<SecretMeta>,
 }
 
 impl SecretIndex {
@@ -137,28 +128,30 @@ impl SecretIndex {
     }
 
     pub fn insert_meta(&mut self, namespace: &str, name: &str, meta: SecretMeta) {
-        self.names
-            .entry(namespace.to_owned())
-            .or_default()
-            .insert(name.to_owned(), meta);
+        self.names.insert(namespace, name, meta);
     }
 
     pub fn contains(&self, namespace: &str, name: &str) -> bool {
-        self.get(namespace, name).is_some()
+        self.names.contains(namespace, name)
     }
 
     /// What is known of `namespace/name`, if it exists.
     pub fn get(&self, namespace: &str, name: &str) -> Option<&SecretMeta> {
-        // Keyed by namespace first, so a lookup borrows both strings.
-        self.names.get(namespace).and_then(|n| n.get(name))
+        self.names.get(namespace, name)
     }
 
     pub fn len(&self) -> usize {
-        self.names.values().map(HashMap::len).sum()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.names.values().all(HashMap::is_empty)
+        self.names.is_empty()
+    }
+}
+
+impl From<namespaced::Namespaced<SecretMeta>> for SecretIndex {
+    fn from(names: namespaced::Namespaced<SecretMeta>) -> Self {
+        Self { names }
     }
 }
 
@@ -166,31 +159,32 @@ impl SecretIndex {
 /// inherit when they name none (the API server's ServiceAccount admission copies them).
 #[derive(Debug, Default, Clone)]
 pub struct ServiceAccountIndex {
-    pull_secrets: HashMap<String, HashMap<String, Vec<String>>>,
+    pull_secrets: namespaced::Namespaced<Arc<[String]>>,
 }
 
 impl ServiceAccountIndex {
     pub fn insert(&mut self, namespace: &str, name: &str, pull_secrets: Vec<String>) {
         self.pull_secrets
-            .entry(namespace.to_owned())
-            .or_default()
-            .insert(name.to_owned(), pull_secrets);
+            .insert(namespace, name, Arc::from(pull_secrets));
     }
 
     /// The pull secrets of `namespace/name`; `None` when the account is not known.
     pub fn pull_secrets(&self, namespace: &str, name: &str) -> Option<&[String]> {
-        self.pull_secrets
-            .get(namespace)
-            .and_then(|n| n.get(name))
-            .map(Vec::as_slice)
+        self.pull_secrets.get(namespace, name).map(|p| &**p)
     }
 
     pub fn len(&self) -> usize {
-        self.pull_secrets.values().map(HashMap::len).sum()
+        self.pull_secrets.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl From<namespaced::Namespaced<Arc<[String]>>> for ServiceAccountIndex {
+    fn from(pull_secrets: namespaced::Namespaced<Arc<[String]>>) -> Self {
+        Self { pull_secrets }
     }
 }
 
@@ -203,12 +197,26 @@ impl Snapshot {
     /// A snapshot whose policy for every namespace is `spec`, named `name`.
     pub fn with_fallback(name: &str, spec: ProjectPolicySpec) -> Self {
         let default = Resolved::new(Arc::from(name), Arc::new(spec), None);
-        resolve::build(
-            Vec::new(),
-            &BTreeMap::new(),
+        Self::assemble(
+            Arc::new(resolve::build(Vec::new(), &BTreeMap::new(), default)),
             SecretIndex::default(),
-            default,
         )
+    }
+
+    /// A snapshot of `governance` (shared) and `secrets`, knowing no service account or
+    /// pull secret yet.
+    pub fn assemble(governance: Arc<resolve::Governance>, secrets: SecretIndex) -> Self {
+        Self {
+            governance,
+            secrets,
+            service_accounts: ServiceAccountIndex::default(),
+            pull_secrets: Default::default(),
+        }
+    }
+
+    /// Which policy governs each namespace (shared: cloning is a reference count).
+    pub fn governance(&self) -> &Arc<resolve::Governance> {
+        &self.governance
     }
 
     /// The snapshot of `policies` over `namespaces` (name → labels), with the embedded
@@ -223,40 +231,43 @@ impl Snapshot {
             Arc::new(default_policy()),
             None,
         );
-        resolve::build(policies, namespaces, secrets, default)
+        Self::assemble(
+            Arc::new(resolve::build(policies, namespaces, default)),
+            secrets,
+        )
     }
 
     /// The policy that governs `namespace`: a hash lookup, resolved when the snapshot was
     /// built.
     pub fn for_namespace(&self, namespace: &str) -> &Resolved {
-        self.by_namespace.get(namespace).unwrap_or(&self.unknown)
+        self.governance.for_namespace(namespace)
     }
 
     /// The embedded default (or fallback) policy.
     pub fn default_policy(&self) -> &Resolved {
-        &self.default
+        &self.governance.default
     }
 
     /// How many project policies are in force.
     pub fn policy_count(&self) -> usize {
-        self.policies
+        self.governance.policies
     }
 
     /// Every project policy, broken ones included, by name: the first that selects a
     /// namespace governs it.
     pub fn policies_in_force(&self) -> &[Policy] {
-        &self.in_force
+        &self.governance.in_force
     }
 
     /// Namespaces selected by more than one policy (the first governs).
     pub fn overlaps(&self) -> &[Overlap] {
-        &self.overlaps
+        &self.governance.overlaps
     }
 
     /// Policies that are invalid with no good version known: where they govern, secrets
     /// are denied and pods get no injection.
     pub fn broken_policies(&self) -> &[Broken] {
-        &self.broken
+        &self.governance.broken
     }
 
     /// What `/readyz` says while the server is ready: `ok`, and the broken policies if
@@ -265,16 +276,22 @@ impl Snapshot {
     /// every Secret write in the cluster); it is said here, in the metric
     /// `secretgate_broken_policies` and in each policy's status instead.
     pub fn readiness(&self) -> String {
-        if self.broken.is_empty() {
+        if self.governance.broken.is_empty() {
             return "ok".to_owned();
         }
         let names: Vec<String> = self
+            .governance
             .broken
             .iter()
             .take(resolve::MAX_PROBLEMS)
             .map(|b| format!("{:?}", admission::clip(&b.name, 253)))
             .collect();
-        let more = match self.broken.len().saturating_sub(resolve::MAX_PROBLEMS) {
+        let more = match self
+            .governance
+            .broken
+            .len()
+            .saturating_sub(resolve::MAX_PROBLEMS)
+        {
             0 => String::new(),
             n => format!(" and {n} more"),
         };

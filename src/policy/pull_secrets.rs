@@ -9,7 +9,7 @@
 //! handled: user names, passwords and `auth` values are never stored. The RBAC is the
 //! list/watch on secrets the metadata cache already needs; no new grant.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::ByteString;
@@ -17,6 +17,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::watcher;
 use tokio::sync::watch as signal;
 
+use super::namespaced::{Namespaced, WatchedIndex};
 use crate::registry::lookup::KeyringKey;
 use crate::secrets::dockerconfig_keyring;
 
@@ -64,7 +65,9 @@ pub struct PullSecretIndex {
     /// Whether this server reads pull secrets at all; without it the guarantee cannot be
     /// checked (and pods are told so).
     pub known: bool,
-    by_namespace: HashMap<String, HashMap<String, Arc<PullSecretFact>>>,
+    /// One share per watcher (per pull-secret type; a Secret's type never changes, so a
+    /// name is in one share at most); persistent, so taking the index is O(1).
+    shares: Vec<Namespaced<Arc<PullSecretFact>>>,
 }
 
 impl PullSecretIndex {
@@ -77,21 +80,21 @@ impl PullSecretIndex {
     }
 
     pub fn insert(&mut self, namespace: &str, name: &str, fact: PullSecretFact) {
-        self.by_namespace
-            .entry(namespace.to_owned())
-            .or_default()
-            .insert(name.to_owned(), Arc::new(fact));
+        if self.shares.is_empty() {
+            self.shares.push(Namespaced::default());
+        }
+        self.shares[0].insert(namespace, name, Arc::new(fact));
     }
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<&PullSecretFact> {
-        self.by_namespace
-            .get(namespace)
-            .and_then(|n| n.get(name))
+        self.shares
+            .iter()
+            .find_map(|share| share.get(namespace, name))
             .map(Arc::as_ref)
     }
 
     pub fn len(&self) -> usize {
-        self.by_namespace.values().map(HashMap::len).sum()
+        self.shares.iter().map(Namespaced::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -103,103 +106,53 @@ impl PullSecretIndex {
 /// its own share, so one watcher's re-list never drops the other's entries.
 #[derive(Clone)]
 pub struct PullSecretStore {
-    state: Arc<Mutex<State>>,
-    synced: signal::Sender<usize>,
-}
-
-/// One watcher's facts by (namespace, name).
-type Facts = HashMap<(String, String), Arc<PullSecretFact>>;
-
-#[derive(Default)]
-struct State {
-    /// Per watcher: its facts.
-    live: Vec<Facts>,
-    /// Per watcher: a re-list in progress.
-    relisting: Vec<Option<Facts>>,
-    synced: Vec<bool>,
+    shares: Arc<[WatchedIndex<Arc<PullSecretFact>>]>,
+    synced: Arc<Mutex<Vec<bool>>>,
+    count: signal::Sender<usize>,
 }
 
 impl PullSecretStore {
     /// A store for `watchers` watchers.
     pub fn new(watchers: usize) -> Self {
         Self {
-            state: Arc::new(Mutex::new(State {
-                live: vec![HashMap::new(); watchers],
-                relisting: vec![None; watchers],
-                synced: vec![false; watchers],
-            })),
-            synced: signal::Sender::new(0),
+            shares: (0..watchers).map(|_| WatchedIndex::default()).collect(),
+            synced: Arc::new(Mutex::new(vec![false; watchers])),
+            count: signal::Sender::new(0),
         }
     }
 
     /// Applies one event of watcher `which`, keeping the fact and dropping the Secret.
     pub fn apply(&self, which: usize, event: watcher::Event<Secret>) {
-        let key_fact = |s: &Secret| {
-            let key = (s.metadata.namespace.clone()?, s.metadata.name.clone()?);
-            Some((key, fact_of(s.type_.as_deref(), s.data.as_ref())))
+        let Some(share) = self.shares.get(which) else {
+            return;
         };
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match event {
-            watcher::Event::Init => state.relisting[which] = Some(HashMap::new()),
-            watcher::Event::InitApply(secret) => {
-                if let (Some((key, Some(fact))), Some(buffer)) =
-                    (key_fact(&secret), state.relisting[which].as_mut())
-                {
-                    buffer.insert(key, Arc::new(fact));
-                }
-            }
-            watcher::Event::InitDone => {
-                if let Some(buffer) = state.relisting[which].take() {
-                    state.live[which] = buffer;
-                }
-                if !state.synced[which] {
-                    state.synced[which] = true;
-                    let count = state.synced.iter().filter(|s| **s).count();
-                    self.synced.send_replace(count);
-                }
-            }
-            watcher::Event::Apply(secret) => match key_fact(&secret) {
-                Some((key, Some(fact))) => {
-                    state.live[which].insert(key, Arc::new(fact));
-                }
-                Some((key, None)) => {
-                    state.live[which].remove(&key);
-                }
-                None => {}
-            },
-            watcher::Event::Delete(secret) => {
-                if let Some((key, _)) = key_fact(&secret) {
-                    state.live[which].remove(&key);
-                }
+        share.apply(&event, |s: &Secret| {
+            fact_of(s.type_.as_deref(), s.data.as_ref()).map(Arc::new)
+        });
+        if matches!(event, watcher::Event::InitDone) {
+            let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+            if !synced[which] {
+                synced[which] = true;
+                self.count
+                    .send_replace(synced.iter().filter(|s| **s).count());
             }
         }
     }
 
     /// Waits until every watcher has listed once.
     pub async fn wait_until_ready(&self) {
-        let watchers = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .live
-            .len();
-        let mut rx = self.synced.subscribe();
+        let watchers = self.shares.len();
+        let mut rx = self.count.subscribe();
         // The sender lives in `self`, so this only ends when the count is reached.
         let _ = rx.wait_for(|count| *count >= watchers).await;
     }
 
-    /// The facts now, as the snapshot holds them.
+    /// The facts now, as the snapshot holds them (O(1)).
     pub fn index(&self) -> PullSecretIndex {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut index = PullSecretIndex::known();
-        for ((namespace, name), fact) in state.live.iter().flatten() {
-            index
-                .by_namespace
-                .entry(namespace.clone())
-                .or_default()
-                .insert(name.clone(), fact.clone());
+        PullSecretIndex {
+            known: true,
+            shares: self.shares.iter().map(WatchedIndex::current).collect(),
         }
-        index
     }
 }
 

@@ -7,7 +7,7 @@
 //! injections), so merging them field by field would enforce a policy nobody wrote, and
 //! "first by name" is what `kubectl get projectpolicies` shows at the top.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -15,7 +15,7 @@ use serde::Deserialize as _;
 
 use super::selector::{Labels, Selector};
 use super::spec::ProjectPolicySpec;
-use super::{Broken, Resolved, SecretIndex, Snapshot, validate};
+use super::{Broken, Resolved, validate};
 
 /// Most problems one message lists (a status, a denial, an error line); the rest are
 /// counted.
@@ -70,6 +70,9 @@ pub struct Policy {
     selector: Option<Selector>,
     /// The problems of a broken policy.
     broken: Option<Arc<str>>,
+    /// What governed namespaces get, built once (its `secretUse` rules compiled): every
+    /// namespace the policy governs shares it.
+    resolved: Resolved,
 }
 
 impl Policy {
@@ -92,9 +95,11 @@ impl Policy {
                 problems,
             });
         }
+        let (name, spec) = (Arc::from(name), Arc::new(spec));
         Ok(Self {
-            name: Arc::from(name),
-            spec: Arc::new(spec),
+            resolved: Resolved::new(Arc::clone(&name), Arc::clone(&spec), None),
+            name,
+            spec,
             selector,
             broken: None,
         })
@@ -112,14 +117,17 @@ impl Policy {
         let selector = field("namespaceSelector")
             .and_then(|v| LabelSelector::deserialize(v).ok())
             .and_then(|sel| Selector::compile(&sel, "spec.namespaceSelector").ok());
+        let (name, broken): (Arc<str>, Arc<str>) = (Arc::from(name), Arc::from(problems));
+        let spec = Arc::new(ProjectPolicySpec {
+            namespaces,
+            ..ProjectPolicySpec::default()
+        });
         Self {
-            name: Arc::from(name),
-            spec: Arc::new(ProjectPolicySpec {
-                namespaces,
-                ..ProjectPolicySpec::default()
-            }),
+            resolved: Resolved::new(name.clone(), spec.clone(), Some(broken.clone())),
+            name,
+            spec,
             selector,
-            broken: Some(Arc::from(problems)),
+            broken: Some(broken),
         }
     }
 
@@ -141,7 +149,7 @@ impl Policy {
     }
 
     fn resolved(&self) -> Resolved {
-        Resolved::new(self.name.clone(), self.spec.clone(), self.broken.clone())
+        self.resolved.clone()
     }
 }
 
@@ -152,17 +160,38 @@ pub struct Overlap {
     pub policies: Vec<Arc<str>>,
 }
 
-/// Builds the snapshot: the governing policy of every known namespace, and of namespaces
-/// not seen yet (selectors evaluated against no labels).
+/// Which policy governs each namespace: the part of a snapshot that depends on policies
+/// and namespace labels only.
+#[derive(Clone, Debug)]
+pub struct Governance {
+    /// The embedded default (or a test's fallback): in force where no policy selects.
+    pub(super) default: Resolved,
+    /// The governing policy of each known namespace whose answer differs from `unknown`
+    /// (persistent, so one namespace's change copies one path, not the map).
+    by_namespace: rpds::HashTrieMapSync<Arc<str>, Resolved>,
+    /// The answer for a namespace the snapshot has not seen.
+    unknown: Resolved,
+    /// Project policies in force (the default and broken ones not counted).
+    pub(super) policies: usize,
+    /// Policies invalid with no good version known, by name.
+    pub(super) broken: Vec<Broken>,
+    /// Sorted by namespace.
+    pub(super) overlaps: Vec<Overlap>,
+    /// Every project policy, broken ones included, sorted by name (the order in which
+    /// the first selecting one governs a namespace).
+    pub(super) in_force: Vec<Policy>,
+}
+
+/// Builds the governance: the governing policy of every known namespace, and of
+/// namespaces not seen yet (selectors evaluated against no labels).
 ///
 /// `namespaces` maps each known namespace to its labels; names listed in a policy but
 /// unknown are resolved as if they existed with only the name label.
 pub fn build(
     mut policies: Vec<Policy>,
     namespaces: &BTreeMap<String, Labels>,
-    secrets: SecretIndex,
     default: Resolved,
-) -> Snapshot {
+) -> Governance {
     policies.sort_by(|a, b| a.name.cmp(&b.name));
     policies.dedup_by(|a, b| a.name == b.name);
     let unknown = policies
@@ -173,39 +202,6 @@ pub fn build(
                 .is_some_and(|s| s.matches(&Labels::new()))
         })
         .map_or_else(|| default.clone(), Policy::resolved);
-
-    let mut named = BTreeMap::new();
-    for name in policies.iter().flat_map(|p| p.spec.namespaces.iter()) {
-        if !namespaces.contains_key(name) {
-            named.insert(
-                name.clone(),
-                Labels::from([(NAME_LABEL.to_owned(), name.clone())]),
-            );
-        }
-    }
-
-    let mut by_namespace = HashMap::new();
-    let mut overlaps = Vec::new();
-    for (ns, labels) in namespaces.iter().chain(named.iter()) {
-        let mut selecting = policies.iter().filter(|p| p.selects(ns, labels));
-        let governing = selecting
-            .next()
-            .map_or_else(|| default.clone(), Policy::resolved);
-        let shadowed: Vec<Arc<str>> = selecting.map(|p| p.name.clone()).collect();
-        if !shadowed.is_empty() {
-            let mut all = vec![governing.name.clone()];
-            all.extend(shadowed);
-            overlaps.push(Overlap {
-                namespace: ns.clone(),
-                policies: all,
-            });
-        }
-        // Only what differs from the unknown-namespace answer is stored: with tens of
-        // thousands of namespaces mostly under the default, the map stays small.
-        if !Arc::ptr_eq(&governing.spec, &unknown.spec) {
-            by_namespace.insert(ns.clone(), governing);
-        }
-    }
     let broken = policies
         .iter()
         .filter_map(|p| {
@@ -215,17 +211,115 @@ pub fn build(
             })
         })
         .collect::<Vec<_>>();
-    Snapshot {
+    let mut governance = Governance {
         default,
-        by_namespace,
+        by_namespace: rpds::HashTrieMapSync::new_sync(),
         unknown,
-        secrets,
-        service_accounts: Default::default(),
-        pull_secrets: Default::default(),
         policies: policies.len() - broken.len(),
         broken,
-        overlaps,
+        overlaps: Vec::new(),
         in_force: policies,
+    };
+
+    let mut named = BTreeMap::new();
+    for name in governance
+        .in_force
+        .iter()
+        .flat_map(|p| p.spec.namespaces.iter())
+    {
+        if !namespaces.contains_key(name) {
+            named.insert(name.clone(), name_only(name));
+        }
+    }
+    for (ns, labels) in namespaces.iter().chain(named.iter()) {
+        let (governing, overlap) = governance.resolve(ns, labels);
+        if let Some(overlap) = overlap {
+            governance.overlaps.push(overlap);
+        }
+        governance.record(ns, governing);
+    }
+    governance
+        .overlaps
+        .sort_by(|a, b| a.namespace.cmp(&b.namespace));
+    governance
+}
+
+/// The labels of a namespace known only by a policy naming it.
+fn name_only(name: &str) -> Labels {
+    Labels::from([(NAME_LABEL.to_owned(), name.to_owned())])
+}
+
+impl Governance {
+    /// The policy that governs `namespace`: a hash lookup, resolved when the governance
+    /// was built.
+    pub fn for_namespace(&self, namespace: &str) -> &Resolved {
+        self.by_namespace.get(namespace).unwrap_or(&self.unknown)
+    }
+
+    /// Namespace `name` changed: its labels are now `labels`, or it is gone (`None`).
+    /// Resolves that namespace alone (one pass over the policies), so a namespace event
+    /// costs what one namespace costs, not what the cluster does.
+    pub fn update_namespace(&mut self, name: &str, labels: Option<&Labels>) {
+        let named = self
+            .in_force
+            .iter()
+            .any(|p| p.spec.namespaces.iter().any(|n| n == name));
+        let labels = match (labels, named) {
+            (Some(labels), _) => labels.clone(),
+            // Gone, but a policy names it: resolved as `build` resolves unseen names.
+            (None, true) => name_only(name),
+            (None, false) => {
+                self.by_namespace.remove_mut(name);
+                self.set_overlap(name, None);
+                return;
+            }
+        };
+        let (governing, overlap) = self.resolve(name, &labels);
+        self.set_overlap(name, overlap);
+        self.by_namespace.remove_mut(name);
+        self.record(name, governing);
+    }
+
+    /// The governing policy of `ns` with `labels`, and the overlap when several select it.
+    fn resolve(&self, ns: &str, labels: &Labels) -> (Resolved, Option<Overlap>) {
+        let mut selecting = self.in_force.iter().filter(|p| p.selects(ns, labels));
+        let governing = selecting
+            .next()
+            .map_or_else(|| self.default.clone(), Policy::resolved);
+        let shadowed: Vec<Arc<str>> = selecting.map(|p| p.name.clone()).collect();
+        let overlap = (!shadowed.is_empty()).then(|| {
+            let mut all = vec![governing.name.clone()];
+            all.extend(shadowed);
+            Overlap {
+                namespace: ns.to_owned(),
+                policies: all,
+            }
+        });
+        (governing, overlap)
+    }
+
+    /// Stores `governing` for `ns`. Only what differs from the unknown-namespace answer
+    /// is stored: with tens of thousands of namespaces mostly under the default, the map
+    /// stays small.
+    fn record(&mut self, ns: &str, governing: Resolved) {
+        if !Arc::ptr_eq(&governing.spec, &self.unknown.spec) {
+            self.by_namespace.insert_mut(Arc::from(ns), governing);
+        }
+    }
+
+    /// Replaces `ns`'s overlap (kept sorted by namespace).
+    fn set_overlap(&mut self, ns: &str, overlap: Option<Overlap>) {
+        let at = self
+            .overlaps
+            .binary_search_by(|o| o.namespace.as_str().cmp(ns));
+        match (at, overlap) {
+            (Ok(i), Some(o)) => self.overlaps[i] = o,
+            (Ok(i), None) => {
+                self.overlaps.remove(i);
+            }
+            (Err(i), Some(o)) => self.overlaps.insert(i, o),
+            (Err(_), None) => {}
+        }
     }
 }
 

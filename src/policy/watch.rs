@@ -1,6 +1,11 @@
 //! Cluster mode: reflectors keep ProjectPolicies, Namespaces, Secret *metadata* and
-//! ServiceAccounts (their pull secrets' names) in memory; every change (debounced)
-//! rebuilds the snapshot, which is swapped in whole.
+//! ServiceAccounts (their pull secrets' names) in memory, and every change (debounced)
+//! publishes a new snapshot, swapped in whole. What a change costs follows the change, not
+//! the cluster: a Secret or ServiceAccount event updates its persistent index in place
+//! ([`super::namespaced`], O(log n)) and a snapshot takes the indexes in O(1); a Namespace
+//! event resolves that namespace alone; only a policy change (or a re-list, or a
+//! leadership change) resolves every namespace again, parsing only the policies whose
+//! spec changed.
 //!
 //! The admission path never calls the API server: if it becomes unreachable, reviews go
 //! on with the last snapshot while the watchers retry with backoff.
@@ -33,22 +38,29 @@
 //! follows every leadership change: a new leader writes what its predecessor left
 //! unwritten, and a replica that loses leadership stops at once.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, Resource};
 use tokio::sync::Notify;
 
 use super::ProjectPolicy;
-use super::cluster::{Builder, StatusUpdate, slim_namespace, slim_secret, slim_service_account};
+use super::SecretMeta;
+use super::cluster::{
+    Builder, StatusUpdate, account_pull_secrets, secret_meta, slim_namespace, slim_secret,
+    slim_service_account,
+};
 use super::file::{log_overlaps, record_reload};
+use super::namespaced::WatchedIndex;
+use super::resolve::Governance;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::policy::Snapshot;
@@ -101,13 +113,23 @@ pub async fn run(client: Client, targets: Targets) {
     let (secrets, secret_writer) = reflector::store();
     let (service_accounts, service_account_writer) = reflector::store();
     let config = watcher::Config::default();
+    let log = ChangeLog::new(changed.clone());
+    let secret_index = Arc::new(WatchedIndex::default());
+    let account_index = Arc::new(WatchedIndex::default());
     let streams = [
         drive(
             "projectpolicies",
             watcher(policy_api, config.clone())
                 .default_backoff()
                 .reflect(policy_writer),
-            changed.clone(),
+            {
+                let log = log.clone();
+                move |event: &watcher::Event<DynamicObject>| {
+                    if !matches!(event, watcher::Event::InitApply(_)) {
+                        log.record(|c| c.govern_all = true);
+                    }
+                }
+            },
         ),
         drive(
             "namespaces",
@@ -118,7 +140,21 @@ pub async fn run(client: Client, targets: Targets) {
             .default_backoff()
             .modify(slim_namespace)
             .reflect(namespace_writer),
-            changed.clone(),
+            {
+                let log = log.clone();
+                move |event: &watcher::Event<PartialObjectMeta<Namespace>>| match event {
+                    watcher::Event::Apply(ns) | watcher::Event::Delete(ns) => {
+                        if let Some(name) = &ns.metadata.name {
+                            log.record(|c| {
+                                c.namespaces.insert(name.clone());
+                            });
+                        }
+                    }
+                    // A re-list replaces the cache once complete: resolve everything then.
+                    watcher::Event::InitDone => log.record(|c| c.govern_all = true),
+                    watcher::Event::Init | watcher::Event::InitApply(_) => {}
+                }
+            },
         ),
         drive(
             "secrets",
@@ -129,7 +165,13 @@ pub async fn run(client: Client, targets: Targets) {
             .default_backoff()
             .modify(slim_secret)
             .reflect(secret_writer),
-            changed.clone(),
+            {
+                let (log, index) = (log.clone(), secret_index.clone());
+                move |event: &watcher::Event<PartialObjectMeta<Secret>>| {
+                    index.apply(event, secret_meta);
+                    log.record(|c| c.indexes = true);
+                }
+            },
         ),
         drive(
             "serviceaccounts",
@@ -137,7 +179,13 @@ pub async fn run(client: Client, targets: Targets) {
                 .default_backoff()
                 .modify(slim_service_account)
                 .reflect(service_account_writer),
-            changed.clone(),
+            {
+                let (log, index) = (log.clone(), account_index.clone());
+                move |event: &watcher::Event<ServiceAccount>| {
+                    index.apply(event, account_pull_secrets);
+                    log.record(|c| c.indexes = true);
+                }
+            },
         ),
     ];
     // The pull guarantee's facts: one watch per pull-secret type (a field selector takes
@@ -147,14 +195,14 @@ pub async fn run(client: Client, targets: Targets) {
         for (which, secret_type) in PULL_SECRET_TYPES.iter().enumerate() {
             let config = watcher::Config::default().fields(&format!("type={secret_type}"));
             let stream = watcher(Api::<Secret>::all(client.clone()), config).default_backoff();
-            let (store, changed) = (store.clone(), changed.clone());
+            let (store, log) = (store.clone(), log.clone());
             tokio::spawn(async move {
                 let mut stream = std::pin::pin!(stream);
                 while let Some(event) = stream.next().await {
                     match event {
                         Ok(event) => {
                             store.apply(which, event);
-                            changed.notify_one();
+                            log.record(|c| c.indexes = true);
                         }
                         Err(e) => tracing::warn!(
                             resource = "secrets",
@@ -174,6 +222,8 @@ pub async fn run(client: Client, targets: Targets) {
         secrets,
         service_accounts,
         pull_secrets,
+        secret_index,
+        account_index,
     };
     let audit = targets.audit.clone().map(|config| {
         let sources = crate::audit::continuous::Sources {
@@ -190,7 +240,7 @@ pub async fn run(client: Client, targets: Targets) {
             config,
         ))
     });
-    let rebuild = rebuild_loop(client, caches, changed, targets);
+    let rebuild = rebuild_loop(client, caches, log, targets);
     futures::future::join(futures::future::join_all(streams), rebuild).await;
     if let Some(audit) = audit {
         audit.abort();
@@ -206,23 +256,72 @@ pub struct Caches {
     pub service_accounts: Store<ServiceAccount>,
     /// What each pull secret serves, with `--pull-secret-registries`.
     pub pull_secrets: Option<PullSecretStore>,
+    /// The snapshot's secret index, kept by the secrets watch one event at a time.
+    pub secret_index: Arc<WatchedIndex<SecretMeta>>,
+    /// The snapshot's service-account index, kept likewise.
+    pub account_index: Arc<WatchedIndex<Arc<[String]>>>,
+}
+
+/// What changed since the last pass, as the watch tasks record it. A wake-up with
+/// nothing recorded comes from a controller asking for another pass (a retry).
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// A policy changed, the namespaces were re-listed, or a status write must be
+    /// retried: resolve every namespace again.
+    pub govern_all: bool,
+    /// Namespaces whose labels changed or that went away.
+    pub namespaces: BTreeSet<String>,
+    /// The secret, service-account or pull-secret index changed.
+    pub indexes: bool,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        !self.govern_all && self.namespaces.is_empty() && !self.indexes
+    }
+}
+
+/// Where the watch tasks record changes, and the wake-up of the rebuild loop.
+#[derive(Clone)]
+pub struct ChangeLog {
+    changes: Arc<Mutex<Changes>>,
+    wake: Arc<Notify>,
+}
+
+impl ChangeLog {
+    pub fn new(wake: Arc<Notify>) -> Self {
+        Self {
+            changes: Arc::default(),
+            wake,
+        }
+    }
+
+    /// Records a change and wakes the loop.
+    pub fn record(&self, change: impl FnOnce(&mut Changes)) {
+        change(&mut self.changes.lock().unwrap_or_else(|e| e.into_inner()));
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Changes {
+        std::mem::take(&mut self.changes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// The Secret types the kubelet reads as pull secrets.
 const PULL_SECRET_TYPES: [&str; 2] = ["kubernetes.io/dockerconfigjson", "kubernetes.io/dockercfg"];
 
-/// Polls one reflector stream, logging errors (the backoff retries) and signalling
-/// changes.
+/// Polls one reflector stream, logging errors (the backoff retries) and handing each
+/// event to `on_event`.
 fn drive<K>(
     what: &'static str,
     stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    changed: Arc<Notify>,
+    mut on_event: impl FnMut(&watcher::Event<K>) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => changed.notify_one(),
+                Ok(event) => on_event(&event),
                 Err(e) => {
                     tracing::warn!(resource = what, error = %crate::messages::Chain(&e), "watch failed; retrying with backoff")
                 }
@@ -234,7 +333,8 @@ fn drive<K>(
 /// Waits for the first full sync of every cache, then rebuilds on each change. Ready
 /// waits for the ServiceAccounts too: before them, a pod inheriting a pull secret it may
 /// not use would be admitted.
-pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, targets: Targets) {
+pub async fn rebuild_loop(client: Client, caches: Caches, log: ChangeLog, targets: Targets) {
+    let changed = log.wake.clone();
     let synced = futures::future::try_join4(
         caches.policies.wait_until_ready(),
         caches.namespaces.wait_until_ready(),
@@ -267,56 +367,74 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
     let publisher = targets.admission_policies.clone().map(|t| {
         crate::admission_policy::sync::Publisher::start(client.clone(), t, leadership.clone())
     });
-    // Rebuilds follow every secret change; overlaps are worth a warning only when they change.
+    // Overlaps are worth a warning only when they change.
     let mut last_overlaps = Vec::new();
+    let mut governance = None;
+    let mut instance_plan = None;
+    // The first pass resolves everything.
+    log.record(|c| c.govern_all = true);
     loop {
-        let (mut snapshot, updates) = builder.rebuild(
-            &caches.policies.state(),
-            &caches.namespaces.state(),
-            &caches.secrets.state(),
-            &caches.service_accounts.state(),
-        );
+        let changes = log.take();
+        // Woken with nothing recorded: a controller asked for another pass.
+        let retry = changes.is_empty();
+        let (current, updates, governance_changed) =
+            govern(&mut builder, &caches, governance.take(), &changes);
+        governance = Some(current.clone());
+        let mut snapshot = Snapshot::assemble(current, caches.secret_index.current().into());
+        snapshot.service_accounts = caches.account_index.current().into();
         if let Some(store) = &caches.pull_secrets {
             snapshot.pull_secrets = store.index();
         }
-        if snapshot.overlaps() != last_overlaps.as_slice() {
-            log_overlaps(&snapshot);
-            last_overlaps = snapshot.overlaps().to_vec();
+        if governance_changed {
+            if snapshot.overlaps() != last_overlaps.as_slice() {
+                log_overlaps(&snapshot);
+                last_overlaps = snapshot.overlaps().to_vec();
+            }
+            if let Some(publisher) = &publisher {
+                publisher.offer(&snapshot);
+            }
+            record_reload(&targets.metrics, &snapshot);
         }
         if let Some(controller) = &controller {
-            let plan = crate::instance::plan_from_caches(
-                &snapshot,
-                &caches.namespaces.state(),
-                &caches.secrets.state(),
-                &controller.allowed_sources,
-            );
-            // Pods created before a copy exists get it injected, without a warning.
-            crate::instance::provide(&plan, &mut snapshot.secrets);
-            if leadership.is_leader() {
-                let shown = instance_problems_shown(&caches.policies.state());
-                for (policy, problems) in crate::instance::controller::status_changes(&plan, &shown)
-                {
-                    tokio::spawn(write_instance_status(
-                        client.clone(),
-                        policy,
-                        problems,
-                        leadership.clone(),
-                    ));
+            // Its plan reads every secret: made again only when its inputs changed.
+            if governance_changed || changes.indexes || retry || instance_plan.is_none() {
+                let plan = crate::instance::plan_from_caches(
+                    &snapshot,
+                    &caches.namespaces.state(),
+                    &caches.secrets.state(),
+                    &controller.allowed_sources,
+                );
+                if leadership.is_leader() {
+                    let shown = instance_problems_shown(&caches.policies.state());
+                    for (policy, problems) in
+                        crate::instance::controller::status_changes(&plan, &shown)
+                    {
+                        tokio::spawn(write_instance_status(
+                            client.clone(),
+                            policy,
+                            problems,
+                            leadership.clone(),
+                        ));
+                    }
                 }
+                controller.pass(plan.clone(), leadership.is_leader());
+                instance_plan = Some(plan);
             }
-            controller.pass(plan, leadership.is_leader());
+            // Pods created before a copy exists get it injected, without a warning.
+            if let Some(plan) = &instance_plan {
+                crate::instance::provide(plan, &mut snapshot.secrets);
+            }
         }
-        if let Some(labeler) = &labeler {
+        if let Some(labeler) = &labeler
+            && (governance_changed || retry)
+        {
             let plan = crate::mode_labels::plan(&snapshot, &caches.namespaces.state());
             labeler.pass(plan, leadership.is_leader());
         }
-        if let Some(publisher) = &publisher {
-            publisher.offer(&snapshot);
-        }
-        record_reload(&targets.metrics, &snapshot);
         tracing::debug!(
             policies = snapshot.policy_count(),
-            "policy snapshot rebuilt"
+            governance_changed,
+            "policy snapshot published"
         );
         targets.policies.store(Arc::new(snapshot));
         if !targets.ready.swap(true, Ordering::AcqRel) {
@@ -324,17 +442,55 @@ pub async fn rebuild_loop(client: Client, caches: Caches, changed: Arc<Notify>, 
         }
         let to_write = leader_writes(updates, leadership.is_leader());
         for update in to_write {
-            tokio::spawn(write_status(client.clone(), update, leadership.clone()));
+            tokio::spawn(write_status(
+                client.clone(),
+                update,
+                leadership.clone(),
+                log.clone(),
+            ));
         }
         tokio::select! {
             () = changed.notified() => {}
             // Gained: write what differs. Lost: nothing to do, but harmless.
             leads = leadership.changed() => {
                 tracing::debug!(leader = leads, "leadership changed; statuses recomputed");
+                log.record(|c| c.govern_all = true);
             }
         }
         // Fold a burst of changes (a re-list, a kubectl apply of many objects) into one.
         tokio::time::sleep(DEBOUNCE).await;
+    }
+}
+
+/// The governance after `changes`: resolved whole (with the statuses to write) when a
+/// policy changed, namespace by namespace when only namespaces did, else the previous
+/// one. Also says whether it changed.
+fn govern(
+    builder: &mut Builder,
+    caches: &Caches,
+    previous: Option<Arc<Governance>>,
+    changes: &Changes,
+) -> (Arc<Governance>, Vec<StatusUpdate>, bool) {
+    match previous {
+        Some(previous) if !changes.govern_all => {
+            if changes.namespaces.is_empty() {
+                return (previous, Vec::new(), false);
+            }
+            let mut next = (*previous).clone();
+            for name in &changes.namespaces {
+                let labels = caches
+                    .namespaces
+                    .get(&ObjectRef::new(name))
+                    .map(|ns| ns.metadata.labels.clone().unwrap_or_default());
+                next.update_namespace(name, labels.as_ref());
+            }
+            (Arc::new(next), Vec::new(), true)
+        }
+        _ => {
+            let (governance, updates) =
+                builder.govern(&caches.policies.state(), &caches.namespaces.state());
+            (Arc::new(governance), updates, true)
+        }
     }
 }
 
@@ -393,25 +549,37 @@ async fn write_instance_status(
 }
 
 /// Patches a ProjectPolicy's status (conditions and `lastGoodSpec`); a failure is logged
-/// and retried on the next rebuild (the status still differs then). Leadership is checked
-/// again right before the request: it may have been lost since the rebuild.
-async fn write_status(client: Client, update: StatusUpdate, leadership: Leadership) {
+/// and, after [`STATUS_RETRY`], the statuses are computed again and what still differs is
+/// written. Leadership is checked again right before the request: it may have been lost
+/// since the rebuild.
+async fn write_status(
+    client: Client,
+    update: StatusUpdate,
+    leadership: Leadership,
+    log: ChangeLog,
+) {
     let status = serde_json::to_value(&update.status).unwrap_or_default();
-    apply_status(client, &update.name, MANAGER, status, &leadership).await;
+    if !apply_status(client, &update.name, MANAGER, status, &leadership).await {
+        tokio::time::sleep(STATUS_RETRY).await;
+        log.record(|c| c.govern_all = true);
+    }
 }
 
+/// How long a failed status write waits before the statuses are computed again.
+const STATUS_RETRY: Duration = Duration::from_secs(5);
+
 /// Server-side applies `status` to policy `name` as field manager `manager`, if this
-/// replica leads (checked again right before the write); a failure is logged and the
-/// next rebuild tries again while the status still differs.
+/// replica leads (checked again right before the write); a failure is logged and
+/// `false` returned.
 async fn apply_status(
     client: Client,
     name: &str,
     manager: &str,
     status: serde_json::Value,
     leadership: &Leadership,
-) {
+) -> bool {
     if !leadership.is_leader() {
-        return;
+        return true;
     }
     let api: Api<ProjectPolicy> = Api::all(client);
     let patch = serde_json::json!({
@@ -420,7 +588,11 @@ async fn apply_status(
         "status": status,
     });
     let params = PatchParams::apply(manager).force();
-    if let Err(e) = api.patch_status(name, &params, &Patch::Apply(&patch)).await {
-        tracing::warn!(policy = %name, manager, error = %e, "cannot write ProjectPolicy status");
+    match api.patch_status(name, &params, &Patch::Apply(&patch)).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(policy = %name, manager, error = %e, "cannot write ProjectPolicy status");
+            false
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Table-driven tests of which policy governs a namespace.
 
 use super::*;
+use crate::policy::SecretIndex;
 use crate::policy::{DEFAULT_POLICY_NAME, Mode, Snapshot};
 
 fn policy(name: &str, yaml: &str) -> Policy {
@@ -150,4 +151,64 @@ fn secret_index_is_keyed_by_namespace() {
     assert!(idx.contains("a", "pull"));
     assert!(!idx.contains("b", "pull"));
     assert_eq!(idx.len(), 1);
+}
+
+/// Resolving one namespace at a time (what a namespace event does) ends where resolving
+/// everything again would: every namespace's governing policy and every overlap, through
+/// label changes, new namespaces, deletions and namespaces a policy lists by name.
+#[test]
+fn one_namespace_at_a_time_agrees_with_a_full_build() {
+    let default = || Resolved::new(Arc::from(DEFAULT_POLICY_NAME), Arc::default(), None);
+    let label_sets: [&[(&str, &str)]; 5] = [
+        &[],
+        &[("team", "b")],
+        &[("env", "prod")],
+        &[("team", "b"), ("env", "prod")],
+        &[("other", "x")],
+    ];
+    let names = ["a-dev", "a-prod", "b-dev", "c", "d", "e"];
+    let mut known = namespaces(&[("a-dev", &[]), ("b-dev", &[("team", "b")]), ("c", &[])]);
+    let mut incremental = build(policies(), &known, default());
+    // A fixed walk through every (namespace, labels or gone) pair, twice, in an order
+    // that mixes them.
+    for step in 0..(2 * names.len() * (label_sets.len() + 1)) {
+        let name = names[(step * 7) % names.len()];
+        let choice = (step * 5) % (label_sets.len() + 1);
+        if choice == label_sets.len() {
+            known.remove(name);
+        } else {
+            known.extend(namespaces(&[(name, label_sets[choice])]));
+        }
+        incremental.update_namespace(name, known.get(name));
+        let full = build(policies(), &known, default());
+        for ns in names.iter().chain(&["never-seen"]) {
+            assert_eq!(
+                incremental.for_namespace(ns).name,
+                full.for_namespace(ns).name,
+                "step {step}: {ns}"
+            );
+        }
+        assert_eq!(incremental.overlaps, full.overlaps, "step {step}");
+    }
+}
+
+/// Every namespace a policy governs shares one compiled `Resolved` (its secretUse rules
+/// are compiled once per policy, not once per namespace).
+#[test]
+fn governed_namespaces_share_the_policy_s_compiled_rules() {
+    let p = policy(
+        "shared",
+        "namespaceSelector: {matchLabels: {team: b}}\nsecretUse: {rules: [{name: r, secrets: {names: [db]}, serviceAccounts: [app]}]}",
+    );
+    let known = namespaces(&[("b1", &[("team", "b")]), ("b2", &[("team", "b")])]);
+    let g = build(
+        vec![p],
+        &known,
+        Resolved::new(Arc::from(DEFAULT_POLICY_NAME), Arc::default(), None),
+    );
+    let (one, two) = (g.for_namespace("b1"), g.for_namespace("b2"));
+    assert!(Arc::ptr_eq(
+        one.secret_use.as_ref().expect("compiled"),
+        two.secret_use.as_ref().expect("compiled")
+    ));
 }
