@@ -81,7 +81,7 @@ impl Builder {
         secrets: &[Arc<PartialObjectMeta<Secret>>],
         service_accounts: &[Arc<ServiceAccount>],
     ) -> (Snapshot, Vec<StatusUpdate>) {
-        let (governance, updates) = self.govern(policies, namespaces);
+        let (governance, updates) = self.govern(policies, namespaces, None);
         let mut snapshot = Snapshot::assemble(Arc::new(governance), secret_index(secrets));
         snapshot.service_accounts = service_account_index(service_accounts);
         (snapshot, updates)
@@ -89,11 +89,13 @@ impl Builder {
 
     /// Which policy governs each namespace, and the statuses that differ from what the
     /// objects say. A policy whose spec did not change since the last call (same uid and
-    /// generation) is not parsed again.
+    /// generation) is not parsed again; given the `previous` governance (over the same
+    /// namespaces), only the namespaces a changed policy selects are resolved again.
     pub fn govern(
         &mut self,
         policies: &[Arc<DynamicObject>],
         namespaces: &[Arc<PartialObjectMeta<Namespace>>],
+        previous: Option<&Governance>,
     ) -> (Governance, Vec<StatusUpdate>) {
         let mut in_force = Vec::new();
         let mut updates = Vec::new();
@@ -184,7 +186,11 @@ impl Builder {
             Arc::new(super::default_policy()),
             None,
         );
-        let governance = super::resolve::build(in_force, &namespace_labels(namespaces), default);
+        let labels = namespace_labels(namespaces);
+        let governance = match previous {
+            Some(previous) => previous.with_policies(in_force, &labels),
+            None => super::resolve::build(in_force, &labels, default),
+        };
         (governance, updates)
     }
 

@@ -178,8 +178,9 @@ pub struct Governance {
     /// Sorted by namespace.
     pub(super) overlaps: Vec<Overlap>,
     /// Every project policy, broken ones included, sorted by name (the order in which
-    /// the first selecting one governs a namespace).
-    pub(super) in_force: Vec<Policy>,
+    /// the first selecting one governs a namespace). Shared: a namespace event copies
+    /// the governance, not the policies.
+    pub(super) in_force: Arc<[Policy]>,
 }
 
 /// Builds the governance: the governing policy of every known namespace, and of
@@ -188,38 +189,11 @@ pub struct Governance {
 /// `namespaces` maps each known namespace to its labels; names listed in a policy but
 /// unknown are resolved as if they existed with only the name label.
 pub fn build(
-    mut policies: Vec<Policy>,
+    policies: Vec<Policy>,
     namespaces: &BTreeMap<String, Labels>,
     default: Resolved,
 ) -> Governance {
-    policies.sort_by(|a, b| a.name.cmp(&b.name));
-    policies.dedup_by(|a, b| a.name == b.name);
-    let unknown = policies
-        .iter()
-        .find(|p| {
-            p.selector
-                .as_ref()
-                .is_some_and(|s| s.matches(&Labels::new()))
-        })
-        .map_or_else(|| default.clone(), Policy::resolved);
-    let broken = policies
-        .iter()
-        .filter_map(|p| {
-            p.broken.as_ref().map(|problems| Broken {
-                name: p.name.clone(),
-                problems: problems.clone(),
-            })
-        })
-        .collect::<Vec<_>>();
-    let mut governance = Governance {
-        default,
-        by_namespace: rpds::HashTrieMapSync::new_sync(),
-        unknown,
-        policies: policies.len() - broken.len(),
-        broken,
-        overlaps: Vec::new(),
-        in_force: policies,
-    };
+    let mut governance = Governance::of(sorted(policies), default);
 
     let mut named = BTreeMap::new();
     for name in governance
@@ -244,12 +218,98 @@ pub fn build(
     governance
 }
 
+/// `policies` sorted by name, one per name.
+fn sorted(mut policies: Vec<Policy>) -> Arc<[Policy]> {
+    policies.sort_by(|a, b| a.name.cmp(&b.name));
+    policies.dedup_by(|a, b| a.name == b.name);
+    policies.into()
+}
+
+/// Whether two versions of a policy are the same one: a policy whose spec did not
+/// change keeps its parsed version (and so its spec's allocation).
+fn same(a: &Policy, b: &Policy) -> bool {
+    a.name == b.name && Arc::ptr_eq(&a.spec, &b.spec) && a.broken == b.broken
+}
+
 /// The labels of a namespace known only by a policy naming it.
 fn name_only(name: &str) -> Labels {
     Labels::from([(NAME_LABEL.to_owned(), name.to_owned())])
 }
 
 impl Governance {
+    /// `policies` (sorted) over no namespace yet.
+    fn of(policies: Arc<[Policy]>, default: Resolved) -> Self {
+        let unknown = policies
+            .iter()
+            .find(|p| {
+                p.selector
+                    .as_ref()
+                    .is_some_and(|s| s.matches(&Labels::new()))
+            })
+            .map_or_else(|| default.clone(), Policy::resolved);
+        let broken = policies
+            .iter()
+            .filter_map(|p| {
+                p.broken.as_ref().map(|problems| Broken {
+                    name: p.name.clone(),
+                    problems: problems.clone(),
+                })
+            })
+            .collect::<Vec<_>>();
+        Governance {
+            default,
+            by_namespace: rpds::HashTrieMapSync::new_sync(),
+            unknown,
+            policies: policies.len() - broken.len(),
+            broken,
+            overlaps: Vec::new(),
+            in_force: policies,
+        }
+    }
+
+    /// This governance with `policies` in force instead, over `namespaces` (the same as
+    /// `build(policies, namespaces, default)`). Only the namespaces a changed policy
+    /// selects, before or after the change, are resolved again: a policy event costs one
+    /// pass of the changed policies over the namespaces, not every policy over every
+    /// namespace. When the answer for unseen namespaces changes, everything is.
+    pub fn with_policies(
+        &self,
+        policies: Vec<Policy>,
+        namespaces: &BTreeMap<String, Labels>,
+    ) -> Self {
+        let next = Self::of(sorted(policies), self.default.clone());
+        let unchanged_unknown = next.unknown.name == self.unknown.name
+            && Arc::ptr_eq(&next.unknown.spec, &self.unknown.spec);
+        if !unchanged_unknown {
+            return build(next.in_force.to_vec(), namespaces, self.default.clone());
+        }
+        let new_policies = next.in_force.clone();
+        let changed: Vec<&Policy> = {
+            let (old, new) = (&self.in_force, &new_policies);
+            let gone = old.iter().filter(|p| !new.iter().any(|q| same(p, q)));
+            let came = new.iter().filter(|p| !old.iter().any(|q| same(p, q)));
+            gone.chain(came).collect()
+        };
+        let mut affected: std::collections::BTreeSet<&str> = changed
+            .iter()
+            .flat_map(|p| p.spec.namespaces.iter().map(String::as_str))
+            .collect();
+        for (ns, labels) in namespaces {
+            if changed.iter().any(|p| p.selects(ns, labels)) {
+                affected.insert(ns);
+            }
+        }
+        let mut governance = Governance {
+            by_namespace: self.by_namespace.clone(),
+            overlaps: self.overlaps.clone(),
+            ..next
+        };
+        for ns in affected {
+            governance.update_namespace(ns, namespaces.get(ns));
+        }
+        governance
+    }
+
     /// The policy that governs `namespace`: a hash lookup, resolved when the governance
     /// was built.
     pub fn for_namespace(&self, namespace: &str) -> &Resolved {

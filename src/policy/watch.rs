@@ -126,7 +126,7 @@ pub async fn run(client: Client, targets: Targets) {
                 let log = log.clone();
                 move |event: &watcher::Event<DynamicObject>| {
                     if !matches!(event, watcher::Event::InitApply(_)) {
-                        log.record(|c| c.govern_all = true);
+                        log.record(|c| c.policies = true);
                     }
                 }
             },
@@ -266,9 +266,11 @@ pub struct Caches {
 /// nothing recorded comes from a controller asking for another pass (a retry).
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// A policy changed, the namespaces were re-listed, or a status write must be
-    /// retried: resolve every namespace again.
+    /// The first pass, or the namespaces were re-listed: resolve every namespace again.
     pub govern_all: bool,
+    /// A policy changed, leadership changed or a status write must be retried: parse
+    /// what changed, compute the statuses, resolve what the changed policies select.
+    pub policies: bool,
     /// Namespaces whose labels changed or that went away.
     pub namespaces: BTreeSet<String>,
     /// The secret, service-account or pull-secret index changed.
@@ -277,7 +279,7 @@ pub struct Changes {
 
 impl Changes {
     fn is_empty(&self) -> bool {
-        !self.govern_all && self.namespaces.is_empty() && !self.indexes
+        !self.govern_all && !self.policies && self.namespaces.is_empty() && !self.indexes
     }
 }
 
@@ -454,7 +456,7 @@ pub async fn rebuild_loop(client: Client, caches: Caches, log: ChangeLog, target
             // Gained: write what differs. Lost: nothing to do, but harmless.
             leads = leadership.changed() => {
                 tracing::debug!(leader = leads, "leadership changed; statuses recomputed");
-                log.record(|c| c.govern_all = true);
+                log.record(|c| c.policies = true);
             }
         }
         // Fold a burst of changes (a re-list, a kubectl apply of many objects) into one.
@@ -462,36 +464,42 @@ pub async fn rebuild_loop(client: Client, caches: Caches, log: ChangeLog, target
     }
 }
 
-/// The governance after `changes`: resolved whole (with the statuses to write) when a
-/// policy changed, namespace by namespace when only namespaces did, else the previous
-/// one. Also says whether it changed.
+/// The governance after `changes`: resolved whole (with the statuses to write) on the
+/// first pass and after a namespace re-list; after a policy change, the namespaces the
+/// changed policies select; after namespace events, those namespaces alone; else the
+/// previous one. Also says whether it changed.
 fn govern(
     builder: &mut Builder,
     caches: &Caches,
     previous: Option<Arc<Governance>>,
     changes: &Changes,
 ) -> (Arc<Governance>, Vec<StatusUpdate>, bool) {
-    match previous {
+    let (mut current, updates) = match previous {
         Some(previous) if !changes.govern_all => {
-            if changes.namespaces.is_empty() {
-                return (previous, Vec::new(), false);
+            if !changes.policies {
+                if changes.namespaces.is_empty() {
+                    return (previous, Vec::new(), false);
+                }
+                ((*previous).clone(), Vec::new())
+            } else {
+                let namespaces = caches.namespaces.state();
+                builder.govern(&caches.policies.state(), &namespaces, Some(&previous))
             }
-            let mut next = (*previous).clone();
-            for name in &changes.namespaces {
-                let labels = caches
-                    .namespaces
-                    .get(&ObjectRef::new(name))
-                    .map(|ns| ns.metadata.labels.clone().unwrap_or_default());
-                next.update_namespace(name, labels.as_ref());
-            }
-            (Arc::new(next), Vec::new(), true)
         }
         _ => {
             let (governance, updates) =
-                builder.govern(&caches.policies.state(), &caches.namespaces.state());
-            (Arc::new(governance), updates, true)
+                builder.govern(&caches.policies.state(), &caches.namespaces.state(), None);
+            return (Arc::new(governance), updates, true);
         }
+    };
+    for name in &changes.namespaces {
+        let labels = caches
+            .namespaces
+            .get(&ObjectRef::new(name))
+            .map(|ns| ns.metadata.labels.clone().unwrap_or_default());
+        current.update_namespace(name, labels.as_ref());
     }
+    (Arc::new(current), updates, true)
 }
 
 /// The statuses this replica writes: all of them when it leads, none otherwise (the
@@ -561,7 +569,7 @@ async fn write_status(
     let status = serde_json::to_value(&update.status).unwrap_or_default();
     if !apply_status(client, &update.name, MANAGER, status, &leadership).await {
         tokio::time::sleep(STATUS_RETRY).await;
-        log.record(|c| c.govern_all = true);
+        log.record(|c| c.policies = true);
     }
 }
 

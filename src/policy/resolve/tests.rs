@@ -212,3 +212,53 @@ fn governed_namespaces_share_the_policy_s_compiled_rules() {
         two.secret_use.as_ref().expect("compiled")
     ));
 }
+
+/// Swapping policies in (what a policy event does) ends where a full build would: added,
+/// removed and edited policies, by name and by selector, and a policy that selects
+/// unseen namespaces (the unknown answer changes).
+#[test]
+fn policy_changes_agree_with_a_full_build() {
+    let default = || Resolved::new(Arc::from(DEFAULT_POLICY_NAME), Arc::default(), None);
+    let known = namespaces(&[
+        ("a-dev", &[]),
+        ("a-prod", &[("env", "prod")]),
+        ("b-dev", &[("team", "b")]),
+        ("b-prod", &[("team", "b"), ("env", "prod")]),
+        ("other", &[]),
+    ]);
+    let base = policies();
+    let edited_prod = policy(
+        "prod",
+        "namespaceSelector: {matchLabels: {team: b}}\nmode: Warn",
+    );
+    let listed = policy("listed", "namespaces: [other, not-yet]");
+    let everything = policy("all", "namespaceSelector: {}");
+    let sets: Vec<Vec<Policy>> = vec![
+        base.clone(),
+        vec![base[0].clone(), base[1].clone(), edited_prod.clone()],
+        vec![base[0].clone(), edited_prod.clone()],
+        vec![base[0].clone(), edited_prod, listed.clone()],
+        vec![listed.clone()],
+        vec![listed.clone(), everything.clone()],
+        vec![listed],
+        Vec::new(),
+        vec![everything],
+        base,
+    ];
+    let mut current = build(Vec::new(), &known, default());
+    for (i, set) in sets.into_iter().enumerate() {
+        current = current.with_policies(set.clone(), &known);
+        let full = build(set, &known, default());
+        for ns in [
+            "a-dev", "a-prod", "b-dev", "b-prod", "other", "not-yet", "unseen",
+        ] {
+            assert_eq!(
+                current.for_namespace(ns).name,
+                full.for_namespace(ns).name,
+                "set {i}: {ns}"
+            );
+        }
+        assert_eq!(current.overlaps, full.overlaps, "set {i}");
+        assert_eq!(current.policies, full.policies, "set {i}");
+    }
+}
