@@ -198,7 +198,7 @@ impl Snapshot {
     pub fn with_fallback(name: &str, spec: ProjectPolicySpec) -> Self {
         let default = Resolved::new(Arc::from(name), Arc::new(spec), None);
         Self::assemble(
-            Arc::new(resolve::build(Vec::new(), &BTreeMap::new(), default)),
+            Arc::new(resolve::build(Vec::new(), &[], default)),
             SecretIndex::default(),
         )
     }
@@ -231,10 +231,8 @@ impl Snapshot {
             Arc::new(default_policy()),
             None,
         );
-        Self::assemble(
-            Arc::new(resolve::build(policies, namespaces, default)),
-            secrets,
-        )
+        let known: Vec<(&str, &Labels)> = namespaces.iter().map(|(n, l)| (n.as_str(), l)).collect();
+        Self::assemble(Arc::new(resolve::build(policies, &known, default)), secrets)
     }
 
     /// The policy that governs `namespace`: a hash lookup, resolved when the snapshot was

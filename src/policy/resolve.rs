@@ -7,7 +7,7 @@
 //! injections), so merging them field by field would enforce a policy nobody wrote, and
 //! "first by name" is what `kubectl get projectpolicies` shows at the top.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -186,26 +186,22 @@ pub struct Governance {
 /// Builds the governance: the governing policy of every known namespace, and of
 /// namespaces not seen yet (selectors evaluated against no labels).
 ///
-/// `namespaces` maps each known namespace to its labels; names listed in a policy but
-/// unknown are resolved as if they existed with only the name label.
-pub fn build(
-    policies: Vec<Policy>,
-    namespaces: &BTreeMap<String, Labels>,
-    default: Resolved,
-) -> Governance {
+/// `namespaces` lists each known namespace with its labels (borrowed from wherever the
+/// caller keeps them: nothing is copied); names listed in a policy but unknown are
+/// resolved as if they existed with only the name label.
+pub fn build(policies: Vec<Policy>, namespaces: Known<'_>, default: Resolved) -> Governance {
     let mut governance = Governance::of(sorted(policies), default);
 
+    let known: HashSet<&str> = namespaces.iter().map(|(ns, _)| *ns).collect();
     let mut named = BTreeMap::new();
-    for name in governance
-        .in_force
-        .iter()
-        .flat_map(|p| p.spec.namespaces.iter())
-    {
-        if !namespaces.contains_key(name) {
-            named.insert(name.clone(), name_only(name));
+    let in_force = governance.in_force.clone();
+    for name in in_force.iter().flat_map(|p| p.spec.namespaces.iter()) {
+        if !known.contains(name.as_str()) {
+            named.insert(name.as_str(), name_only(name));
         }
     }
-    for (ns, labels) in namespaces.iter().chain(named.iter()) {
+    let named: Vec<(&str, &Labels)> = named.iter().map(|(ns, l)| (*ns, l)).collect();
+    for &(ns, labels) in namespaces.iter().chain(&named) {
         let (governing, overlap) = governance.resolve(ns, labels);
         if let Some(overlap) = overlap {
             governance.overlaps.push(overlap);
@@ -217,6 +213,9 @@ pub fn build(
         .sort_by(|a, b| a.namespace.cmp(&b.namespace));
     governance
 }
+
+/// Known namespaces with their labels.
+pub type Known<'a> = &'a [(&'a str, &'a Labels)];
 
 /// `policies` sorted by name, one per name.
 fn sorted(mut policies: Vec<Policy>) -> Arc<[Policy]> {
@@ -272,11 +271,7 @@ impl Governance {
     /// selects, before or after the change, are resolved again: a policy event costs one
     /// pass of the changed policies over the namespaces, not every policy over every
     /// namespace. When the answer for unseen namespaces changes, everything is.
-    pub fn with_policies(
-        &self,
-        policies: Vec<Policy>,
-        namespaces: &BTreeMap<String, Labels>,
-    ) -> Self {
+    pub fn with_policies(&self, policies: Vec<Policy>, namespaces: Known<'_>) -> Self {
         let next = Self::of(sorted(policies), self.default.clone());
         let unchanged_unknown = next.unknown.name == self.unknown.name
             && Arc::ptr_eq(&next.unknown.spec, &self.unknown.spec);
@@ -290,13 +285,15 @@ impl Governance {
             let came = new.iter().filter(|p| !old.iter().any(|q| same(p, q)));
             gone.chain(came).collect()
         };
-        let mut affected: std::collections::BTreeSet<&str> = changed
+        // Known namespaces a changed policy selects (by name or label), and names a
+        // changed policy lists that are not known (resolved as `build` resolves them).
+        let mut affected: BTreeMap<&str, Option<&Labels>> = changed
             .iter()
-            .flat_map(|p| p.spec.namespaces.iter().map(String::as_str))
+            .flat_map(|p| p.spec.namespaces.iter().map(|n| (n.as_str(), None)))
             .collect();
-        for (ns, labels) in namespaces {
+        for &(ns, labels) in namespaces {
             if changed.iter().any(|p| p.selects(ns, labels)) {
-                affected.insert(ns);
+                affected.insert(ns, Some(labels));
             }
         }
         let mut governance = Governance {
@@ -304,8 +301,8 @@ impl Governance {
             overlaps: self.overlaps.clone(),
             ..next
         };
-        for ns in affected {
-            governance.update_namespace(ns, namespaces.get(ns));
+        for (ns, labels) in affected {
+            governance.update_namespace(ns, labels);
         }
         governance
     }
@@ -325,9 +322,9 @@ impl Governance {
             .iter()
             .any(|p| p.spec.namespaces.iter().any(|n| n == name));
         let labels = match (labels, named) {
-            (Some(labels), _) => labels.clone(),
+            (Some(labels), _) => std::borrow::Cow::Borrowed(labels),
             // Gone, but a policy names it: resolved as `build` resolves unseen names.
-            (None, true) => name_only(name),
+            (None, true) => std::borrow::Cow::Owned(name_only(name)),
             (None, false) => {
                 self.by_namespace.remove_mut(name);
                 self.set_overlap(name, None);

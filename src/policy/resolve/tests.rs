@@ -22,6 +22,10 @@ fn namespaces(list: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, Labels> {
         .collect()
 }
 
+fn listed(known: &BTreeMap<String, Labels>) -> Vec<(&str, &Labels)> {
+    known.iter().map(|(n, l)| (n.as_str(), l)).collect()
+}
+
 fn policies() -> Vec<Policy> {
     vec![
         policy("team-a", "namespaces: [a-dev, a-prod]\nmode: Warn"),
@@ -168,7 +172,7 @@ fn one_namespace_at_a_time_agrees_with_a_full_build() {
     ];
     let names = ["a-dev", "a-prod", "b-dev", "c", "d", "e"];
     let mut known = namespaces(&[("a-dev", &[]), ("b-dev", &[("team", "b")]), ("c", &[])]);
-    let mut incremental = build(policies(), &known, default());
+    let mut incremental = build(policies(), &listed(&known), default());
     // A fixed walk through every (namespace, labels or gone) pair, twice, in an order
     // that mixes them.
     for step in 0..(2 * names.len() * (label_sets.len() + 1)) {
@@ -180,7 +184,7 @@ fn one_namespace_at_a_time_agrees_with_a_full_build() {
             known.extend(namespaces(&[(name, label_sets[choice])]));
         }
         incremental.update_namespace(name, known.get(name));
-        let full = build(policies(), &known, default());
+        let full = build(policies(), &listed(&known), default());
         for ns in names.iter().chain(&["never-seen"]) {
             assert_eq!(
                 incremental.for_namespace(ns).name,
@@ -203,7 +207,7 @@ fn governed_namespaces_share_the_policy_s_compiled_rules() {
     let known = namespaces(&[("b1", &[("team", "b")]), ("b2", &[("team", "b")])]);
     let g = build(
         vec![p],
-        &known,
+        &listed(&known),
         Resolved::new(Arc::from(DEFAULT_POLICY_NAME), Arc::default(), None),
     );
     let (one, two) = (g.for_namespace("b1"), g.for_namespace("b2"));
@@ -231,20 +235,21 @@ fn policy_changes_agree_with_a_full_build() {
         "prod",
         "namespaceSelector: {matchLabels: {team: b}}\nmode: Warn",
     );
-    let listed = policy("listed", "namespaces: [other, not-yet]");
+    let by_name = policy("listed", "namespaces: [other, not-yet]");
     let everything = policy("all", "namespaceSelector: {}");
     let sets: Vec<Vec<Policy>> = vec![
         base.clone(),
         vec![base[0].clone(), base[1].clone(), edited_prod.clone()],
         vec![base[0].clone(), edited_prod.clone()],
-        vec![base[0].clone(), edited_prod, listed.clone()],
-        vec![listed.clone()],
-        vec![listed.clone(), everything.clone()],
-        vec![listed],
+        vec![base[0].clone(), edited_prod, by_name.clone()],
+        vec![by_name.clone()],
+        vec![by_name.clone(), everything.clone()],
+        vec![by_name],
         Vec::new(),
         vec![everything],
         base,
     ];
+    let known = listed(&known);
     let mut current = build(Vec::new(), &known, default());
     for (i, set) in sets.into_iter().enumerate() {
         current = current.with_policies(set.clone(), &known);
