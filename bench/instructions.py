@@ -82,8 +82,13 @@ def measure(binary, echo, work, n):
                            capture_output=True)
             dumps = sorted(out_file.parent.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
             results[name] = total_instructions(dumps[-1]) / n
-    finally:
-        server.stop()
+    except BaseException:
+        # The first error is the one to report, with what the server logged last.
+        server.stop(force=True)
+        tail = (out_file.parent / "server.log").read_text(errors="replace")[-2000:]
+        print(f"server log ({'echo' if echo else 'secretgate'}), last lines:\n{tail}", file=sys.stderr)
+        raise
+    server.stop()
     return results
 
 
