@@ -24,16 +24,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import FIXTURES, POLICY, ROOT, Server, make_certs
+from harness import FIXTURES, POLICY, ROOT, Server, check_answer, derived_fixtures, make_certs
 
 PORT = 18760
 
+# (workload, webhook path, fixture, answer must carry no warnings). Each is sent once to
+# secretgate first and must be allowed (harness.check_answer): a row must not measure a
+# refusal by accident. The last two are derived from recorded fixtures
+# (harness.derived_fixtures) and reviewed under team-c's secretUse rules.
 WORKLOADS = [
-    ("secret-opaque", "/validate", "secret-create-generic-from-literal.json"),
-    ("secret-dockerconfigjson", "/validate", "secret-create-dockerconfigjson-valid.json"),
-    ("secret-tls-rsa", "/validate", "secret-create-tls-rsa-pkcs8.json"),
-    ("pod-kubectl-run", "/mutate", "pod-create-kubectl-run-nginx.json"),
-    ("pod-git-sync", "/mutate", "pod-create-git-sync-container.json"),
+    ("secret-opaque", "/validate", "secret-create-generic-from-literal.json", False),
+    ("secret-dockerconfigjson", "/validate", "secret-create-dockerconfigjson-valid.json", False),
+    ("secret-tls-rsa", "/validate", "secret-create-tls-rsa-pkcs8.json", False),
+    ("pod-kubectl-run", "/mutate", "pod-create-kubectl-run-nginx.json", False),
+    ("pod-git-sync", "/mutate", "pod-create-git-sync-container.json", False),
+    ("pod-secret-use", "/validate-pods", "pod-secret-use.json", True),
+    ("deployment-secret-use", "/validate-pods", "deployment-secret-use.json", True),
 ]
 
 
@@ -62,10 +68,13 @@ def measure(binary, echo, work, n):
     server = Server(binary, work / "certs", PORT, echo, POLICY, out_file.parent / "server.log",
                     wrapper=valgrind, ready_timeout=120.0)
     pid = str(server.proc.pid)
+    derived = derived_fixtures(work / "derived")
     results = {}
     try:
-        for name, path, fixture in WORKLOADS:
-            body = FIXTURES / fixture
+        for name, path, fixture, clean in WORKLOADS:
+            body = derived.get(fixture, FIXTURES / fixture)
+            if not echo:
+                check_answer(PORT, work / "certs", path, body, clean)
             load(path, body, 200)  # warm-up: connections, allocator, lazy statics
             subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
             load(path, body, n)
@@ -73,8 +82,13 @@ def measure(binary, echo, work, n):
                            capture_output=True)
             dumps = sorted(out_file.parent.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
             results[name] = total_instructions(dumps[-1]) / n
-    finally:
-        server.stop()
+    except BaseException:
+        # The first error is the one to report, with what the server logged last.
+        server.stop(force=True)
+        tail = (out_file.parent / "server.log").read_text(errors="replace")[-2000:]
+        print(f"server log ({'echo' if echo else 'secretgate'}), last lines:\n{tail}", file=sys.stderr)
+        raise
+    server.stop()
     return results
 
 
@@ -94,7 +108,7 @@ def main():
         gate = measure(args.binary, False, work, args.requests)
     rows = []
     print(f"{'workload':26} {'echo instr/review':>18} {'secretgate':>12} {'ratio':>6}")
-    for name, _, _ in WORKLOADS:
+    for name, *_ in WORKLOADS:
         rows.append({"workload": name, "echo": round(echo[name]), "secretgate": round(gate[name]),
                      "ratio": round(echo[name] / gate[name], 3)})
         r = rows[-1]

@@ -12,7 +12,7 @@ ratios are medians of per-pair ratios.
 Also measures: p99 at half secretgate's maximum rate, server CPU time per request,
 RSS idle / under load / with a large snapshot, and start-up time to ready.
 
-    python3 bench/load.py                 # full run (about 15 minutes), release build
+    python3 bench/load.py                 # full run (about 25 minutes), release build
     python3 bench/load.py --smoke         # seconds-long CI version
 
 Prints a table and writes JSON (--out, default bench/results.json).
@@ -28,13 +28,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import FIXTURES, POLICY, ROOT, Server, log, make_certs
+from harness import FIXTURES, POLICY, ROOT, Server, check_answer, derived_fixtures, log, make_certs
 
-# (workload, webhook path, fixture)
+# (workload, webhook path, fixture, answer must carry no warnings). Each is sent once to
+# secretgate first and must be allowed (harness.check_answer): a row must not measure a
+# refusal by accident. The last two are derived from recorded fixtures
+# (harness.derived_fixtures) and reviewed under team-c's secretUse rules.
 WORKLOADS = [
-    ("secret-dockerconfigjson", "/validate", "secret-create-dockerconfigjson-valid.json"),
-    ("secret-tls-rsa", "/validate", "secret-create-tls-rsa-pkcs8.json"),
-    ("pod-git-sync", "/mutate", "pod-create-git-sync-container.json"),
+    ("secret-dockerconfigjson", "/validate", "secret-create-dockerconfigjson-valid.json", False),
+    ("secret-tls-rsa", "/validate", "secret-create-tls-rsa-pkcs8.json", False),
+    ("pod-git-sync", "/mutate", "pod-create-git-sync-container.json", False),
+    ("pod-secret-use", "/validate-pods", "pod-secret-use.json", True),
+    ("deployment-secret-use", "/validate-pods", "deployment-secret-use.json", True),
 ]
 # (protocol, h2load flags): HTTP/1.1 is what the API server uses through a Service.
 PROTOCOLS = [
@@ -87,7 +92,20 @@ def main():
     ap.add_argument("--pairs", type=int, default=3, help="A B B A pairs per workload and protocol")
     ap.add_argument("--smoke", action="store_true", help="1-second runs, one pair: for CI")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    ap.add_argument("--baseline", type=Path,
+                    help="another secretgate binary to run with the same policy in the echo's "
+                         "place (e.g. a build without a feature): the ratio is then binary / "
+                         "baseline, and the echo columns are the baseline's")
+    ap.add_argument("--workloads", help="comma-separated workload names (default: all): "
+                    + ", ".join(w[0] for w in WORKLOADS))
     args = ap.parse_args()
+    workloads = WORKLOADS
+    if args.workloads:
+        wanted = args.workloads.split(",")
+        unknown = set(wanted) - {w[0] for w in WORKLOADS}
+        if unknown:
+            raise SystemExit(f"unknown workloads: {', '.join(sorted(unknown))}")
+        workloads = [w for w in WORKLOADS if w[0] in wanted]
     if args.smoke:
         args.seconds, args.pairs = 1, 1
     if not shutil.which("h2load"):
@@ -102,20 +120,33 @@ def main():
     certs = work / "certs"
     make_certs(binary, certs)
 
-    echo = Server(binary, certs, 18443, True, policy, work / "echo.log")
+    # With --baseline, the echo's place (port, columns, A B B A order) is another build's
+    # secretgate: a same-run comparison of two builds, e.g. of an allocator.
+    echo = Server(args.baseline or binary, certs, 18443, args.baseline is None, policy,
+                  work / "echo.log")
     product = Server(binary, certs, 28443, False, policy, work / "secretgate.log")
     results = {
         "machine": machine(),
         "settings": {"seconds": args.seconds, "pairs": args.pairs, "binary": str(binary),
+                     "workloads": [w[0] for w in workloads],
+                     "baseline": str(args.baseline) if args.baseline else "echo (serve --echo)",
                      "policy": str(policy.relative_to(ROOT)) if policy else "embedded default",
                      "pinning": "none (pinning lowered throughput 10-25% here without reducing noise)"},
         "startup_to_ready_ms": round(product.ready_after * 1000, 1),
         "rss_idle_kib": product.rss_kib(),
+        "echo_rss_idle_kib": echo.rss_kib(),
         "runs": [],
     }
+    derived = derived_fixtures(work / "derived")
     try:
-        for workload, path, fixture in WORKLOADS:
-            body = FIXTURES / fixture
+        for workload, path, fixture, clean in workloads:
+            body = derived.get(fixture, FIXTURES / fixture)
+            if clean and not policy:
+                log(f"{workload}: skipped (a binary without --policy has none of these rules)")
+                continue
+            check_answer(product.port, certs, path, body, clean)
+            if args.baseline:
+                check_answer(echo.port, certs, path, body, clean)
             for proto, flags in PROTOCOLS:
                 echo_runs, product_runs, ratios = [], [], []
                 for _ in range(args.pairs):
@@ -143,6 +174,7 @@ def main():
                     f"secretgate {row['secretgate']['req_per_s']:>8.0f}/s  ratio {row['ratio_req_per_s']:.3f}  "
                     f"p99@half {half['p99_us']} µs")
         results["rss_under_load_peak_kib"] = product.rss_kib("VmHWM")
+        results["echo_rss_under_load_peak_kib"] = echo.rss_kib("VmHWM")
     finally:
         echo.stop()
         product.stop()
@@ -199,7 +231,9 @@ def table(results):
             f"| {e['cpu_us_per_req']} → {s['cpu_us_per_req']} | {r['half_rate_echo']['p99_us']} → {r['half_rate']['p99_us']} |")
     lines.append("")
     lines.append(f"start-up to ready: {results['startup_to_ready_ms']} ms; RSS idle {results['rss_idle_kib']} KiB, "
-                 f"peak under load {results.get('rss_under_load_peak_kib', 0)} KiB")
+                 f"peak under load {results.get('rss_under_load_peak_kib', 0)} KiB "
+                 f"(echo or baseline: idle {results.get('echo_rss_idle_kib', 0)} KiB, "
+                 f"peak {results.get('echo_rss_under_load_peak_kib', 0)} KiB)")
     big = results.get("large_snapshot")
     if big:
         lines.append(f"large snapshot ({big['namespaces']} namespaces, {big['secrets']} secrets): "

@@ -17,6 +17,10 @@ use secretgate::{
     telemetry, unregister,
 };
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::parse();
     let result = match cli.command {
