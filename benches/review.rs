@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::core::admission::AdmissionReview;
 use secretgate::admission::{self, Context, Webhook};
@@ -77,6 +77,87 @@ fn validate_per_type(c: &mut Criterion) {
         let secret: Secret = object(file);
         group.bench_function(*name, |b| {
             b.iter(|| secrets::validate(black_box(&secret), &rules, now))
+        });
+    }
+    group.finish();
+}
+
+/// `secret` with `data[key]` made unique by `n`: a first line of 24 spaces and tabs that
+/// spell `n` in binary, which every key parser skips (PEM readers ignore text outside a
+/// section, OpenSSH keys are trimmed), so the verdict is the same and its cost too.
+fn unique(secret: &Secret, key: &str, n: u32) -> Secret {
+    let mut secret = secret.clone();
+    let value = secret
+        .data
+        .as_mut()
+        .and_then(|d| d.get_mut(key))
+        .expect("key field");
+    let mut prefix: Vec<u8> = (0..24)
+        .map(|bit| if n >> bit & 1 == 1 { b'\t' } else { b' ' })
+        .collect();
+    prefix.push(b'\n');
+    value.0.splice(0..0, prefix);
+    secret
+}
+
+/// The key-check verdict cache (issue 20). Warm: the same secret again, as Argo CD, Flux
+/// and server-side dry-run send it (a cache hit after the first iteration). Cold: a unique
+/// secret every iteration (see `unique`), so the whole key check runs, its verdict is
+/// inserted, and once the cache is full the oldest entry is evicted; building the unique
+/// secret is outside the timing. `sha256_*`: ring's SHA-256 over the key value alone, the
+/// bulk of what the cache digests.
+fn verdict_cache(c: &mut Criterion) {
+    let rules = SecretRules::default();
+    let now = time::OffsetDateTime::now_utc();
+    let mut group = c.benchmark_group("verdict_cache");
+    for (name, file, key) in [
+        ("tls_rsa", "secret-create-tls-rsa-pkcs8.json", "tls.key"),
+        ("tls_ecdsa", "secret-create-tls-ecdsa-pkcs8.json", "tls.key"),
+        (
+            "ssh_ed25519",
+            "secret-create-ssh-auth-ed25519.json",
+            "ssh-privatekey",
+        ),
+        (
+            "ssh_rsa_pem",
+            "secret-create-ssh-auth-rsa-pem-legacy.json",
+            "ssh-privatekey",
+        ),
+    ] {
+        let secret: Secret = object(file);
+        // The unique variants are checked alike: the cold rows measure the same work.
+        let want = secrets::validate(&secret, &rules, now);
+        assert!(want.is_empty(), "{name}: {want:?}");
+        assert_eq!(
+            secrets::validate(&unique(&secret, key, 0xa5a5), &rules, now),
+            want
+        );
+        group.bench_function(format!("{name}_warm"), |b| {
+            b.iter(|| secrets::validate(black_box(&secret), &rules, now))
+        });
+        // The cold rows' harness cost (a secret cloned in the setup, dropped in the
+        // timing) without their key check: the same secret, cloned, so every check hits.
+        group.bench_function(format!("{name}_warm_cloned"), |b| {
+            b.iter_batched(
+                || secret.clone(),
+                |s| secrets::validate(black_box(&s), &rules, now),
+                BatchSize::SmallInput,
+            )
+        });
+        let mut n = 0u32;
+        group.bench_function(format!("{name}_cold"), |b| {
+            b.iter_batched(
+                || {
+                    n = n.wrapping_add(1);
+                    unique(&secret, key, n)
+                },
+                |s| secrets::validate(black_box(&s), &rules, now),
+                BatchSize::SmallInput,
+            )
+        });
+        let value = secret.data.as_ref().and_then(|d| d.get(key)).expect("key");
+        group.bench_function(format!("sha256_{name}_key_{}_bytes", value.0.len()), |b| {
+            b.iter(|| ring::digest::digest(&ring::digest::SHA256, black_box(&value.0)))
         });
     }
     group.finish();
@@ -286,6 +367,7 @@ criterion_group!(
     mutate_pods,
     whole_review,
     secret_use,
-    pull_guarantee
+    pull_guarantee,
+    verdict_cache
 );
 criterion_main!(benches);

@@ -13,6 +13,7 @@ mod dockerconfig;
 mod metadata;
 mod ssh;
 mod tls;
+mod verdict_cache;
 
 pub use dockerconfig::{
     RegistryCredential, SecretBytes, kubelet_keyring as dockerconfig_keyring, registry_credentials,

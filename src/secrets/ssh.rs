@@ -14,6 +14,7 @@ use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, PrivateKey};
 
 use super::tls::{self, KeyAlg};
+use super::verdict_cache::{CAPACITY, VerdictCache};
 use super::{Input, Violation, data_field};
 
 const PRIVATE_KEY: &str = "ssh-privatekey";
@@ -28,9 +29,15 @@ const MAX_LINE_VIOLATIONS: usize = 10;
 
 const NOT_A_KEY: &str = "is not an SSH private key (expected OpenSSH or PEM format)";
 
+/// What parsing a key found (`read_key`), memoised: a pure function of the field name (it
+/// appears in one message) and the value, independent of the policy, whose passphrase,
+/// algorithm and size rules run on every review.
+static KEY_FACTS: VerdictCache<Result<KeyFacts, String>> =
+    VerdictCache::new("ssh private key: what it is", CAPACITY);
+
 pub fn validate(input: &Input<'_>, out: &mut Vec<Violation>) {
     match input.data(PRIVATE_KEY) {
-        Some(value) => check_private_key(input, PRIVATE_KEY, value, out),
+        Some(value) => check_private_key(input, PRIVATE_KEY, value, &KEY_FACTS, out),
         // The API server refuses this before any webhook; reported for completeness.
         None => out.push(Violation::deny(
             data_field(PRIVATE_KEY),
@@ -54,7 +61,7 @@ pub fn validate_git_sync_fields(input: &Input<'_>, out: &mut Vec<Violation>) {
         }
         if let Some(value) = input.data(name) {
             found = true;
-            check_private_key(input, name, value, out);
+            check_private_key(input, name, value, &KEY_FACTS, out);
         }
     }
     if !found {
@@ -65,7 +72,8 @@ pub fn validate_git_sync_fields(input: &Input<'_>, out: &mut Vec<Violation>) {
     }
 }
 
-/// What the checks need to know about a private key.
+/// What the checks need to know about a private key: no part of it.
+#[derive(Clone, Debug)]
 struct KeyFacts {
     /// `ed25519`, `ecdsa`, `rsa`, `dsa`, …; `None` when encryption hides it.
     algorithm: Option<&'static str>,
@@ -73,10 +81,17 @@ struct KeyFacts {
     encrypted: bool,
 }
 
-fn check_private_key(input: &Input<'_>, name: &str, value: &[u8], out: &mut Vec<Violation>) {
+fn check_private_key(
+    input: &Input<'_>,
+    name: &str,
+    value: &[u8],
+    key_facts: &VerdictCache<Result<KeyFacts, String>>,
+    out: &mut Vec<Violation>,
+) {
     let rules = &input.rules.ssh;
     let field = data_field(name);
-    let facts = match read_key(name, value) {
+    let facts = key_facts.get_or_check(&[name.as_bytes(), value], || read_key(name, value));
+    let facts = match facts {
         Ok(facts) => facts,
         Err(message) => return out.push(Violation::deny(field, message)),
     };
@@ -685,6 +700,79 @@ FFhc9Yd1k17ZL2XM834iC0eTq6n5rTL2nJ23WtAAAAFQCFFTALlEuxA5G239MjN5MgqdOT
                     for w in chars.windows(16) {
                         let w: String = w.iter().collect();
                         assert!(!text.contains(&w), "case {:?} leaks {w:?}: {text}", c.name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Findings about each key field of every case, from `check_private_key` with `cache`.
+    fn key_findings(
+        c: &Case,
+        cache: &VerdictCache<Result<KeyFacts, String>>,
+    ) -> Vec<Vec<Violation>> {
+        let names: Vec<&str> = if c.type_ == "Opaque" {
+            c.rules
+                .ssh
+                .git_sync_key_fields
+                .iter()
+                .map(String::as_str)
+                .collect()
+        } else {
+            vec![PRIVATE_KEY]
+        };
+        let data: Vec<(&str, &str)> = c.data.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let secret = secret(c.type_, &data);
+        let input = Input::new(&secret, &c.rules, NOW);
+        names
+            .iter()
+            .filter_map(|name| Some((*name, input.data(name)?)))
+            .map(|(name, value)| {
+                let mut out = Vec::new();
+                check_private_key(&input, name, value, cache, &mut out);
+                out
+            })
+            .collect()
+    }
+
+    /// Every case's key fields, cold and then twice through one cache: the second pass is
+    /// answered from the cache alone, and facts cached under one case's policy give that
+    /// policy's findings under the next (the table reuses keys across policies).
+    #[test]
+    fn cached_key_facts_equal_cold_checks() {
+        let cold = VerdictCache::new("test", 0);
+        let cache = VerdictCache::new("test", CAPACITY);
+        let cases = cases();
+        for pass in 0..2 {
+            let misses = cache.stats().1;
+            for c in &cases {
+                let want = key_findings(c, &cold);
+                assert_eq!(
+                    key_findings(c, &cache),
+                    want,
+                    "case {:?}, pass {pass}",
+                    c.name
+                );
+            }
+            if pass == 1 {
+                assert_eq!(cache.stats().1, misses, "the second pass only hits");
+            }
+        }
+        let (hits, misses, len) = cache.stats();
+        assert!(
+            hits > misses && len > 10,
+            "{hits} hits, {misses} misses, {len} entries"
+        );
+
+        // No 16-character window of any value's text is among the cached facts.
+        let text = String::from_utf8_lossy(&cache.dump()).into_owned();
+        for c in &cases {
+            for (_, value) in &c.data {
+                let chars: Vec<char> = value.chars().filter(|c| !c.is_whitespace()).collect();
+                for w in chars.windows(16) {
+                    let w: String = w.iter().collect();
+                    if !w.contains("-----") {
+                        assert!(!text.contains(&w), "case {:?}: cache holds {w:?}", c.name);
                     }
                 }
             }

@@ -17,6 +17,7 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::verdict_cache::{CAPACITY, VerdictCache};
 use super::{Input, Violation, data_field};
 use crate::policy::Severity;
 
@@ -37,7 +38,25 @@ const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 
 const SUPPORTED_KEYS: &str = "use RSA (2048 to 8192 bits), ECDSA P-256/P-384 or Ed25519";
 
+/// Verdicts of the key check ("tls.key loads as rustls would and matches the leaf"), the
+/// costly part of a review (ring verifies an RSA key's consistency when it loads it). The
+/// verdict reads neither the policy nor the clock; it depends on the `tls.key` bytes and
+/// the leaf certificate's public key bits only, so those are the cache key (a certificate
+/// renewed for the same key reuses the verdict). Dates are checked on every review.
+static KEY_VERDICTS: VerdictCache<Option<Violation>> = VerdictCache::new(
+    "kubernetes.io/tls: tls.key loads and matches the leaf",
+    CAPACITY,
+);
+
 pub fn validate(input: &Input<'_>, out: &mut Vec<Violation>) {
+    validate_with(input, &KEY_VERDICTS, out);
+}
+
+fn validate_with(
+    input: &Input<'_>,
+    key_verdicts: &VerdictCache<Option<Violation>>,
+    out: &mut Vec<Violation>,
+) {
     let leaf_der = match input.data(CRT) {
         Some(value) => read_certificates(CRT, value, out),
         // The API server refuses this before any webhook; reported for completeness.
@@ -58,27 +77,38 @@ pub fn validate(input: &Input<'_>, out: &mut Vec<Violation>) {
         check_validity(input, leaf, out);
     }
 
-    let key = match input.data(KEY).map(read_private_key) {
-        Some(Ok(key)) => Some(key),
-        Some(Err(message)) => {
-            out.push(Violation::deny(data_field(KEY), message));
-            None
+    let key_finding = match (input.data(KEY), &leaf) {
+        (Some(value), Some(leaf)) => {
+            let leaf_key = leaf_public_key(leaf);
+            key_verdicts.get_or_check(&[leaf_key, value], || check_key(value, leaf_key))
         }
-        None => {
-            out.push(Violation::deny(
-                data_field(KEY),
-                "required value is missing",
-            ));
-            None
-        }
+        // Without a leaf there is nothing to match; a broken certificate is not memoised.
+        (Some(value), None) => read_private_key(value)
+            .err()
+            .map(|message| Violation::deny(data_field(KEY), message)),
+        (None, _) => Some(Violation::deny(
+            data_field(KEY),
+            "required value is missing",
+        )),
     };
-    if let (Some(leaf), Some(key)) = (&leaf, &key) {
-        check_key_matches(leaf, key.as_ref(), out);
-    }
+    out.extend(key_finding);
 
     if let Some(value) = input.data(CA) {
         read_certificates(CA, value, out);
     }
+}
+
+/// What is wrong with `tls.key` given the leaf's public key bits: a pure function of both.
+fn check_key(value: &[u8], leaf_key: &[u8]) -> Option<Violation> {
+    match read_private_key(value) {
+        Ok(key) => key_mismatch(leaf_key, key.as_ref()),
+        Err(message) => Some(Violation::deny(data_field(KEY), message)),
+    }
+}
+
+/// The subject public key bits of the leaf, all the key check reads of the certificate.
+fn leaf_public_key<'a>(leaf: &'a X509Certificate<'_>) -> &'a [u8] {
+    &leaf.tbs_certificate.subject_pki.subject_public_key.data
 }
 
 /// Reports what is wrong with a PEM certificate bundle; returns the leaf's DER if it parsed.
@@ -207,24 +237,19 @@ fn read_private_key(value: &[u8]) -> Result<Arc<dyn SigningKey>, String> {
     })
 }
 
-/// Compares the key's public half with the leaf certificate's subject public key.
-fn check_key_matches(leaf: &X509Certificate<'_>, key: &dyn SigningKey, out: &mut Vec<Violation>) {
+/// Compares the key's public half with the leaf certificate's subject public key bits.
+fn key_mismatch(leaf_key: &[u8], key: &dyn SigningKey) -> Option<Violation> {
     // ring always knows the public key; without one there is nothing to compare.
-    let Some(spki) = key.public_key() else {
-        return;
-    };
-    let Ok((_, spki)) = SubjectPublicKeyInfo::from_der(&spki) else {
-        return;
-    };
+    let spki = key.public_key()?;
+    let (_, spki) = SubjectPublicKeyInfo::from_der(&spki).ok()?;
     // Compare the key bits, not the whole SPKI DER: encoders differ in the algorithm
     // parameters (e.g. RSA's NULL) for one and the same key.
-    let cert_key = &leaf.tbs_certificate.subject_pki.subject_public_key.data;
-    if spki.subject_public_key.data != *cert_key {
-        out.push(Violation::deny(
+    (*spki.subject_public_key.data != *leaf_key).then(|| {
+        Violation::deny(
             data_field(KEY),
             format!("does not match the certificate in {}", data_field(CRT)),
-        ));
-    }
+        )
+    })
 }
 
 /// What a private key is, read from its DER structure (no crypto provider involved).
@@ -822,6 +847,118 @@ lA==
                         assert!(!text.contains(&w), "case {:?} leaks {w:?}: {text}", c.name);
                     }
                 }
+            }
+        }
+    }
+
+    fn check_with(
+        secret: &Secret,
+        rules: &SecretRules,
+        now: OffsetDateTime,
+        cache: &VerdictCache<Option<Violation>>,
+    ) -> Vec<String> {
+        let input = Input::new(secret, rules, now);
+        let mut out = Vec::new();
+        validate_with(&input, cache, &mut out);
+        out.iter()
+            .map(|v| format!("{:?} {v}", v.severity))
+            .collect()
+    }
+
+    /// Every case, cold (no cache) and then twice through one cache: the second pass is
+    /// answered from the cache alone, and a verdict cached under one case's policy and
+    /// clock is right under the next (the table reuses keys across expiry rules and times).
+    #[test]
+    fn cached_verdicts_equal_cold_checks() {
+        let cold = VerdictCache::new("test", 0);
+        let cache = VerdictCache::new("test", CAPACITY);
+        let cases = cases();
+        for pass in 0..2 {
+            let misses = cache.stats().1;
+            for c in &cases {
+                let data: Vec<(&str, &str)> =
+                    c.data.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let secret = secret(&data);
+                let want = check_with(&secret, &c.rules, c.now, &cold);
+                assert_eq!(want, c.want, "case {:?} cold", c.name);
+                let got = check_with(&secret, &c.rules, c.now, &cache);
+                assert_eq!(got, want, "case {:?}, pass {pass}", c.name);
+            }
+            if pass == 1 {
+                assert_eq!(cache.stats().1, misses, "the second pass only hits");
+            }
+        }
+        let (hits, misses, len) = cache.stats();
+        assert!(
+            hits > misses && len > 10,
+            "{hits} hits, {misses} misses, {len} entries"
+        );
+    }
+
+    /// A valid certificate's verdict, cached, does not outlive the certificate: later
+    /// clocks and stricter or more lenient policies see the dates afresh.
+    #[test]
+    fn a_cached_verdict_does_not_freeze_dates() {
+        let cache = VerdictCache::new("test", 8);
+        let key = KeyPair::from_pem(RSA_2048_PKCS8).unwrap();
+        let crt = self_signed(&key, YEAR_AGO, NEXT_YEAR);
+        let s = secret(&[("tls.crt", &crt), ("tls.key", RSA_2048_PKCS8)]);
+        let rules = SecretRules::default();
+        assert!(check_with(&s, &rules, NOW, &cache).is_empty());
+        let later = datetime!(2028-01-01 00:00 UTC);
+        let expired = ["Deny data[tls.crt]: certificate expired on 2027-11-23"];
+        assert_eq!(check_with(&s, &rules, later, &cache), expired);
+        let mut lenient = rules.clone();
+        lenient.tls.reject_expired = false;
+        let warned = ["Warn data[tls.crt]: certificate expired on 2027-11-23"];
+        assert_eq!(check_with(&s, &lenient, later, &cache), warned);
+        let mut strict = rules.clone();
+        strict.tls.min_days_remaining = 400;
+        let got = check_with(&s, &strict, NOW, &cache);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("policy requires at least 400 days"),
+            "{got:?}"
+        );
+        assert_eq!(cache.stats(), (3, 1, 1));
+    }
+
+    /// What the cache keeps after every case: no 16-character window of a value's text,
+    /// no 8-byte window of a decoded key or certificate.
+    #[test]
+    fn cached_verdicts_hold_no_secret_material() {
+        let cache = VerdictCache::new("test", CAPACITY);
+        let cases = cases();
+        let mut ders = Vec::new();
+        for c in &cases {
+            let data: Vec<(&str, &str)> = c.data.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            check_with(&secret(&data), &c.rules, c.now, &cache);
+            for (_, value) in &c.data {
+                for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(value.as_bytes()) {
+                    ders.extend(section.ok().map(|(_, der)| der));
+                }
+            }
+        }
+        let dump = cache.dump();
+        assert!(cache.stats().2 > 10 && !ders.is_empty());
+        let text = String::from_utf8_lossy(&dump);
+        for c in &cases {
+            for (_, value) in &c.data {
+                for line in value.lines().filter(|l| !l.starts_with("-----")) {
+                    let chars: Vec<char> = line.chars().collect();
+                    for w in chars.windows(16) {
+                        let w: String = w.iter().collect();
+                        assert!(!text.contains(&w), "case {:?}: cache holds {w:?}", c.name);
+                    }
+                }
+            }
+        }
+        for der in &ders {
+            for w in der.windows(8) {
+                assert!(
+                    !dump.windows(8).any(|d| d == w),
+                    "cache holds DER bytes {w:?}"
+                );
             }
         }
     }
