@@ -2,60 +2,49 @@
 //! careful envelope read that gives a precise 400 (or a pass-through) for anything else.
 //! Errors describe JSON problems by position and category, never by quoting the input.
 
-use kube::core::Resource;
-use kube::core::admission::AdmissionRequest;
 use serde::Deserialize;
 
+use super::request::{Request, Str};
 use super::{API_VERSION, DecodeError, KIND, Summary, clip};
 
-/// An AdmissionReview decoded in one pass. `AdmissionReview<K>` from kube flattens its
-/// TypeMeta, which makes serde buffer the whole body into an intermediate tree before
-/// decoding it again (most of a review's decode time); this names the two fields instead.
+/// An AdmissionReview decoded in one pass, its request borrowed from the body. kube's
+/// `AdmissionReview<K>` flattens its TypeMeta, which makes serde buffer the whole body
+/// into an intermediate tree before decoding it again; this names the two fields instead.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[serde(bound = "K: Resource + for<'a> Deserialize<'a>")]
-pub(super) struct Review<K: Resource> {
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    request: Option<AdmissionRequest<K>>,
-}
-
-impl<K: Resource> Review<K> {
-    fn into_request(self) -> Option<AdmissionRequest<K>> {
-        let mut request = self.request?;
-        request.types = kube::core::TypeMeta {
-            api_version: API_VERSION.to_owned(),
-            kind: KIND.to_owned(),
-        };
-        Some(request)
-    }
+struct Review<'a, K> {
+    #[serde(default, borrow)]
+    api_version: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    request: Option<Request<'a, K>>,
 }
 
 /// The request of a v1 AdmissionReview whose object is the core/v1 `kind`, with a uid;
 /// `None` for any other body (the careful path then says why).
-pub(super) fn decode_well_formed<K>(body: &[u8], kind: &str) -> Option<AdmissionRequest<K>>
+pub(super) fn decode_well_formed<'a, K>(body: &'a [u8], kind: &str) -> Option<Request<'a, K>>
 where
-    K: Resource + for<'de> Deserialize<'de>,
+    K: Deserialize<'a>,
 {
-    let review: Review<K> = serde_json::from_slice(body).ok()?;
-    if review.api_version.as_deref() != Some(API_VERSION) || review.kind.as_deref() != Some(KIND) {
+    let review: Review<'a, K> = serde_json::from_slice(body).ok()?;
+    let is = |field: &Option<Str<'_>>, want: &str| field.as_ref().is_some_and(|s| s.0 == want);
+    if !is(&review.api_version, API_VERSION) || !is(&review.kind, KIND) {
         return None;
     }
-    let request = review.into_request()?;
+    let request = review.request?;
     let gvk = &request.kind;
     let ours = gvk.group.is_empty() && gvk.version == "v1" && gvk.kind == kind;
     (ours && !request.uid.is_empty()).then_some(request)
 }
 
 /// The typed request, once `Envelope::read` has checked apiVersion, kind and uid.
-pub(super) fn decode<K>(body: &[u8]) -> Result<AdmissionRequest<K>, DecodeError>
+pub(super) fn decode<'a, K>(body: &'a [u8]) -> Result<Request<'a, K>, DecodeError>
 where
-    K: Resource + for<'de> Deserialize<'de>,
+    K: Deserialize<'a>,
 {
-    let review: Review<K> = serde_json::from_slice(body).map_err(describe)?;
-    review.into_request().ok_or(DecodeError::NoRequest)
+    let review: Review<'a, K> = serde_json::from_slice(body).map_err(describe)?;
+    review.request.ok_or(DecodeError::NoRequest)
 }
 
 /// Describes a JSON error by position and category. serde's own text for a wrong type or

@@ -1,7 +1,8 @@
 //! The only module that knows AdmissionReview: decode a body, route it by kind and
 //! operation to `secrets` or `pods`, and turn the result into the response body.
 //!
-//! A review is first decoded in one typed pass (`AdmissionRequest<Secret>` / `<Pod>`):
+//! A review is first decoded in one typed pass (`Request<LeanSecret>` / `<Lean<Pod>>`, a
+//! borrowed view of the request with kube's shape checks, see `request`):
 //! that is every review the API server sends under the shipped configuration. When that
 //! pass fails or finds something else (another apiVersion, kind or object kind, no uid,
 //! no object), the body is read again the careful way: a light envelope read checks
@@ -11,16 +12,16 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::Resource;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::admission::{AdmissionResponse, Operation};
 use time::OffsetDateTime;
 
 use crate::objects::{Lean, LeanSecret};
 
 mod bounded;
 mod decode;
+mod request;
 mod response;
 mod secret_use;
 use crate::pods;
@@ -28,7 +29,8 @@ use crate::policy::{Mode, Severity, Snapshot};
 use crate::secrets::{self, Violation};
 pub use bounded::{MAX_SHOWN, clip};
 use decode::{Envelope, decode, decode_well_formed};
-use response::{deny, encode, invalid, pass_through, with_patch};
+use request::{Request, User};
+use response::{allowed, deny, encode, invalid, pass_through, with_patch};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 const KIND: &str = "AdmissionReview";
@@ -255,11 +257,11 @@ pub fn echo(body: &[u8]) -> Answer {
 }
 
 fn validate_secret(
-    req: AdmissionRequest<LeanSecret>,
+    req: Request<'_, LeanSecret>,
     ctx: &Context<'_>,
 ) -> Result<(AdmissionResponse, Summary), DecodeError> {
     let mut summary = summary_of(&req);
-    let response = AdmissionResponse::from(&req);
+    let response = allowed(&req.uid);
     // A broken governing policy (invalid, no good version known) denies writes.
     let policy = ctx.policies.for_namespace(&summary.namespace);
     if let (Operation::Create | Operation::Update, Some(message)) =
@@ -316,7 +318,7 @@ fn validate_secret(
 /// When the Secret of `req` is denied for real (not a dry run) and names an owner, what
 /// the Event on that owner says (`owner_events`): the denial message the writer got.
 fn note_owner_event(
-    req: &AdmissionRequest<LeanSecret>,
+    req: &Request<'_, LeanSecret>,
     response: &AdmissionResponse,
     summary: &mut Summary,
 ) {
@@ -344,11 +346,14 @@ struct Judged<'a> {
 }
 
 /// Why the requester of a review is exempt from `policy`, if they are.
-fn exemption(policy: &crate::policy::Resolved, user: &UserInfo) -> Option<String> {
+fn exemption(policy: &crate::policy::Resolved, user: &User<'_>) -> Option<String> {
     let exemptions = policy.spec.exemptions.as_ref()?;
-    let username = user.username.as_deref().unwrap_or_default();
-    let groups = user.groups.as_deref().unwrap_or_default();
-    exemptions.exempt(username, groups)
+    let username = user.username.as_ref().map_or("", |u| &u.0);
+    // Owned group names for `exempt`, built only under a policy with exemptions.
+    let groups: Vec<String> = (user.groups.iter().flatten())
+        .map(|g| g.0.clone().into_owned())
+        .collect();
+    exemptions.exempt(username, &groups)
 }
 
 /// Applies the policy mode to the findings: Enforce denies on any `Deny` finding, Warn
@@ -458,11 +463,11 @@ impl<I: Iterator> Iterator for ExactCount<I> {
 impl<I: Iterator> ExactSizeIterator for ExactCount<I> {}
 
 fn mutate_pod(
-    req: AdmissionRequest<Lean<Pod>>,
+    req: Request<'_, Lean<Pod>>,
     ctx: &Context<'_>,
 ) -> Result<(AdmissionResponse, Summary), DecodeError> {
     let mut summary = summary_of(&req);
-    let mut response = AdmissionResponse::from(&req);
+    let mut response = allowed(&req.uid);
     // Pods are mutated when created; an UPDATE cannot change the fields we inject.
     if req.operation != Operation::Create {
         return Ok((response, summary));
@@ -506,9 +511,9 @@ fn lean<K>(object: &Option<Lean<K>>) -> Option<&K> {
     object.as_ref().map(|o| &o.0)
 }
 
-fn summary_of<K: Resource<DynamicType = ()>>(req: &AdmissionRequest<K>) -> Summary {
+fn summary_of<K: Resource<DynamicType = ()>>(req: &Request<'_, K>) -> Summary {
     let name = if !req.name.is_empty() {
-        req.name.clone()
+        req.name.clone().into_owned()
     } else {
         // generateName creates and deletecollection DELETEs carry no request.name.
         let meta = req
@@ -526,9 +531,9 @@ fn summary_of<K: Resource<DynamicType = ()>>(req: &AdmissionRequest<K>) -> Summa
         }
     };
     Summary {
-        uid: req.uid.clone(),
-        kind: req.kind.kind.clone(),
-        namespace: req.namespace.clone().unwrap_or_default(),
+        uid: req.uid.clone().into_owned(),
+        kind: req.kind.kind.clone().into_owned(),
+        namespace: req.namespace().to_owned(),
         name,
         operation: operation_str(&req.operation).to_owned(),
         dry_run: req.dry_run,

@@ -12,11 +12,17 @@ use super::{API_VERSION, Answer, DecodeError, KIND, Summary, Verdict};
 
 /// A review the route does not handle (another kind): allowed unchanged.
 pub(super) fn pass_through(head: &Envelope) -> (AdmissionResponse, Summary) {
+    (allowed(&head.uid), head.summary())
+}
+
+/// The answer "allowed" to the review `uid`, as kube's `AdmissionResponse::from` a
+/// request builds it; denials, warnings and patches are set on it.
+pub(super) fn allowed(uid: &str) -> AdmissionResponse {
     let mut response = AdmissionResponse::invalid("");
-    response.uid = head.uid.clone();
+    response.uid = uid.to_owned();
     response.allowed = true;
     response.result = Status::default();
-    (response, head.summary())
+    response
 }
 
 /// Sets the 403 Forbidden status kubectl prints as `denied the request: <message>`.

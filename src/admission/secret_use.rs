@@ -10,22 +10,22 @@
 //! the template would be checked the same way.
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::admission::{AdmissionResponse, Operation};
 
-use super::response::deny;
+use super::request::{Request, User};
+use super::response::{allowed, deny};
 use super::{Context, DecodeError, Judged, Summary, Verdict, apply_findings, lean, summary_of};
 use crate::objects::{Lean, Workload};
 use crate::pods::{self, secret_use};
 use crate::policy::{Labels, Resolved};
-use k8s_openapi::api::authentication::v1::UserInfo;
 
 /// Reviews a Pod CREATE or UPDATE.
 pub(super) fn validate_pod(
-    req: AdmissionRequest<Lean<Pod>>,
+    req: Request<'_, Lean<Pod>>,
     ctx: &Context<'_>,
 ) -> Result<(AdmissionResponse, Summary), DecodeError> {
     let summary = summary_of(&req);
-    let response = AdmissionResponse::from(&req);
+    let response = allowed(&req.uid);
     let old = match req.operation {
         Operation::Create => None,
         Operation::Update => lean(&req.old_object).and_then(|p| p.spec.as_ref()),
@@ -64,12 +64,12 @@ pub(super) fn validate_pod(
 
 /// Reviews a workload CREATE or UPDATE through its pod template at `pointer`.
 pub(super) fn validate_workload(
-    req: AdmissionRequest<Workload>,
+    req: Request<'_, Workload>,
     pointer: &'static str,
     ctx: &Context<'_>,
 ) -> Result<(AdmissionResponse, Summary), DecodeError> {
     let summary = summary_of(&req);
-    let response = AdmissionResponse::from(&req);
+    let response = allowed(&req.uid);
     let what = match req.operation {
         Operation::Create => "CREATE",
         Operation::Update => "UPDATE",
@@ -85,13 +85,13 @@ pub(super) fn validate_workload(
     let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     // `/spec/template` → `spec.template.spec`.
     let prefix = format!("{}.spec", pointer.trim_start_matches('/').replace('/', "."));
-    let subject = req.kind.kind.clone();
+    let subject: &str = &req.kind.kind;
     Ok(judge(
         response,
         summary,
         ctx,
         Template {
-            subject: &subject,
+            subject,
             spec,
             labels,
             prefix: &prefix,
@@ -122,7 +122,7 @@ fn judge(
     mut summary: Summary,
     ctx: &Context<'_>,
     template: Template<'_>,
-    user: &UserInfo,
+    user: &User<'_>,
 ) -> (AdmissionResponse, Summary) {
     let policy: &Resolved = ctx.policies.for_namespace(&summary.namespace);
     summary.policy = Some(policy.name.clone());
