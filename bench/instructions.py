@@ -16,7 +16,10 @@ default target/instructions.json).
 """
 
 import argparse
+import base64
+import http.client
 import json
+import ssl
 import re
 import shutil
 import subprocess
@@ -41,6 +44,40 @@ WORKLOADS = [
     ("pod-secret-use", "/validate-pods", "pod-secret-use.json", True),
     ("deployment-secret-use", "/validate-pods", "deployment-secret-use.json", True),
 ]
+
+
+# Key checks whose verdicts secretgate caches (src/secrets/verdict_cache.rs): measured
+# again with a unique secret per request, so every review runs the full key check.
+COLD = [
+    ("secret-tls-rsa-cold", "/validate", "secret-create-tls-rsa-pkcs8.json", "tls.key"),
+]
+
+
+def unique_bodies(fixture, field, start, n):
+    """`n` copies of a recorded review whose `field` differs in a leading line of spaces
+    and tabs (the counter in binary), which PEM readers skip: same verdict, new digest."""
+    review = json.loads(Path(fixture).read_bytes())
+    data = review["request"]["object"]["data"]
+    value = base64.b64decode(data[field])
+    for i in range(start, start + n):
+        pad = format(i, "024b").replace("0", " ").replace("1", "\t").encode()
+        data[field] = base64.b64encode(pad + b"\n" + value).decode()
+        yield json.dumps(review).encode()
+
+
+def send_all(path, bodies, certs):
+    """Sends each body on one keep-alive connection; every answer must be allowed."""
+    ctx = ssl.create_default_context(cafile=str(Path(certs) / "ca.crt"))
+    conn = http.client.HTTPSConnection("127.0.0.1", PORT, context=ctx, timeout=120)
+    try:
+        for body in bodies:
+            conn.request("POST", path, body=body, headers={"content-type": "application/json"})
+            reply = conn.getresponse()
+            answer = json.loads(reply.read())
+            if reply.status != 200 or answer["response"].get("allowed") is not True:
+                raise SystemExit(f"{path}: a unique body was not allowed: {answer}")
+    finally:
+        conn.close()
 
 
 def load(path, body, n):
@@ -82,6 +119,15 @@ def measure(binary, echo, work, n):
                            capture_output=True)
             dumps = sorted(out_file.parent.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
             results[name] = total_instructions(dumps[-1]) / n
+        for name, path, fixture, field in COLD:
+            fixture = FIXTURES / fixture
+            send_all(path, unique_bodies(fixture, field, 0, 50), work / "certs")  # warm-up
+            subprocess.run(["callgrind_control", "-z", pid], check=True, capture_output=True)
+            send_all(path, unique_bodies(fixture, field, 50, n), work / "certs")
+            subprocess.run(["callgrind_control", "-d", name, pid], check=True,
+                           capture_output=True)
+            dumps = sorted(out_file.parent.glob("callgrind.out.*"), key=lambda p: p.stat().st_mtime)
+            results[name] = total_instructions(dumps[-1]) / n
     except BaseException:
         # The first error is the one to report, with what the server logged last.
         server.stop(force=True)
@@ -108,7 +154,7 @@ def main():
         gate = measure(args.binary, False, work, args.requests)
     rows = []
     print(f"{'workload':26} {'echo instr/review':>18} {'secretgate':>12} {'ratio':>6}")
-    for name, *_ in WORKLOADS:
+    for name, *_ in WORKLOADS + COLD:
         rows.append({"workload": name, "echo": round(echo[name]), "secretgate": round(gate[name]),
                      "ratio": round(echo[name] / gate[name], 3)})
         r = rows[-1]

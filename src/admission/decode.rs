@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::request::{Request, Str};
+use super::request::{Gvk, Request, Str};
 use super::{API_VERSION, DecodeError, KIND, Summary, clip};
 
 /// An AdmissionReview decoded in one pass, its request borrowed from the body. kube's
@@ -27,15 +27,27 @@ pub(super) fn decode_well_formed<'a, K>(body: &'a [u8], kind: &str) -> Option<Re
 where
     K: Deserialize<'a>,
 {
+    decode_well_formed_if(body, |gvk| {
+        gvk.group.is_empty() && gvk.version == "v1" && gvk.kind == kind
+    })
+}
+
+/// The request of a v1 AdmissionReview whose object's kind `ours` accepts, with a uid;
+/// `None` for any other body.
+pub(super) fn decode_well_formed_if<'a, K>(
+    body: &'a [u8],
+    ours: impl Fn(&Gvk<'_>) -> bool,
+) -> Option<Request<'a, K>>
+where
+    K: Deserialize<'a>,
+{
     let review: Review<'a, K> = serde_json::from_slice(body).ok()?;
     let is = |field: &Option<Str<'_>>, want: &str| field.as_ref().is_some_and(|s| s.0 == want);
     if !is(&review.api_version, API_VERSION) || !is(&review.kind, KIND) {
         return None;
     }
     let request = review.request?;
-    let gvk = &request.kind;
-    let ours = gvk.group.is_empty() && gvk.version == "v1" && gvk.kind == kind;
-    (ours && !request.uid.is_empty()).then_some(request)
+    (ours(&request.kind) && !request.uid.is_empty()).then_some(request)
 }
 
 /// The typed request, once `Envelope::read` has checked apiVersion, kind and uid.

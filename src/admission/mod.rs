@@ -17,7 +17,7 @@ use kube::core::Resource;
 use kube::core::admission::{AdmissionResponse, Operation};
 use time::OffsetDateTime;
 
-use crate::objects::{Lean, LeanSecret};
+use crate::objects::{Lean, LeanSecret, PodOrWorkload};
 
 mod bounded;
 mod decode;
@@ -28,8 +28,8 @@ use crate::pods;
 use crate::policy::{Mode, Severity, Snapshot};
 use crate::secrets::{self, Violation};
 pub use bounded::{MAX_SHOWN, clip};
-use decode::{Envelope, decode, decode_well_formed};
-use request::{Request, User};
+use decode::{Envelope, decode, decode_well_formed, decode_well_formed_if};
+use request::{Gvk, Request, User};
 use response::{allowed, deny, encode, invalid, pass_through, with_patch};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
@@ -192,8 +192,23 @@ fn review_well_formed(webhook: Webhook, body: &[u8], ctx: &Context<'_>) -> Optio
     let result = match webhook {
         Webhook::Validate => validate_secret(decode_well_formed(body, "Secret")?, ctx),
         Webhook::Mutate => mutate_pod(decode_well_formed(body, "Pod")?, ctx),
-        // Workloads take the careful path (their kinds are not core/v1 Pods).
-        Webhook::ValidatePods => secret_use::validate_pod(decode_well_formed(body, "Pod")?, ctx),
+        // A Pod or a workload: the object is read in one pass before its kind is known.
+        Webhook::ValidatePods => {
+            let pointer = |gvk: &Gvk<'_>| {
+                crate::objects::template_pointer_of(&gvk.group, &gvk.version, &gvk.kind)
+            };
+            let is_pod =
+                |gvk: &Gvk<'_>| gvk.group.is_empty() && gvk.version == "v1" && gvk.kind == "Pod";
+            let req = decode_well_formed_if::<PodOrWorkload>(body, |gvk| {
+                is_pod(gvk) || pointer(gvk).is_some()
+            })?;
+            match pointer(&req.kind) {
+                None => secret_use::validate_pod(req.map(PodOrWorkload::into_pod), ctx),
+                Some(at) => {
+                    secret_use::validate_workload(req.map(PodOrWorkload::into_workload), at, ctx)
+                }
+            }
+        }
     };
     let (response, summary) = result.ok()?;
     Some(Answer {

@@ -53,9 +53,30 @@ pub(super) struct Request<'a, K> {
     pub(super) options: Option<AnyJson>,
 }
 
-impl<K> Request<'_, K> {
+impl<'a, K> Request<'a, K> {
     pub(super) fn namespace(&self) -> &str {
         self.namespace.as_ref().map_or("", |n| &n.0)
+    }
+
+    /// The same request with its objects converted by `f`.
+    pub(super) fn map<T>(self, f: impl Fn(K) -> T) -> Request<'a, T> {
+        Request {
+            uid: self.uid,
+            kind: self.kind,
+            resource: self.resource,
+            sub_resource: self.sub_resource,
+            request_kind: self.request_kind,
+            request_resource: self.request_resource,
+            request_sub_resource: self.request_sub_resource,
+            name: self.name,
+            namespace: self.namespace,
+            operation: self.operation,
+            user_info: self.user_info,
+            object: self.object.map(&f),
+            old_object: self.old_object.map(&f),
+            dry_run: self.dry_run,
+            options: self.options,
+        }
     }
 }
 

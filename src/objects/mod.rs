@@ -21,7 +21,7 @@ mod workload;
 
 pub use secret::LeanSecret;
 pub use secret_data::SecretData;
-pub use workload::{Workload, template_pointer};
+pub use workload::{PodOrWorkload, Workload, template_pointer, template_pointer_of};
 
 /// `K` decoded with only the fields secretgate reads.
 #[derive(Clone, Debug, Default)]

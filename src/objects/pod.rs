@@ -279,9 +279,47 @@ pub(super) struct SpecFields {
     service_account_name: Option<String>,
     /// Deprecated alias of `serviceAccountName`, still in the v1 API.
     service_account: Option<String>,
+    /// A workload's pod template (`spec.template`): read in the same pass when the
+    /// review's kind is not known yet ([`super::workload::PodOrWorkload`]). A Pod has no
+    /// such field (the API server drops unknown fields), so it costs pods nothing.
+    template: Option<Box<TemplateFields>>,
+    /// A CronJob's (`spec.jobTemplate.spec.template`).
+    job_template: Option<Box<JobTemplateFields>>,
+}
+
+/// `spec.jobTemplate` of a CronJob, down to its pod template.
+#[derive(Deserialize)]
+pub(super) struct JobTemplateFields {
+    spec: Option<JobSpecFields>,
+}
+
+#[derive(Deserialize)]
+struct JobSpecFields {
+    template: Option<TemplateFields>,
+}
+
+/// A Pod from its metadata and spec fields.
+pub(super) fn lean_pod(metadata: Option<Meta>, spec: Option<SpecFields>) -> Lean<Pod> {
+    Lean(Pod {
+        metadata: metadata.unwrap_or_default().into(),
+        spec: spec.map(SpecFields::spec),
+        ..Pod::default()
+    })
 }
 
 impl SpecFields {
+    /// A workload's pod templates: `spec.template`, and a CronJob's
+    /// `spec.jobTemplate.spec.template`.
+    pub(super) fn templates(self) -> (Option<PodTemplateSpec>, Option<PodTemplateSpec>) {
+        (
+            self.template.map(|t| t.template()),
+            self.job_template
+                .and_then(|j| j.spec)
+                .and_then(|s| s.template)
+                .map(TemplateFields::template),
+        )
+    }
+
     pub(super) fn spec(self) -> PodSpec {
         PodSpec {
             containers: self
@@ -333,10 +371,6 @@ impl<'de> Deserialize<'de> for Lean<Pod> {
             spec: Option<SpecFields>,
         }
         let f = Fields::deserialize(d)?;
-        Ok(Lean(Pod {
-            metadata: f.metadata.unwrap_or_default().into(),
-            spec: f.spec.map(SpecFields::spec),
-            ..Pod::default()
-        }))
+        Ok(lean_pod(f.metadata, f.spec))
     }
 }

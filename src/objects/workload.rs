@@ -4,18 +4,23 @@
 
 use std::borrow::Cow;
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{GroupVersionKind, NamespaceResourceScope, Resource};
 use serde::{Deserialize, Deserializer};
 
-use super::Meta;
-use super::pod::TemplateFields;
+use super::pod::{SpecFields, lean_pod};
+use super::{Lean, Meta};
 
 /// Where a workload of some kind keeps its pod template, as a JSON pointer, or `None`
 /// for a kind that has none.
 pub fn template_pointer(gvk: &GroupVersionKind) -> Option<&'static str> {
-    match (gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()) {
+    template_pointer_of(&gvk.group, &gvk.version, &gvk.kind)
+}
+
+/// [`template_pointer`] of a kind given by its parts.
+pub fn template_pointer_of(group: &str, version: &str, kind: &str) -> Option<&'static str> {
+    match (group, version, kind) {
         ("apps", "v1", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
         | ("batch", "v1", "Job")
         | ("", "v1", "ReplicationController") => Some("/spec/template"),
@@ -71,40 +76,44 @@ impl Resource for Workload {
 
 impl<'de> Deserialize<'de> for Workload {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PodOrWorkload::deserialize(d).map(PodOrWorkload::into_workload)
+    }
+}
+
+/// A `/validate-pods` object read in one pass before the review's kind says what it is:
+/// a Pod's fields and a workload's pod templates (whichever the object has). Deciding
+/// first would take a pass over the body to read the kind, then another for the object.
+pub struct PodOrWorkload {
+    metadata: Option<Meta>,
+    spec: Option<SpecFields>,
+}
+
+impl PodOrWorkload {
+    pub fn into_pod(self) -> Lean<Pod> {
+        lean_pod(self.metadata, self.spec)
+    }
+
+    pub fn into_workload(self) -> Workload {
+        let (template, job_template) = self.spec.map(SpecFields::templates).unwrap_or_default();
+        Workload {
+            metadata: self.metadata.unwrap_or_default().into(),
+            template,
+            job_template,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PodOrWorkload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         struct Fields {
             metadata: Option<Meta>,
             spec: Option<SpecFields>,
         }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct SpecFields {
-            template: Option<TemplateFields>,
-            job_template: Option<JobTemplateFields>,
-        }
-        #[derive(Deserialize)]
-        struct JobTemplateFields {
-            spec: Option<JobSpecFields>,
-        }
-        #[derive(Deserialize)]
-        struct JobSpecFields {
-            template: Option<TemplateFields>,
-        }
         let f = Fields::deserialize(d)?;
-        let (template, job_template) = match f.spec {
-            None => (None, None),
-            Some(spec) => (
-                spec.template.map(TemplateFields::template),
-                spec.job_template
-                    .and_then(|j| j.spec)
-                    .and_then(|s| s.template)
-                    .map(TemplateFields::template),
-            ),
-        };
-        Ok(Workload {
-            metadata: f.metadata.unwrap_or_default().into(),
-            template,
-            job_template,
+        Ok(Self {
+            metadata: f.metadata,
+            spec: f.spec,
         })
     }
 }
